@@ -1,0 +1,74 @@
+//! The `nodepatch.dev/v1alpha1` API: CRD types (no I/O), condition helpers and constants.
+//!
+//! Doc comments on every field become `kubectl explain` text, so they are written for users.
+//! Limits that a schema or CEL rule can express are enforced at admission; the rest surface as
+//! `Ready=False` conditions set by the controller.
+
+pub mod common;
+pub mod conditions;
+pub mod maintenancewindow;
+pub mod nodepatchreport;
+pub mod patchbaseline;
+pub mod patchpolicy;
+pub mod patchrun;
+
+pub use common::*;
+pub use maintenancewindow::*;
+pub use nodepatchreport::*;
+pub use patchbaseline::*;
+pub use patchpolicy::*;
+pub use patchrun::*;
+
+use kube::CustomResourceExt;
+use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+
+/// API group of every nodepatch kind.
+pub const GROUP: &str = "nodepatch.dev";
+/// API version served and stored.
+pub const VERSION: &str = "v1alpha1";
+/// Node label that opts a node out of every policy.
+pub const EXCLUDE_LABEL: &str = "nodepatch.dev/exclude";
+/// Node label the controller sets while a node is in a run's active wave; the run DaemonSet
+/// selects on it.
+pub const RUN_LABEL: &str = "nodepatch.dev/run";
+/// Field manager of the controller's server-side applies.
+pub const CONTROLLER_MANAGER: &str = "nodepatch-controller";
+/// Field manager of the agent's server-side applies.
+pub const AGENT_MANAGER: &str = "nodepatch-agent";
+
+/// Every CRD of the API, ordered by CRD name so that `cat crds/*.yaml` equals `nodepatch crd`.
+pub fn crds() -> Vec<CustomResourceDefinition> {
+    vec![
+        MaintenanceWindow::crd(),
+        NodePatchReport::crd(),
+        PatchBaseline::crd(),
+        PatchPolicy::crd(),
+        PatchRun::crd(),
+    ]
+}
+
+/// One CRD as a YAML document starting with `---`.
+fn crd_document(crd: &CustomResourceDefinition) -> String {
+    // Serialising a CRD we built ourselves cannot fail: it is plain data with string keys.
+    format!("---\n{}", serde_yaml::to_string(crd).expect("CRD serialises to YAML"))
+}
+
+/// The CRDs as one multi-document YAML stream: the output of `nodepatch crd` and, file by file,
+/// the content of the committed `crds/` directory.
+pub fn crds_yaml() -> String {
+    crds().iter().map(crd_document).collect()
+}
+
+/// Write one `<crd name>.yaml` per CRD into `dir` (how `crds/` is regenerated).
+pub fn write_crd_files(dir: &std::path::Path) -> std::io::Result<()> {
+    std::fs::create_dir_all(dir)?;
+    for crd in crds() {
+        std::fs::write(dir.join(crd_file_name(&crd)), crd_document(&crd))?;
+    }
+    Ok(())
+}
+
+/// The file name (under `crds/`) of one CRD.
+pub fn crd_file_name(crd: &CustomResourceDefinition) -> String {
+    format!("{}.yaml", crd.metadata.name.as_deref().unwrap_or("unnamed"))
+}

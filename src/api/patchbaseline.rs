@@ -1,0 +1,194 @@
+//! PatchBaseline: what may be installed on one operating system.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{ComplianceLevel, NodeComplianceCounts, OperatingSystem};
+
+/// Pattern of an approved/rejected patch entry: package names with `*` wildcards, rpm NEVRA
+/// shapes, advisory and CVE ids. Never a leading `-` (it would read as an option), no whitespace
+/// and no shell metacharacters. The OS family's full grammar is checked by the controller and
+/// agent (Ready=False with the entry when it does not parse).
+pub const PATCH_NAME_PATTERN: &str = r"^[A-Za-z0-9*_][A-Za-z0-9._+:~^*@-]{0,254}$";
+
+/// Pattern of a filter value: like a patch name, plus `/` (repository paths).
+pub const FILTER_VALUE_PATTERN: &str = r"^[A-Za-z0-9*_][A-Za-z0-9._+:~^*@/-]{0,63}$";
+
+/// Approval rules, approved and rejected lists for one operating system, evaluated like AWS
+/// Systems Manager patch baselines: global filters, then approval rules, then the approved list,
+/// minus the rejected list.
+#[derive(CustomResource, KubeSchema, Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[kube(
+    group = "nodepatch.dev",
+    version = "v1alpha1",
+    kind = "PatchBaseline",
+    plural = "patchbaselines",
+    shortname = "pb",
+    category = "nodepatch",
+    status = "PatchBaselineStatus",
+    printcolumn = r#"{"name":"OS","type":"string","jsonPath":".spec.operatingSystem"}"#,
+    printcolumn = r#"{"name":"Default","type":"boolean","jsonPath":".spec.default"}"#,
+    printcolumn = r#"{"name":"Rules","type":"integer","jsonPath":".status.rules"}"#,
+    printcolumn = r#"{"name":"Compliant","type":"integer","jsonPath":".status.nodes.compliant"}"#,
+    printcolumn = r#"{"name":"NonCompliant","type":"integer","jsonPath":".status.nodes.nonCompliant"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchBaselineSpec {
+    /// Operating system this baseline applies to. Nodes are matched to it by their os-release.
+    pub operating_system: OperatingSystem,
+    /// Marks this baseline as the default for its operatingSystem: used for nodes whose
+    /// PatchPolicy names no baseline for their OS. Two defaults for one OS make both Ready=False.
+    #[serde(default)]
+    pub default: bool,
+    /// Free text shown to users.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub description: Option<String>,
+    /// Filters applied to every candidate before the approval rules; a patch that does not pass
+    /// all of them is never approved by a rule (the approvedPatches list still applies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    pub global_filters: Vec<PatchFilter>,
+    /// Approval rules: a patch is approved when it passes every filter of one rule and that
+    /// rule's approveAfterDays / approveUntilDate.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10))]
+    pub approval_rules: Vec<ApprovalRule>,
+    /// Patches approved regardless of the rules (package names with `*`; on rpm systems the
+    /// NEVRA shapes, advisory ids and CVE ids). A patch also in rejectedPatches is rejected.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 500), inner(length(min = 1, max = 255), pattern(PATCH_NAME_PATTERN)))]
+    pub approved_patches: Vec<String>,
+    /// Compliance level of patches approved by approvedPatches.
+    #[serde(default)]
+    pub approved_patches_compliance_level: ComplianceLevel,
+    /// Also approve non-security updates of packages listed in approvedPatches (apt: always
+    /// true in effect, as in SSM).
+    #[serde(default)]
+    pub approved_patches_enable_non_security: bool,
+    /// Patches never approved, whatever the rules and approvedPatches say.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 500), inner(length(min = 1, max = 255), pattern(PATCH_NAME_PATTERN)))]
+    pub rejected_patches: Vec<String>,
+    /// What rejection means: AllowAsDependency installs a rejected package only when another
+    /// approved update needs it (reported InstalledOther); Block never installs it, and an
+    /// installed one is reported InstalledRejected.
+    #[serde(default)]
+    pub rejected_patches_action: RejectedPatchesAction,
+    /// Alternate package sources used instead of the node's configured ones during install.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 20))]
+    pub sources: Vec<PatchSource>,
+}
+
+/// One filter: the patch property `key` must match one of `values` (`*` is a wildcard).
+#[derive(KubeSchema, Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchFilter {
+    /// The patch property to match.
+    pub key: PatchFilterKey,
+    /// Accepted values, OR-ed; each may contain `*` wildcards (e.g. `Security`, `*-security`,
+    /// `linux-image-*`).
+    #[schemars(length(min = 1, max = 20), inner(length(min = 1, max = 64), pattern(FILTER_VALUE_PATTERN)))]
+    pub values: Vec<String>,
+}
+
+/// Patch properties a filter can match.
+#[derive(JsonSchema, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum PatchFilterKey {
+    /// Security, Bugfix, Enhancement, Recommended, Newpackage (rpm: updateinfo type; apt:
+    /// Security when the candidate comes from a security suite, else by suite).
+    Classification,
+    /// Vendor severity: Critical, Important, Moderate, Low (rpm/zypper; apt: from urgency).
+    Severity,
+    /// Debian package priority: Required, Important, Standard, Optional, Extra.
+    Priority,
+    /// Debian section (admin, libs, net, …).
+    Section,
+    /// Product, e.g. `Ubuntu24.04`, `RedhatEnterpriseLinux9`, `AmazonLinux2023`.
+    Product,
+    /// Repository / suite the candidate comes from (`bookworm-security`, `baseos`).
+    Repository,
+    /// Package name.
+    Name,
+    /// Architecture (amd64, arm64, x86_64, aarch64, noarch, all).
+    Arch,
+}
+
+/// One approval rule.
+#[derive(KubeSchema, Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+#[x_kube(validation = Rule::new("!(has(self.approveAfterDays) && has(self.approveUntilDate))").message("approveAfterDays and approveUntilDate are mutually exclusive: set one").field_path(".approveUntilDate"))]
+pub struct ApprovalRule {
+    /// Filters, AND-ed. Without a Classification filter only security updates are approved
+    /// unless enableNonSecurity is true.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 4))]
+    pub filters: Vec<PatchFilter>,
+    /// Approve a patch this many days after its release (rpm: updateinfo updated/issued date;
+    /// apt: the day the node first saw the version). 0 approves immediately.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(range(min = 0, max = 360))]
+    pub approve_after_days: Option<u32>,
+    /// Approve patches released on or before this date (YYYY-MM-DD).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(pattern(r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"))]
+    pub approve_until_date: Option<String>,
+    /// Compliance level reported for patches this rule approves while they are missing.
+    #[serde(default)]
+    pub compliance_level: ComplianceLevel,
+    /// Also approve non-security updates that match the filters.
+    #[serde(default)]
+    pub enable_non_security: bool,
+}
+
+/// What rejectedPatches means for dependencies.
+#[derive(JsonSchema, Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+pub enum RejectedPatchesAction {
+    /// A rejected package may still be installed or updated as a dependency of an approved one.
+    #[default]
+    AllowAsDependency,
+    /// A rejected package is never installed, nor anything that needs it.
+    Block,
+}
+
+/// An alternate package source.
+#[derive(KubeSchema, Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchSource {
+    /// Name of the source (file name on the node, so lowercase letters, digits, `-`, `_`, `.`).
+    #[schemars(length(min = 1, max = 50), pattern(r"^[a-z0-9][a-z0-9._-]*$"))]
+    pub name: String,
+    /// Products (e.g. `Ubuntu24.04`, `*`) whose nodes use this source.
+    #[schemars(length(min = 1, max = 20), inner(length(min = 1, max = 64), pattern(FILTER_VALUE_PATTERN)))]
+    pub products: Vec<String>,
+    /// The source definition as the package manager reads it: apt sources lines / deb822, or a
+    /// yum `.repo` file. Written to a file, never passed through a shell.
+    #[schemars(length(min = 1, max = 4096))]
+    pub configuration: String,
+}
+
+/// Observed state of a PatchBaseline.
+#[derive(KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchBaselineStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Nodes evaluated against this baseline, by compliance.
+    #[serde(default)]
+    pub nodes: NodeComplianceCounts,
+    /// Number of approval rules (for `kubectl get`).
+    #[serde(default)]
+    pub rules: u32,
+    /// Content hash of the resolved baseline (what a new run would snapshot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hash: Option<String>,
+    /// Ready: the baseline is valid and usable.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+}

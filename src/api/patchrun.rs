@@ -1,0 +1,264 @@
+//! PatchRun: one execution (scan or install) of a PatchPolicy.
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
+use kube::{CustomResource, KubeSchema};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+use super::common::{NAME_PATTERN, Operation, OperatingSystem, RebootOption};
+use super::patchbaseline::PatchBaselineSpec;
+
+/// One execution of a policy. Created by the controller on schedule, or by a user to
+/// "patch now" (trigger Manual: runs at once, windows ignored, rollout limits kept).
+#[derive(CustomResource, KubeSchema, Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[kube(
+    group = "nodepatch.dev",
+    version = "v1alpha1",
+    kind = "PatchRun",
+    plural = "patchruns",
+    shortname = "pr",
+    category = "nodepatch",
+    status = "PatchRunStatus",
+    validation = Rule::new("self.spec == oldSelf.spec").message("spec is immutable: create a new PatchRun instead").field_path(".spec"),
+    printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".spec.policyRef"}"#,
+    printcolumn = r#"{"name":"Operation","type":"string","jsonPath":".spec.operation"}"#,
+    printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Succeeded","type":"integer","jsonPath":".status.nodes.succeeded"}"#,
+    printcolumn = r#"{"name":"Failed","type":"integer","jsonPath":".status.nodes.failed"}"#,
+    printcolumn = r#"{"name":"Total","type":"integer","jsonPath":".status.nodes.total"}"#,
+    printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
+)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchRunSpec {
+    /// The PatchPolicy this run executes.
+    #[schemars(length(min = 1, max = 253), pattern(NAME_PATTERN))]
+    pub policy_ref: String,
+    /// Scan (read-only) or Install.
+    pub operation: Operation,
+    /// Overrides the policy's install.rebootOption for this run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot_option: Option<RebootOption>,
+    /// Who started the run: Schedule (the controller) or Manual (a user; windows are ignored).
+    #[serde(default)]
+    pub trigger: RunTrigger,
+}
+
+/// Who started a run.
+#[derive(JsonSchema, Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+pub enum RunTrigger {
+    /// Started by the controller from the policy's scan schedule or a maintenance window.
+    Schedule,
+    /// Started by a user ("patch now").
+    #[default]
+    Manual,
+}
+
+/// Phase of a run.
+#[derive(JsonSchema, Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+pub enum RunPhase {
+    /// Created, not started yet (e.g. waiting for another run of the policy to end).
+    #[default]
+    Pending,
+    /// Nodes are being scanned or patched.
+    Running,
+    /// Every target node finished without error budget exhausted.
+    Succeeded,
+    /// More nodes failed than maxErrors allows: no new nodes were started.
+    Halted,
+    /// The run could not proceed (e.g. its policy or baseline is invalid).
+    Failed,
+    /// Canceled (the policy was deleted or suspended).
+    Canceled,
+    /// The maintenance window closed with nodes left; they are listed and picked up by the next
+    /// window's run.
+    TimedOut,
+}
+
+impl RunPhase {
+    /// True once the run can no longer change.
+    pub fn is_finished(self) -> bool {
+        !matches!(self, RunPhase::Pending | RunPhase::Running)
+    }
+
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunPhase::Pending => "Pending",
+            RunPhase::Running => "Running",
+            RunPhase::Succeeded => "Succeeded",
+            RunPhase::Halted => "Halted",
+            RunPhase::Failed => "Failed",
+            RunPhase::Canceled => "Canceled",
+            RunPhase::TimedOut => "TimedOut",
+        }
+    }
+}
+
+/// Observed state of a run.
+#[derive(KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PatchRunStatus {
+    /// The generation this status describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observed_generation: Option<i64>,
+    /// Phase of the run.
+    #[serde(default)]
+    pub phase: RunPhase,
+    /// The resolved baselines every node of the run uses, one per operating system among its
+    /// nodes, fixed at start (edits to a PatchBaseline do not change a running run).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 13))]
+    pub baseline_snapshots: Vec<BaselineSnapshot>,
+    /// Node counts by outcome.
+    #[serde(default)]
+    pub nodes: RunNodeCounts,
+    /// Failed nodes with the reason (first 100).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub failed_nodes: Vec<FailedNode>,
+    /// Per-node rollout state: the durable record the controller resumes from after a restart.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 10000))]
+    pub targets: Vec<RunTarget>,
+    /// Wave in progress (1-based); 0 before the first.
+    #[serde(default)]
+    pub current_wave: u32,
+    /// When the run started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the run finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completion_time: Option<Time>,
+    /// When the last wave completed (start of the soak).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_wave_completion_time: Option<Time>,
+    /// Human-readable summary of the phase.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub message: Option<String>,
+    /// Ready, Progressing, Degraded.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
+    pub conditions: Vec<Condition>,
+}
+
+/// A resolved baseline fixed for the run.
+#[derive(KubeSchema, Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct BaselineSnapshot {
+    /// Operating system of the nodes using it.
+    pub operating_system: OperatingSystem,
+    /// PatchBaseline name, or `nodepatch-predefined-<os>` for a built-in one.
+    pub name: String,
+    /// Content hash of the resolved baseline.
+    pub hash: String,
+    /// The resolved baseline content agents evaluate.
+    pub baseline: PatchBaselineSpec,
+}
+
+/// Node counts of a run.
+#[derive(KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunNodeCounts {
+    /// Target nodes.
+    #[serde(default)]
+    pub total: u32,
+    /// Not started.
+    #[serde(default)]
+    pub pending: u32,
+    /// In progress.
+    #[serde(default)]
+    pub in_progress: u32,
+    /// Finished.
+    #[serde(default)]
+    pub succeeded: u32,
+    /// Finished but a reboot is still needed (NoReboot).
+    #[serde(default)]
+    pub succeeded_reboot_required: u32,
+    /// Failed.
+    #[serde(default)]
+    pub failed: u32,
+    /// Skipped (deleted, excluded or conflicting during the run, or not reached).
+    #[serde(default)]
+    pub skipped: u32,
+}
+
+/// A failed node.
+#[derive(KubeSchema, Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct FailedNode {
+    /// Node name.
+    pub node: String,
+    /// Machine-readable reason (e.g. InstallFailed, DrainTimeout, NodeTimeout).
+    pub reason: String,
+    /// Details.
+    #[serde(default)]
+    #[schemars(length(max = 1024))]
+    pub message: String,
+}
+
+/// State of one node in a run.
+#[derive(JsonSchema, Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq, Hash)]
+pub enum TargetState {
+    /// Not started.
+    #[default]
+    Pending,
+    /// Labelled into the run; the agent is scanning or installing.
+    InProgress,
+    /// Cordoned and being drained before a reboot.
+    Draining,
+    /// Drained; the agent was told to reboot and the controller waits for a new boot ID.
+    Rebooting,
+    /// Back after reboot; waiting for the agent's confirming scan.
+    Verifying,
+    /// Done.
+    Succeeded,
+    /// Done; a reboot is still needed (NoReboot).
+    SucceededRebootRequired,
+    /// Failed.
+    Failed,
+    /// Skipped.
+    Skipped,
+}
+
+impl TargetState {
+    /// True once the node's part of the run is over.
+    pub fn is_done(self) -> bool {
+        matches!(
+            self,
+            TargetState::Succeeded | TargetState::SucceededRebootRequired | TargetState::Failed | TargetState::Skipped
+        )
+    }
+}
+
+/// One node's record in a run.
+#[derive(KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunTarget {
+    /// Node name.
+    pub node: String,
+    /// State in this run.
+    #[serde(default)]
+    pub state: TargetState,
+    /// Wave the node was started in (1-based); 0 while pending.
+    #[serde(default)]
+    pub wave: u32,
+    /// Value of the policy's topologyKey label on the node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<String>,
+    /// When the node entered the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub start_time: Option<Time>,
+    /// When the node finished.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub end_time: Option<Time>,
+    /// True when the controller cordoned the node (only then does it uncordon it).
+    #[serde(default)]
+    pub cordoned: bool,
+    /// Boot ID seen before the reboot was requested.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub boot_id: Option<String>,
+    /// Reason for a failure or skip.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
