@@ -1,0 +1,52 @@
+# nodepatch: build, test and demo entry points. `make help` lists them.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+KUBECONFIG_LOCAL := $(CURDIR)/.local/kubeconfig
+CARGO ?= cargo
+
+.PHONY: help
+help: ## list targets
+	@grep -E '^[a-zA-Z_-]+:.*?## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*?## "}; {printf "  %-14s %s\n", $$1, $$2}'
+
+.PHONY: deps
+deps: ## install the Debian packages tests need (only what is missing)
+	scripts/install-deps.sh
+
+.PHONY: tools
+tools: ## build (or reuse) etcd, kube-apiserver, kcm, scheduler, kubectl, kwok, helm into .local/bin
+	e2e/tools/build.sh
+
+.PHONY: cluster-up
+cluster-up: tools ## start the local control plane with 3 fake nodes (.local/kubeconfig)
+	e2e/cluster.sh up
+
+.PHONY: cluster-down
+cluster-down: ## stop the local control plane
+	e2e/cluster.sh down
+
+.PHONY: build
+build: ## build the nodepatch binary (debug)
+	$(CARGO) build
+
+.PHONY: crds
+crds: ## regenerate crds/ from the Rust types
+	$(CARGO) run -q -- crd --output-dir crds
+
+.PHONY: lint
+lint: ## rustfmt and clippy, warnings are errors
+	$(CARGO) fmt --all -- --check
+	$(CARGO) clippy --all-targets -- -D warnings
+
+.PHONY: test-unit
+test-unit: ## unit, property and offline integration tests (no cluster needed)
+	$(CARGO) test --lib --bins
+	@for t in tests/*.rs; do n=$$(basename $$t .rs); case $$n in cluster_*|e2e_*) ;; *) $(CARGO) test --test $$n || exit 1;; esac; done
+
+.PHONY: test
+test: deps tools ## everything CI runs: lint, all tests against the real control plane
+	scripts/test.sh
+
+.PHONY: bench
+bench: ## criterion benchmarks (pure code)
+	$(CARGO) bench
