@@ -145,3 +145,25 @@ impl TestNamespace {
             .await;
     }
 }
+
+/// Install (server-side apply) the nodepatch CRDs and wait until the apiserver serves them.
+pub async fn ensure_crds(client: &Client) {
+    use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+    use kube::api::{Api, Patch, PatchParams};
+    let api: Api<CustomResourceDefinition> = Api::all(client.clone());
+    let pp = PatchParams::apply("nodepatch-tests").force();
+    for crd in nodepatch::api::crds() {
+        let name = crd.metadata.name.clone().expect("CRD has a name");
+        api.patch(&name, &pp, &Patch::Apply(&crd)).await.expect("apply CRD");
+        eventually(Duration::from_secs(30), &format!("CRD {name} established"), || {
+            let api = api.clone();
+            let name = name.clone();
+            async move {
+                let crd = api.get(&name).await.ok()?;
+                let established = crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True");
+                established.then_some(())
+            }
+        })
+        .await;
+    }
+}

@@ -1,0 +1,351 @@
+//! The API at admission on the real apiserver: every sample is accepted, every invalid manifest
+//! of the corpus is rejected with a message naming the field, printer columns and
+//! `kubectl explain` text are served.
+
+mod support;
+
+use std::process::Command;
+
+use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::Client;
+use serde_json::{Value, json};
+
+fn api_resource(kind: &str) -> ApiResource {
+    let plural = match kind {
+        "PatchBaseline" => "patchbaselines",
+        "MaintenanceWindow" => "maintenancewindows",
+        "PatchPolicy" => "patchpolicies",
+        "PatchRun" => "patchruns",
+        "NodePatchReport" => "nodepatchreports",
+        other => panic!("unknown kind {other}"),
+    };
+    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("nodepatch.dev", "v1alpha1", kind), plural)
+}
+
+fn dynamic_api(client: &Client, kind: &str) -> Api<DynamicObject> {
+    Api::all_with(client.clone(), &api_resource(kind))
+}
+
+fn valid_spec(kind: &str) -> Value {
+    match kind {
+        "PatchBaseline" => json!({
+            "operatingSystem": "Ubuntu",
+            "approvalRules": [{
+                "filters": [{"key": "Priority", "values": ["Required", "Important"]}],
+                "approveAfterDays": 7,
+                "complianceLevel": "High"
+            }],
+            "approvedPatches": ["openssl"],
+            "rejectedPatches": ["telnet"],
+            "sources": [{"name": "mirror", "products": ["Ubuntu24.04"], "configuration": "deb http://mirror.example/ubuntu noble main"}]
+        }),
+        "MaintenanceWindow" => json!({
+            "schedule": "cron(0 2 ? * TUE#2 *)",
+            "timeZone": "Europe/Berlin",
+            "duration": "4h",
+            "cutoff": "1h",
+            "exclusions": [{"name": "freeze", "start": "2026-12-20T00:00:00Z", "end": "2027-01-04T00:00:00Z"}]
+        }),
+        "PatchPolicy" => json!({
+            "nodeSelector": {"matchLabels": {"pool": "prod"}},
+            "baselineRefs": ["ubuntu-prod"],
+            "install": {"maintenanceWindowRefs": ["patch-tuesday"]},
+            "rollout": {"maxConcurrency": "10%", "maxErrors": 1, "topologyKey": "topology.kubernetes.io/zone"},
+            "drain": {"timeout": "15m"}
+        }),
+        "PatchRun" => json!({"policyRef": "production", "operation": "Install"}),
+        other => panic!("unknown kind {other}"),
+    }
+}
+
+fn object(kind: &str, name: &str, spec: Value) -> DynamicObject {
+    serde_json::from_value(json!({
+        "apiVersion": "nodepatch.dev/v1alpha1",
+        "kind": kind,
+        "metadata": {"name": name},
+        "spec": spec,
+    }))
+    .expect("object literal")
+}
+
+/// Set (Some) or remove (None) the value at a JSON pointer below `spec`.
+fn mutate(mut spec: Value, pointer: &str, value: Option<Value>) -> Value {
+    let (parent, last) = pointer.rsplit_once('/').expect("pointer has a parent");
+    let target = spec.pointer_mut(parent).unwrap_or_else(|| panic!("no parent {parent} in valid spec"));
+    match value {
+        Some(v) => match target {
+            Value::Object(map) => {
+                map.insert(last.to_string(), v);
+            }
+            Value::Array(items) => {
+                let i: usize = last.parse().expect("array index");
+                items[i] = v;
+            }
+            _ => panic!("parent of {pointer} is not a container"),
+        },
+        None => {
+            target.as_object_mut().expect("object parent").remove(last);
+        }
+    }
+    spec
+}
+
+struct Case {
+    kind: &'static str,
+    what: &'static str,
+    pointer: &'static str,
+    value: Option<Value>,
+    field: &'static str,
+    message: Option<&'static str>,
+}
+
+fn case(kind: &'static str, what: &'static str, pointer: &'static str, value: Value, field: &'static str) -> Case {
+    Case { kind, what, pointer, value: Some(value), field, message: None }
+}
+
+fn removed(kind: &'static str, what: &'static str, pointer: &'static str, field: &'static str) -> Case {
+    Case { kind, what, pointer, value: None, field, message: None }
+}
+
+fn with_message(mut c: Case, message: &'static str) -> Case {
+    c.message = Some(message);
+    c
+}
+
+fn long(n: usize) -> String {
+    "a".repeat(n)
+}
+
+fn invalid_corpus() -> Vec<Case> {
+    const PB: &str = "PatchBaseline";
+    const MW: &str = "MaintenanceWindow";
+    const PP: &str = "PatchPolicy";
+    const PR: &str = "PatchRun";
+    let rule = valid_spec(PB)["approvalRules"][0].clone();
+    let filter = rule["filters"][0].clone();
+    vec![
+        // PatchBaseline
+        case(PB, "unknown operating system", "/operatingSystem", json!("Windows"), "spec.operatingSystem"),
+        removed(PB, "missing operating system", "/operatingSystem", "spec.operatingSystem"),
+        case(PB, "approveAfterDays above 360", "/approvalRules/0/approveAfterDays", json!(361), "spec.approvalRules[0].approveAfterDays"),
+        case(PB, "negative approveAfterDays", "/approvalRules/0/approveAfterDays", json!(-1), "spec.approvalRules[0].approveAfterDays"),
+        with_message(
+            case(PB, "approveAfterDays with approveUntilDate", "/approvalRules/0/approveUntilDate", json!("2026-01-01"), "spec.approvalRules[0].approveUntilDate"),
+            "mutually exclusive",
+        ),
+        case(PB, "approveUntilDate month 13", "/approvalRules/0", json!({"approveUntilDate": "2026-13-01"}), "spec.approvalRules[0].approveUntilDate"),
+        case(PB, "unknown compliance level", "/approvalRules/0/complianceLevel", json!("Severe"), "spec.approvalRules[0].complianceLevel"),
+        case(PB, "unknown filter key", "/approvalRules/0/filters/0/key", json!("Color"), "spec.approvalRules[0].filters[0].key"),
+        case(PB, "empty filter values", "/approvalRules/0/filters/0/values", json!([]), "spec.approvalRules[0].filters[0].values"),
+        case(PB, "21 filter values", "/approvalRules/0/filters/0/values", json!(vec!["x"; 21]), "spec.approvalRules[0].filters[0].values"),
+        case(PB, "filter value of 65 chars", "/approvalRules/0/filters/0/values/0", json!(long(65)), "spec.approvalRules[0].filters[0].values[0]"),
+        case(PB, "filter value with a space", "/approvalRules/0/filters/0/values/0", json!("a b"), "spec.approvalRules[0].filters[0].values[0]"),
+        case(PB, "5 filters in a rule", "/approvalRules/0/filters", json!(vec![filter.clone(); 5]), "spec.approvalRules[0].filters"),
+        case(PB, "11 approval rules", "/approvalRules", json!(vec![rule.clone(); 11]), "spec.approvalRules"),
+        case(PB, "5 global filters", "/globalFilters", json!(vec![filter.clone(); 5]), "spec.globalFilters"),
+        case(PB, "approved patch with leading dash", "/approvedPatches/0", json!("-oops"), "spec.approvedPatches[0]"),
+        case(PB, "approved patch with shell metacharacters", "/approvedPatches/0", json!("curl;reboot"), "spec.approvedPatches[0]"),
+        case(PB, "approved patch with whitespace", "/approvedPatches/0", json!("open ssl"), "spec.approvedPatches[0]"),
+        case(PB, "rejected patch with command substitution", "/rejectedPatches/0", json!("$(reboot)"), "spec.rejectedPatches[0]"),
+        case(PB, "501 approved patches", "/approvedPatches", json!((0..501).map(|i| format!("p{i}")).collect::<Vec<_>>()), "spec.approvedPatches"),
+        case(PB, "unknown rejectedPatchesAction", "/rejectedPatchesAction", json!("Ignore"), "spec.rejectedPatchesAction"),
+        case(PB, "description over 1024 chars", "/description", json!(long(1025)), "spec.description"),
+        case(PB, "source name with a space", "/sources/0/name", json!("Bad Name"), "spec.sources[0].name"),
+        case(PB, "source without configuration", "/sources/0/configuration", json!(""), "spec.sources[0].configuration"),
+        // MaintenanceWindow
+        with_message(case(MW, "free-text schedule", "/schedule", json!("every tuesday"), "spec.schedule"), "schedule must be"),
+        case(MW, "AWS cron with 4 fields", "/schedule", json!("cron(0 2 * *)"), "spec.schedule"),
+        case(MW, "rate of zero", "/schedule", json!("rate(0 hours)"), "spec.schedule"),
+        case(MW, "at without seconds", "/schedule", json!("at(2026-12-01T02:00)"), "spec.schedule"),
+        with_message(case(MW, "duration under 1h", "/duration", json!("30m"), "spec.duration"), "between 1h and 24h"),
+        case(MW, "duration over 24h", "/duration", json!("25h"), "spec.duration"),
+        case(MW, "duration in words", "/duration", json!("4 hours"), "spec.duration"),
+        removed(MW, "missing duration", "/duration", "spec.duration"),
+        with_message(case(MW, "cutoff equal to duration", "/cutoff", json!("4h"), "spec.cutoff"), "less than duration"),
+        case(MW, "scheduleOffsetDays 7", "/scheduleOffsetDays", json!(7), "spec.scheduleOffsetDays"),
+        case(MW, "unknown cutoffBehavior", "/cutoffBehavior", json!("Abort"), "spec.cutoffBehavior"),
+        case(MW, "time zone with shell text", "/timeZone", json!("Europe/Berlin;rm"), "spec.timeZone"),
+        case(MW, "exclusion ending before it starts", "/exclusions/0/end", json!("2026-12-01T00:00:00Z"), "spec.exclusions[0].end"),
+        case(MW, "exclusion name with capitals", "/exclusions/0/name", json!("Freeze"), "spec.exclusions[0].name"),
+        // PatchPolicy
+        removed(PP, "missing nodeSelector", "/nodeSelector", "spec.nodeSelector"),
+        with_message(case(PP, "maxConcurrency 0%", "/rollout/maxConcurrency", json!("0%"), "spec.rollout.maxConcurrency"), "maxConcurrency must be"),
+        case(PP, "maxConcurrency 0", "/rollout/maxConcurrency", json!(0), "spec.rollout.maxConcurrency"),
+        case(PP, "maxConcurrency 101%", "/rollout/maxConcurrency", json!("101%"), "spec.rollout.maxConcurrency"),
+        case(PP, "maxConcurrency in words", "/rollout/maxConcurrency", json!("ten"), "spec.rollout.maxConcurrency"),
+        case(PP, "negative maxErrors", "/rollout/maxErrors", json!(-1), "spec.rollout.maxErrors"),
+        case(PP, "maxErrors 150%", "/rollout/maxErrors", json!("150%"), "spec.rollout.maxErrors"),
+        case(PP, "topologyKey with spaces", "/rollout/topologyKey", json!("my zone"), "spec.rollout.topologyKey"),
+        case(PP, "soakTime in words", "/rollout/soakTime", json!("1 day"), "spec.rollout.soakTime"),
+        case(PP, "no maintenance windows", "/install/maintenanceWindowRefs", json!([]), "spec.install.maintenanceWindowRefs"),
+        case(PP, "unknown rebootOption", "/install/rebootOption", json!("Always"), "spec.install.rebootOption"),
+        case(PP, "baseline ref not a name", "/baselineRefs/0", json!("Not_A_Name"), "spec.baselineRefs[0]"),
+        case(PP, "historyLimit 0", "/historyLimit", json!(0), "spec.historyLimit"),
+        case(PP, "drain timeout in words", "/drain/timeout", json!("forever"), "spec.drain.timeout"),
+        // PatchRun
+        case(PR, "unknown operation", "/operation", json!("Reboot"), "spec.operation"),
+        removed(PR, "missing policyRef", "/policyRef", "spec.policyRef"),
+        case(PR, "unknown trigger", "/trigger", json!("Cron"), "spec.trigger"),
+        case(PR, "policyRef not a name", "/policyRef", json!("Prod Policy"), "spec.policyRef"),
+    ]
+}
+
+#[tokio::test]
+async fn every_invalid_manifest_is_rejected_naming_its_field() {
+    let Some(client) = support::cluster().await else { return };
+    support::ensure_crds(&client).await;
+    let corpus = invalid_corpus();
+    assert!(corpus.len() >= 40, "corpus has {} cases", corpus.len());
+    let dry_run = PostParams { dry_run: true, ..Default::default() };
+
+    // The valid base of each kind is accepted, so each rejection is due to its one broken rule.
+    for kind in ["PatchBaseline", "MaintenanceWindow", "PatchPolicy", "PatchRun"] {
+        let obj = object(kind, &support::unique_name("valid"), valid_spec(kind));
+        dynamic_api(&client, kind)
+            .create(&dry_run, &obj)
+            .await
+            .unwrap_or_else(|e| panic!("valid {kind} rejected: {e}"));
+    }
+
+    let mut failures = vec![];
+    for c in &corpus {
+        let spec = mutate(valid_spec(c.kind), c.pointer, c.value.clone());
+        let obj = object(c.kind, &support::unique_name("invalid"), spec);
+        match dynamic_api(&client, c.kind).create(&dry_run, &obj).await {
+            Ok(_) => failures.push(format!("{} '{}': accepted", c.kind, c.what)),
+            Err(kube::Error::Api(status)) => {
+                let ok_field = status.message.contains(c.field);
+                let ok_message = c.message.is_none_or(|m| status.message.contains(m));
+                if status.code != 422 || !ok_field || !ok_message {
+                    failures.push(format!(
+                        "{} '{}': expected 422 naming {}{}, got {}: {}",
+                        c.kind,
+                        c.what,
+                        c.field,
+                        c.message.map(|m| format!(" with '{m}'")).unwrap_or_default(),
+                        status.code,
+                        status.message
+                    ));
+                }
+            }
+            Err(e) => failures.push(format!("{} '{}': unexpected error {e}", c.kind, c.what)),
+        }
+    }
+    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), corpus.len(), failures.join("\n"));
+}
+
+#[tokio::test]
+async fn patchrun_spec_is_immutable() {
+    let Some(client) = support::cluster().await else { return };
+    support::ensure_crds(&client).await;
+    let api = dynamic_api(&client, "PatchRun");
+    let name = support::unique_name("immutable");
+    api.create(&PostParams::default(), &object("PatchRun", &name, valid_spec("PatchRun")))
+        .await
+        .expect("create run");
+    let patch = json!({"spec": {"operation": "Scan"}});
+    let err = api
+        .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect_err("changing a PatchRun spec must be rejected");
+    let kube::Error::Api(status) = err else { panic!("unexpected error {err}") };
+    assert_eq!(status.code, 422);
+    assert!(status.message.contains("spec is immutable"), "{}", status.message);
+    // Status may still change.
+    let status_patch = json!({"status": {"phase": "Running"}});
+    api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status_patch))
+        .await
+        .expect("status stays writable");
+    api.delete(&name, &Default::default()).await.expect("delete run");
+}
+
+#[tokio::test]
+async fn every_sample_is_accepted() {
+    let Some(client) = support::cluster().await else { return };
+    support::ensure_crds(&client).await;
+    let dir = support::repo_root().join("config/samples");
+    let mut count = 0;
+    for entry in std::fs::read_dir(&dir).expect("config/samples exists") {
+        let path = entry.expect("dir entry").path();
+        if path.extension().is_none_or(|e| e != "yaml") {
+            continue;
+        }
+        let text = std::fs::read_to_string(&path).expect("readable sample");
+        for doc in serde_yaml::Deserializer::from_str(&text) {
+            let value: Value = serde::Deserialize::deserialize(doc).expect("sample is YAML");
+            if value.is_null() {
+                continue;
+            }
+            let obj: DynamicObject = serde_json::from_value(value).expect("sample is an object");
+            let kind = obj.types.as_ref().expect("sample has a kind").kind.clone();
+            dynamic_api(&client, &kind)
+                .create(&PostParams { dry_run: true, ..Default::default() }, &obj)
+                .await
+                .unwrap_or_else(|e| panic!("{} rejected: {e}", path.display()));
+            count += 1;
+        }
+    }
+    assert!(count >= 10, "expected at least 10 samples, found {count}");
+}
+
+fn kubectl(args: &[&str]) -> String {
+    let out = Command::new(support::tool("kubectl"))
+        .arg("--kubeconfig")
+        .arg(support::kubeconfig_path())
+        .args(args)
+        .output()
+        .expect("run kubectl");
+    assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[tokio::test]
+async fn kubectl_get_shows_printer_columns_and_explain_shows_docs() {
+    let Some(client) = support::cluster().await else { return };
+    support::ensure_crds(&client).await;
+    // One object of each kind so every table prints its header.
+    let suffix = support::unique_name("cols");
+    let pp = PostParams::default();
+    for kind in ["PatchBaseline", "MaintenanceWindow", "PatchPolicy", "PatchRun"] {
+        dynamic_api(&client, kind)
+            .create(&pp, &object(kind, &format!("{}-{suffix}", kind.to_lowercase()), valid_spec(kind)))
+            .await
+            .expect("create object");
+    }
+    dynamic_api(&client, "NodePatchReport")
+        .create(&pp, &object("NodePatchReport", &format!("npr-{suffix}"), json!({})))
+        .await
+        .expect("create report");
+
+    let expected: [(&str, &[&str]); 5] = [
+        ("pb", &["OS", "DEFAULT", "RULES", "COMPLIANT", "NONCOMPLIANT", "AGE"]),
+        ("mw", &["SCHEDULE", "TIMEZONE", "OPEN", "NEXT", "AGE"]),
+        ("pp", &["NODES", "COMPLIANT", "NONCOMPLIANT", "PHASE", "NEXT WINDOW", "READY", "AGE"]),
+        ("pr", &["POLICY", "OPERATION", "PHASE", "SUCCEEDED", "FAILED", "TOTAL", "AGE"]),
+        ("npr", &["OS", "COMPLIANCE", "LEVEL", "MISSING", "REBOOT", "LAST SCAN"]),
+    ];
+    for (short, columns) in expected {
+        let out = kubectl(&["get", short]);
+        let header = out.lines().next().unwrap_or_default();
+        for col in columns {
+            assert!(header.contains(col), "kubectl get {short}: header {header:?} lacks {col}");
+        }
+    }
+    let all = kubectl(&["get", "pb,mw,pp,pr,npr"]);
+    for kind in ["patchbaseline", "maintenancewindow", "patchpolicy", "patchrun", "nodepatchreport"] {
+        assert!(all.contains(&format!("{kind}.nodepatch.dev/")), "kubectl get pb,mw,pp,pr,npr lacks {kind}:\n{all}");
+    }
+    let category = kubectl(&["get", "nodepatch"]);
+    for kind in ["patchbaseline", "maintenancewindow", "patchpolicy", "patchrun", "nodepatchreport"] {
+        assert!(category.contains(&format!("{kind}.nodepatch.dev/")), "kubectl get nodepatch lacks {kind}:\n{category}");
+    }
+
+    let explain = kubectl(&["explain", "patchpolicy.spec.rollout.maxErrors"]);
+    assert!(explain.contains("Failed nodes tolerated"), "explain output:\n{explain}");
+
+    for kind in ["PatchBaseline", "MaintenanceWindow", "PatchPolicy", "PatchRun"] {
+        let _ = dynamic_api(&client, kind).delete(&format!("{}-{suffix}", kind.to_lowercase()), &Default::default()).await;
+    }
+    let _ = dynamic_api(&client, "NodePatchReport").delete(&format!("npr-{suffix}"), &Default::default()).await;
+}
