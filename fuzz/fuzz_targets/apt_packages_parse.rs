@@ -1,0 +1,69 @@
+//! Fuzz the agent's apt lists reader: Release/InRelease parsing (with the clear-signature
+//! armour), the Packages scanner with its fast skip path, dependency parsing and apt's candidate
+//! policy over what was read. Nothing may panic; a candidate is never older than installed.
+#![no_main]
+
+use std::collections::HashMap;
+
+use libfuzzer_sys::fuzz_target;
+use nodepatch::agent::apt::deb822::{leading_field, paragraphs};
+use nodepatch::agent::apt::lists::{
+    AvailableByPackage, PackagesIndex, candidate_version, collect_from_packages_text,
+    parse_release, strip_clearsign,
+};
+use nodepatch::agent::apt::parse_dependencies;
+use nodepatch::baseline::version::deb::compare;
+
+fuzz_target!(|data: &[u8]| {
+    let text = String::from_utf8_lossy(data);
+    // `Release` text, a NUL, then `Packages` text.
+    let (release_text, packages_text) = text.split_once('\0').unwrap_or(("", &text));
+    let _ = strip_clearsign(release_text);
+    let releases: Vec<_> = parse_release(release_text, "fuzz_dists_x")
+        .into_iter()
+        .collect();
+    // Want every package named in a leading `Package:` field, so the full parse path runs too;
+    // names behind other first fields exercise the slow path.
+    let mut cursor = paragraphs(packages_text);
+    let mut wanted: HashMap<&str, ()> = HashMap::new();
+    while let Some(raw) = cursor.next_raw() {
+        if let Some(name) = leading_field(raw, "Package") {
+            wanted.insert(name, ());
+        }
+    }
+    let archs = vec!["amd64".to_string(), "all".to_string()];
+    let mut available = AvailableByPackage::new();
+    let index = PackagesIndex {
+        file_name: "fuzz_Packages".into(),
+        component: "main".into(),
+        release: Some(0),
+    };
+    if collect_from_packages_text(
+        packages_text,
+        "fuzz",
+        &index,
+        &wanted,
+        &archs,
+        "amd64",
+        &mut available,
+    )
+    .is_err()
+    {
+        return;
+    }
+    for versions in available.values() {
+        for v in versions {
+            let _ = parse_dependencies(&v.depends);
+        }
+        let installed = versions
+            .first()
+            .map(|v| v.version.clone())
+            .unwrap_or_default();
+        if let Some(candidate) = candidate_version(&installed, versions, &releases) {
+            assert!(
+                compare(&candidate.version, &installed).is_gt(),
+                "a candidate is newer than installed"
+            );
+        }
+    }
+});

@@ -1,0 +1,838 @@
+//! apt's package lists, read in-process: the `Release`/`InRelease` and `Packages` files that
+//! `apt-get update` stored in `/var/lib/apt/lists`, and apt's default candidate policy over
+//! them (what `apt-get -s dist-upgrade` would upgrade, without pinning).
+//!
+//! Candidate policy (apt's `pkgPolicy::GetCandidateVer` with default priorities): each version
+//! gets the highest pin priority of the lists it appears in — 500 for an ordinary suite, 1 for
+//! a suite whose Release says `NotAutomatic: yes`, 100 when it also says
+//! `ButAutomaticUpgrades: yes` — and the installed version (dpkg's status) gets 100. Walking
+//! versions from the highest down to the installed one, the first version with a strictly
+//! higher priority than any before it is the candidate; versions below the installed one are
+//! never candidates (no downgrades without a pin ≥ 1000). Packages held with
+//! `dpkg --set-selections`/`apt-mark hold` are kept back.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::io::Read as _;
+
+use super::deb822::{Deb822Error, leading_field, paragraphs, parse_paragraph};
+use super::dpkg::{DpkgDatabase, Selection, normalize_arch, parse_source_field};
+use crate::agent::host::{HostBytes, HostError, HostRoot};
+use crate::baseline::version::deb::compare as compare_deb;
+
+/// Directory where apt keeps downloaded lists.
+pub const LISTS_DIR: &str = "/var/lib/apt/lists";
+
+/// Pin priority of an ordinary suite.
+pub const PRIORITY_DEFAULT: i32 = 500;
+/// Pin priority of the installed version (dpkg's status file).
+pub const PRIORITY_INSTALLED: i32 = 100;
+/// Pin priority of a `NotAutomatic: yes` + `ButAutomaticUpgrades: yes` suite (backports).
+pub const PRIORITY_BUT_AUTOMATIC_UPGRADES: i32 = 100;
+/// Pin priority of a `NotAutomatic: yes` suite (experimental).
+pub const PRIORITY_NOT_AUTOMATIC: i32 = 1;
+
+/// Errors reading apt's lists.
+#[derive(Debug, thiserror::Error)]
+pub enum ListsError {
+    /// A lists file is compressed with a format the agent does not read.
+    #[error("{path}: unsupported compression {extension:?} (supported: none, .lz4, .gz)")]
+    UnsupportedCompression {
+        /// Host path.
+        path: String,
+        /// The extension.
+        extension: String,
+    },
+    /// A compressed lists file could not be decompressed.
+    #[error("{path}: cannot decompress: {source}")]
+    Decompress {
+        /// Host path.
+        path: String,
+        /// Underlying error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A lists file is not valid deb822.
+    #[error("{path}: {source}")]
+    Malformed {
+        /// Host path.
+        path: String,
+        /// What is wrong.
+        #[source]
+        source: Deb822Error,
+    },
+    /// Reading failed.
+    #[error(transparent)]
+    Host(#[from] HostError),
+}
+
+impl ListsError {
+    /// Bounded category for metrics and report reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            ListsError::UnsupportedCompression { .. } => "AptListsUnsupportedCompression",
+            ListsError::Decompress { .. } => "AptListsCorrupt",
+            ListsError::Malformed { .. } => "AptListsCorrupt",
+            ListsError::Host(e) => e.category(),
+        }
+    }
+}
+
+/// What a suite's `Release` file says about it (apt's "package file" metadata).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ReleaseInfo {
+    /// List-file prefix (`deb.debian.org_debian_dists_bookworm`), identifies the suite.
+    pub list_prefix: String,
+    /// `Origin:` (`Debian`, `Ubuntu`, `UbuntuESM`).
+    pub origin: String,
+    /// `Label:` (`Debian-Security`).
+    pub label: String,
+    /// `Suite:` (`oldstable-security`, `noble-updates`).
+    pub suite: String,
+    /// `Codename:` (`bookworm-security`, `noble`).
+    pub codename: String,
+    /// `Version:` (`12`, `24.04`).
+    pub version: String,
+    /// `NotAutomatic: yes`.
+    pub not_automatic: bool,
+    /// `ButAutomaticUpgrades: yes`.
+    pub but_automatic_upgrades: bool,
+    /// Host name of the source (`deb.debian.org`), empty for `file:` sources.
+    pub site: String,
+}
+
+impl ReleaseInfo {
+    /// apt's default pin priority of this suite.
+    pub fn pin_priority(&self) -> i32 {
+        match (self.not_automatic, self.but_automatic_upgrades) {
+            (true, true) => PRIORITY_BUT_AUTOMATIC_UPGRADES,
+            (true, false) => PRIORITY_NOT_AUTOMATIC,
+            _ => PRIORITY_DEFAULT,
+        }
+    }
+
+    /// A security suite: its `Codename` or `Suite` ends with `-security` (Debian's
+    /// `bookworm-security`, whose Suite is now `oldstable-security`; Ubuntu's
+    /// `noble-security`, whose Codename is just `noble`; Ubuntu ESM's `noble-infra-security`
+    /// and `noble-apps-security`), or its Label is `Debian-Security`.
+    pub fn is_security(&self) -> bool {
+        self.codename.ends_with("-security")
+            || self.suite.ends_with("-security")
+            || self.label.eq_ignore_ascii_case("Debian-Security")
+    }
+
+    /// The suite name used as the `Repository` filter value: the codename form
+    /// (`bookworm-security`) when the Release has one, else the suite.
+    pub fn repository(&self) -> &str {
+        if !self.codename.is_empty() && (self.codename.contains('-') || !self.suite.contains('-')) {
+            &self.codename
+        } else if !self.suite.is_empty() {
+            &self.suite
+        } else {
+            &self.codename
+        }
+    }
+
+    /// How apt names this origin in `apt-get -s` output (`Label:Version/Suite`, the
+    /// `VerIterator::RelStr` format), so tests can compare with apt's `Inst` lines.
+    pub fn apt_rel_str(&self) -> String {
+        let mut s = String::new();
+        if !self.label.is_empty() {
+            s.push_str(&self.label);
+            s.push(':');
+        }
+        if !self.suite.is_empty() {
+            if !self.version.is_empty() {
+                s.push_str(&self.version);
+                s.push('/');
+            }
+            s.push_str(&self.suite);
+        } else if self.site.is_empty() {
+            s.push_str("localhost");
+        } else {
+            s.push_str(&self.site);
+        }
+        s
+    }
+}
+
+/// Strip the OpenPGP clear-signature armour of an `InRelease` file, leaving the signed text.
+pub fn strip_clearsign(text: &str) -> &str {
+    let Some(rest) = text.strip_prefix("-----BEGIN PGP SIGNED MESSAGE-----") else {
+        return text;
+    };
+    // Armour headers ("Hash: SHA512") end at the first empty line.
+    let body_start = rest.find("\n\n").map(|i| i + 2).unwrap_or(rest.len());
+    let body = &rest[body_start..];
+    let end = body
+        .find("\n-----BEGIN PGP SIGNATURE-----")
+        .map(|i| i + 1)
+        .unwrap_or(body.len());
+    &body[..end]
+}
+
+/// Parse a Release/InRelease text (dash-escaped lines, `- text`, never hold the fields we read).
+pub fn parse_release(text: &str, list_prefix: &str) -> Result<ReleaseInfo, Deb822Error> {
+    let body = strip_clearsign(text);
+    let mut info = ReleaseInfo {
+        list_prefix: list_prefix.to_string(),
+        ..ReleaseInfo::default()
+    };
+    if let Some(paragraph) = paragraphs(body).next() {
+        let paragraph = paragraph?;
+        let get = |k: &str| paragraph.get(k).unwrap_or_default().to_string();
+        let yes = |k: &str| {
+            paragraph
+                .get(k)
+                .is_some_and(|v| v.eq_ignore_ascii_case("yes"))
+        };
+        info.origin = get("Origin");
+        info.label = get("Label");
+        info.suite = get("Suite");
+        info.codename = get("Codename");
+        info.version = get("Version");
+        info.not_automatic = yes("NotAutomatic");
+        info.but_automatic_upgrades = yes("ButAutomaticUpgrades");
+    }
+    info.site = site_of_prefix(list_prefix);
+    Ok(info)
+}
+
+/// The host part of a list-file prefix (`deb.debian.org_debian_dists_x` → `deb.debian.org`);
+/// `file:` sources start with `_` and have none.
+fn site_of_prefix(prefix: &str) -> String {
+    if prefix.starts_with('_') {
+        return String::new();
+    }
+    prefix
+        .split('_')
+        .next()
+        .unwrap_or_default()
+        .replace("%3a", ":")
+}
+
+/// One `Packages` file of the lists directory and the suite it belongs to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PackagesIndex {
+    /// File name in the lists directory.
+    pub file_name: String,
+    /// Component (`main`, `non-free-firmware`, empty for flat repositories).
+    pub component: String,
+    /// Index into [`AptLists::releases`], `None` when no Release file matches (apt then uses
+    /// the list with default priority and no origin data).
+    pub release: Option<usize>,
+}
+
+/// The lists directory's suites and Packages indexes.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AptLists {
+    /// One per Release/InRelease file (InRelease preferred when both exist).
+    pub releases: Vec<ReleaseInfo>,
+    /// Packages indexes of the architectures dpkg uses.
+    pub indexes: Vec<PackagesIndex>,
+}
+
+const COMPRESSION_EXTENSIONS: [&str; 6] = [".lz4", ".gz", ".xz", ".zst", ".bz2", ".lzma"];
+
+fn strip_compression(name: &str) -> (&str, &str) {
+    for ext in COMPRESSION_EXTENSIONS {
+        if let Some(base) = name.strip_suffix(ext) {
+            return (base, ext);
+        }
+    }
+    (name, "")
+}
+
+/// Find the suites and the Packages indexes for `archs` in the host's lists directory.
+///
+/// Every list present is taken as configured: `apt-get update` deletes the lists of sources
+/// that are no longer configured, so the directory reflects the sources of the last update.
+pub fn discover_lists(root: &HostRoot, archs: &[String]) -> Result<AptLists, ListsError> {
+    let names = root.list_dir(LISTS_DIR)?;
+    let mut release_files: BTreeMap<String, String> = BTreeMap::new();
+    for name in &names {
+        if let Some(prefix) = name.strip_suffix("_InRelease") {
+            release_files.insert(prefix.to_string(), name.clone());
+        }
+    }
+    for name in &names {
+        if let Some(prefix) = name.strip_suffix("_Release") {
+            release_files
+                .entry(prefix.to_string())
+                .or_insert_with(|| name.clone());
+        }
+    }
+    let mut releases = Vec::new();
+    let mut prefixes: Vec<(String, usize)> = Vec::new();
+    for (prefix, file) in &release_files {
+        let text = root.read_to_string(format!("{LISTS_DIR}/{file}"))?;
+        let info = parse_release(&text, prefix).map_err(|source| ListsError::Malformed {
+            path: format!("{LISTS_DIR}/{file}"),
+            source,
+        })?;
+        prefixes.push((prefix.clone(), releases.len()));
+        releases.push(info);
+    }
+    // Longest prefix first, so `..._bookworm-updates_` never matches the `..._bookworm` suite.
+    prefixes.sort_by_key(|p| std::cmp::Reverse(p.0.len()));
+    let mut indexes = Vec::new();
+    for name in &names {
+        let (base, _) = strip_compression(name);
+        let Some(stem) = base.strip_suffix("_Packages") else {
+            continue;
+        };
+        // `<prefix>_<component>_binary-<arch>` or a flat repository's `<prefix>`.
+        let (path_part, arch) = match stem.rfind("_binary-") {
+            Some(i) => (&stem[..i], Some(&stem[i + "_binary-".len()..])),
+            None => (stem, None),
+        };
+        if let Some(arch) = arch
+            && !archs.iter().any(|a| a == arch)
+        {
+            continue;
+        }
+        let matched = prefixes.iter().find(|(prefix, _)| {
+            path_part == prefix.as_str() || path_part.starts_with(&format!("{prefix}_"))
+        });
+        let (component, release) = match matched {
+            Some((prefix, index)) => {
+                let component = path_part[prefix.len()..]
+                    .trim_start_matches('_')
+                    .replace('_', "/");
+                (component, Some(*index))
+            }
+            None => (String::new(), None),
+        };
+        indexes.push(PackagesIndex {
+            file_name: name.clone(),
+            component,
+            release,
+        });
+    }
+    Ok(AptLists { releases, indexes })
+}
+
+/// The text of a lists file: mapped when it is stored uncompressed (no copy of tens of MiB),
+/// else decompressed into memory.
+pub enum ListText {
+    /// An uncompressed file, mapped.
+    Mapped(HostBytes),
+    /// Decompressed (or not valid UTF-8, repaired) text.
+    Owned(String),
+}
+
+impl ListText {
+    /// The text; invalid UTF-8 in a mapped file is replaced (a copy, for that file only).
+    pub fn text(&self) -> Cow<'_, str> {
+        match self {
+            ListText::Mapped(bytes) => String::from_utf8_lossy(bytes),
+            ListText::Owned(text) => Cow::Borrowed(text),
+        }
+    }
+}
+
+/// Read a lists file, decompressing `.lz4` and `.gz` (what apt stores with
+/// `Acquire::GzipIndexes`).
+pub fn read_list_file(root: &HostRoot, file_name: &str) -> Result<ListText, ListsError> {
+    let path = format!("{LISTS_DIR}/{file_name}");
+    let (_, ext) = strip_compression(file_name);
+    if ext.is_empty() {
+        return Ok(ListText::Mapped(root.map(&path)?));
+    }
+    let bytes = root.read(&path)?;
+    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4));
+    let decompressed = match ext {
+        ".lz4" => lz4_flex::frame::FrameDecoder::new(bytes.as_slice()).read_to_end(&mut out),
+        ".gz" => flate2::read::MultiGzDecoder::new(bytes.as_slice()).read_to_end(&mut out),
+        other => {
+            return Err(ListsError::UnsupportedCompression {
+                path,
+                extension: other.to_string(),
+            });
+        }
+    };
+    decompressed.map_err(|source| ListsError::Decompress {
+        path: path.clone(),
+        source,
+    })?;
+    Ok(ListText::Owned(match String::from_utf8(out) {
+        Ok(s) => s,
+        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
+    }))
+}
+
+/// One version of a package offered by the lists.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AvailableVersion {
+    /// Package name.
+    pub name: String,
+    /// `Architecture:` as written (`amd64`, `all`).
+    pub arch: String,
+    /// Version.
+    pub version: String,
+    /// Indexes into [`AptLists::releases`] of every suite offering this version (`None` for a
+    /// list without Release file).
+    pub releases: Vec<Option<usize>>,
+    /// Component of the first list offering it.
+    pub component: String,
+    /// `Priority:`.
+    pub priority: Option<String>,
+    /// `Section:`.
+    pub section: Option<String>,
+    /// Source package name.
+    pub source_name: String,
+    /// Source package version.
+    pub source_version: String,
+    /// `Pre-Depends:` and `Depends:` joined with `, ` (for Block-action dependency checks).
+    pub depends: String,
+}
+
+/// An upgrade apt would make: the installed version and the candidate.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AptUpgrade {
+    /// Package name.
+    pub name: String,
+    /// Installed version.
+    pub installed_version: String,
+    /// Architecture of the installed package as dpkg records it.
+    pub installed_arch: String,
+    /// The candidate version, with every suite offering it.
+    pub candidate: AvailableVersion,
+    /// dpkg selection is `hold`: apt keeps it back, nodepatch does not install it.
+    pub held: bool,
+}
+
+/// Versions offered for installed packages, gathered from every Packages index.
+pub type AvailableByPackage = HashMap<(String, String), Vec<AvailableVersion>>;
+
+/// Read every Packages index and keep the versions of packages that are installed, keyed by
+/// (name, architecture with `all` as native). Uninteresting paragraphs are skipped after
+/// their first line, which keeps a full Debian archive's lists fast to scan.
+pub fn collect_available(
+    root: &HostRoot,
+    lists: &AptLists,
+    dpkg: &DpkgDatabase,
+) -> Result<AvailableByPackage, ListsError> {
+    // Installed packages, and half-done ones (their versions are needed to report a failed
+    // upgrade as still missing).
+    let mut installed_names: HashMap<&str, ()> = HashMap::new();
+    for p in dpkg
+        .packages
+        .iter()
+        .filter(|p| p.state.is_installed() || p.state.is_broken())
+    {
+        installed_names.insert(p.name.as_str(), ());
+    }
+    let archs = dpkg.architectures();
+    let mut available: AvailableByPackage = HashMap::new();
+    for index in &lists.indexes {
+        let list = read_list_file(root, &index.file_name)?;
+        let text = list.text();
+        let path = format!("{LISTS_DIR}/{}", index.file_name);
+        collect_from_packages_text(
+            &text,
+            &path,
+            index,
+            &installed_names,
+            &archs,
+            &dpkg.native_arch,
+            &mut available,
+        )?;
+    }
+    Ok(available)
+}
+
+/// Scan one Packages text (see [`collect_available`]).
+pub fn collect_from_packages_text(
+    text: &str,
+    path: &str,
+    index: &PackagesIndex,
+    wanted: &HashMap<&str, ()>,
+    archs: &[String],
+    native_arch: &str,
+    available: &mut AvailableByPackage,
+) -> Result<(), ListsError> {
+    let mut cursor = paragraphs(text);
+    while let Some(raw) = cursor.next_raw() {
+        // apt-ftparchive, dak and reprepro all write `Package:` first; anything else gets a
+        // full parse.
+        if let Some(name) = leading_field(raw, "Package")
+            && !wanted.contains_key(name)
+        {
+            continue;
+        }
+        let paragraph = match parse_paragraph(raw, 1, false) {
+            Ok(p) => p,
+            Err(e) => {
+                let source = e.at_paragraph_line(cursor.line());
+                return Err(ListsError::Malformed {
+                    path: path.to_string(),
+                    source,
+                });
+            }
+        };
+        let (Some(name), Some(version)) = (paragraph.get("Package"), paragraph.get("Version"))
+        else {
+            continue;
+        };
+        if !wanted.contains_key(name) || version.is_empty() {
+            continue;
+        }
+        let arch = paragraph.get("Architecture").unwrap_or("all");
+        if !archs.iter().any(|a| a == arch) {
+            continue;
+        }
+        let key = (
+            name.to_string(),
+            normalize_arch(arch, native_arch).to_string(),
+        );
+        let versions = available.entry(key).or_default();
+        if let Some(existing) = versions.iter_mut().find(|v| v.version == version) {
+            if !existing.releases.contains(&index.release) {
+                existing.releases.push(index.release);
+            }
+            continue;
+        }
+        let (source_name, source_version) =
+            parse_source_field(paragraph.get("Source").unwrap_or_default(), name, version);
+        let depends = [paragraph.get("Pre-Depends"), paragraph.get("Depends")]
+            .into_iter()
+            .flatten()
+            .filter(|d| !d.is_empty())
+            .collect::<Vec<_>>()
+            .join(", ");
+        versions.push(AvailableVersion {
+            name: name.to_string(),
+            arch: arch.to_string(),
+            version: version.to_string(),
+            releases: vec![index.release],
+            component: index.component.clone(),
+            priority: paragraph.get("Priority").map(str::to_string),
+            section: paragraph.get("Section").map(str::to_string),
+            source_name,
+            source_version,
+            depends,
+        });
+    }
+    Ok(())
+}
+
+/// apt's candidate for one installed package among `versions` (see the module docs); `None`
+/// when the candidate is the installed version.
+pub fn candidate_version<'a>(
+    installed_version: &str,
+    versions: &'a [AvailableVersion],
+    releases: &[ReleaseInfo],
+) -> Option<&'a AvailableVersion> {
+    let priority_of = |v: &AvailableVersion| -> i32 {
+        let from_lists = v
+            .releases
+            .iter()
+            .map(|r| {
+                r.and_then(|i| releases.get(i))
+                    .map(ReleaseInfo::pin_priority)
+                    .unwrap_or(PRIORITY_DEFAULT)
+            })
+            .max()
+            .unwrap_or(0);
+        if compare_deb(&v.version, installed_version).is_eq() {
+            from_lists.max(PRIORITY_INSTALLED)
+        } else {
+            from_lists
+        }
+    };
+    let mut ordered: Vec<&AvailableVersion> = versions.iter().collect();
+    ordered.sort_by(|a, b| compare_deb(&b.version, &a.version));
+    let mut best: Option<&AvailableVersion> = None;
+    let mut max = 0;
+    for version in ordered {
+        let ordering = compare_deb(&version.version, installed_version);
+        if ordering.is_lt() {
+            break;
+        }
+        if ordering.is_eq() {
+            // The installed version ends the walk (apt never downgrades without a pin ≥ 1000):
+            // it is kept when its priority is strictly higher than every newer version's.
+            return best.filter(|_| priority_of(version) <= max);
+        }
+        let priority = priority_of(version);
+        if priority > max {
+            best = Some(version);
+            max = priority;
+        }
+    }
+    // The installed version is in no list (a local or obsolete package): it still has the
+    // status file's priority 100 at this point of the walk.
+    best.filter(|_| PRIORITY_INSTALLED <= max)
+}
+
+/// Every upgrade apt's default policy would make on this system (held packages included, with
+/// `held` set), sorted by name and architecture.
+pub fn compute_upgrades(
+    dpkg: &DpkgDatabase,
+    lists: &AptLists,
+    available: &AvailableByPackage,
+) -> Vec<AptUpgrade> {
+    let mut upgrades = Vec::new();
+    for package in dpkg.installed() {
+        let key = package.key(&dpkg.native_arch);
+        let Some(versions) = available.get(&key) else {
+            continue;
+        };
+        if let Some(candidate) = candidate_version(&package.version, versions, &lists.releases) {
+            upgrades.push(AptUpgrade {
+                name: package.name.clone(),
+                installed_version: package.version.clone(),
+                installed_arch: package.arch.clone(),
+                candidate: candidate.clone(),
+                held: package.selection == Selection::Hold,
+            });
+        }
+    }
+    upgrades.sort_by(|a, b| (&a.name, &a.candidate.arch).cmp(&(&b.name, &b.candidate.arch)));
+    upgrades
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn release(not_automatic: bool, bau: bool) -> ReleaseInfo {
+        ReleaseInfo {
+            not_automatic,
+            but_automatic_upgrades: bau,
+            ..ReleaseInfo::default()
+        }
+    }
+
+    fn version(v: &str, releases: Vec<Option<usize>>) -> AvailableVersion {
+        AvailableVersion {
+            name: "p".into(),
+            arch: "all".into(),
+            version: v.into(),
+            releases,
+            component: "main".into(),
+            priority: None,
+            section: None,
+            source_name: "p".into(),
+            source_version: v.into(),
+            depends: String::new(),
+        }
+    }
+
+    #[test]
+    fn default_suite_upgrade_is_candidate() {
+        let releases = vec![release(false, false)];
+        let versions = vec![
+            version("1.0-1", vec![Some(0)]),
+            version("1.0-2", vec![Some(0)]),
+        ];
+        assert_eq!(
+            candidate_version("1.0-1", &versions, &releases).map(|v| v.version.as_str()),
+            Some("1.0-2")
+        );
+    }
+
+    #[test]
+    fn not_automatic_never_wins_over_installed() {
+        let releases = vec![release(false, false), release(true, false)];
+        let versions = vec![
+            version("1.0-1", vec![Some(0)]),
+            version("9.0-1", vec![Some(1)]),
+        ];
+        assert_eq!(candidate_version("1.0-1", &versions, &releases), None);
+    }
+
+    #[test]
+    fn but_automatic_upgrades_upgrades_what_it_has() {
+        let releases = vec![release(false, false), release(true, true)];
+        // Installed from backports (only there): the newer backport is the candidate.
+        let versions = vec![
+            version("2.0-1~bpo12+1", vec![Some(1)]),
+            version("2.0-2~bpo12+1", vec![Some(1)]),
+        ];
+        assert_eq!(
+            candidate_version("2.0-1~bpo12+1", &versions, &releases).map(|v| v.version.as_str()),
+            Some("2.0-2~bpo12+1")
+        );
+        // Installed from the main suite: a newer backport (prio 100) does not beat installed (100).
+        let versions = vec![
+            version("1.0-1", vec![Some(0)]),
+            version("2.0-1~bpo12+1", vec![Some(1)]),
+        ];
+        assert_eq!(candidate_version("1.0-1", &versions, &releases), None);
+    }
+
+    #[test]
+    fn highest_priority_then_highest_version_and_never_downgrade() {
+        let releases = vec![release(false, false), release(true, false)];
+        let versions = vec![
+            version("3.0", vec![Some(1)]),
+            version("2.0", vec![Some(0)]),
+            version("1.5", vec![Some(0)]),
+            version("0.5", vec![Some(0)]),
+        ];
+        assert_eq!(
+            candidate_version("1.0", &versions, &releases).map(|v| v.version.as_str()),
+            Some("2.0")
+        );
+        assert_eq!(
+            candidate_version("2.5", &versions, &releases),
+            None,
+            "no downgrade to 2.0"
+        );
+    }
+
+    #[test]
+    fn release_fields_from_inrelease() {
+        let text = "-----BEGIN PGP SIGNED MESSAGE-----\nHash: SHA512\n\nOrigin: Debian\nLabel: Debian-Security\nSuite: oldstable-security\nVersion: 12\nCodename: bookworm-security\nMD5Sum:\n abc 1 main/x\n-----BEGIN PGP SIGNATURE-----\n\nxyz\n-----END PGP SIGNATURE-----\n";
+        let info = parse_release(
+            text,
+            "deb.debian.org_debian-security_dists_bookworm-security",
+        )
+        .expect("parse");
+        assert_eq!(info.label, "Debian-Security");
+        assert_eq!(info.codename, "bookworm-security");
+        assert!(info.is_security());
+        assert_eq!(info.repository(), "bookworm-security");
+        assert_eq!(info.site, "deb.debian.org");
+        assert_eq!(info.apt_rel_str(), "Debian-Security:12/oldstable-security");
+        let ubuntu = ReleaseInfo {
+            suite: "noble-security".into(),
+            codename: "noble".into(),
+            ..ReleaseInfo::default()
+        };
+        assert!(ubuntu.is_security());
+        assert_eq!(ubuntu.repository(), "noble-security");
+        let updates = ReleaseInfo {
+            suite: "bookworm-updates".into(),
+            codename: "bookworm-updates".into(),
+            ..ReleaseInfo::default()
+        };
+        assert!(!updates.is_security());
+    }
+
+    #[test]
+    fn packages_scan_keeps_wanted_names_and_merges_suites() {
+        let text = "Package: a\nVersion: 1\nArchitecture: all\n\nPackage: b\nVersion: 2\nArchitecture: amd64\nSource: bsrc (1)\nPriority: important\nSection: libs\nDepends: a (>= 1)\nPre-Depends: c\n\nPackage: b\nVersion: 2\nArchitecture: arm64\n";
+        let wanted: HashMap<&str, ()> = [("b", ())].into_iter().collect();
+        let archs = vec!["amd64".to_string(), "all".to_string()];
+        let mut available = AvailableByPackage::new();
+        for release in [Some(0), Some(1)] {
+            let index = PackagesIndex {
+                file_name: "x".into(),
+                component: "main".into(),
+                release,
+            };
+            collect_from_packages_text(text, "x", &index, &wanted, &archs, "amd64", &mut available)
+                .expect("scan");
+        }
+        let b = &available[&("b".to_string(), "amd64".to_string())];
+        assert_eq!(b.len(), 1);
+        assert_eq!(b[0].releases, vec![Some(0), Some(1)]);
+        assert_eq!(
+            (b[0].source_name.as_str(), b[0].source_version.as_str()),
+            ("bsrc", "1")
+        );
+        assert_eq!(b[0].depends, "c, a (>= 1)");
+        assert_eq!(available.len(), 1);
+    }
+
+    #[test]
+    fn discovery_pairs_packages_with_their_release() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lists = dir.path().join("var/lib/apt/lists");
+        std::fs::create_dir_all(&lists).expect("mkdir");
+        for (name, body) in [
+            (
+                "h_debian_dists_bookworm_InRelease",
+                "Suite: stable\nCodename: bookworm\n",
+            ),
+            ("h_debian_dists_bookworm_Release", "Suite: WRONG\n"),
+            (
+                "h_debian_dists_bookworm-updates_Release",
+                "Suite: stable-updates\nCodename: bookworm-updates\n",
+            ),
+            ("h_debian_dists_bookworm_main_binary-amd64_Packages", ""),
+            ("h_debian_dists_bookworm_main_binary-arm64_Packages", ""),
+            (
+                "h_debian_dists_bookworm-updates_non-free-firmware_binary-amd64_Packages.lz4",
+                "",
+            ),
+            ("h_debian_dists_bookworm_main_i18n_Translation-en", ""),
+            ("_flat_._Packages", ""),
+        ] {
+            std::fs::write(lists.join(name), body).expect("write");
+        }
+        let found = discover_lists(&HostRoot::new(dir.path()), &["amd64".into(), "all".into()])
+            .expect("discover");
+        assert_eq!(found.releases.len(), 2);
+        let bookworm = found
+            .releases
+            .iter()
+            .position(|r| r.codename == "bookworm")
+            .expect("bookworm");
+        assert_eq!(
+            found.releases[bookworm].suite, "stable",
+            "InRelease preferred"
+        );
+        let by_name: HashMap<_, _> = found
+            .indexes
+            .iter()
+            .map(|i| (i.file_name.as_str(), i))
+            .collect();
+        assert_eq!(by_name.len(), 3);
+        assert_eq!(
+            by_name["h_debian_dists_bookworm_main_binary-amd64_Packages"].release,
+            Some(bookworm)
+        );
+        let updates =
+            by_name["h_debian_dists_bookworm-updates_non-free-firmware_binary-amd64_Packages.lz4"];
+        assert_eq!(updates.component, "non-free-firmware");
+        assert_ne!(updates.release, Some(bookworm));
+        assert_eq!(by_name["_flat_._Packages"].release, None);
+    }
+
+    #[test]
+    fn compressed_lists_are_read() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let lists = dir.path().join("var/lib/apt/lists");
+        std::fs::create_dir_all(&lists).expect("mkdir");
+        let text = "Package: a\nVersion: 1\n";
+        let mut lz4 = lz4_flex::frame::FrameEncoder::new(Vec::new());
+        std::io::Write::write_all(&mut lz4, text.as_bytes()).expect("lz4");
+        std::fs::write(lists.join("x_Packages.lz4"), lz4.finish().expect("finish")).expect("write");
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        std::io::Write::write_all(&mut gz, text.as_bytes()).expect("gz");
+        std::fs::write(lists.join("y_Packages.gz"), gz.finish().expect("finish")).expect("write");
+        std::fs::write(lists.join("z_Packages.xz"), b"xz").expect("write");
+        std::fs::write(lists.join("w_Packages.lz4"), b"not lz4").expect("write");
+        let root = HostRoot::new(dir.path());
+        assert_eq!(
+            read_list_file(&root, "x_Packages.lz4").expect("lz4").text(),
+            text
+        );
+        assert_eq!(
+            read_list_file(&root, "y_Packages.gz").expect("gz").text(),
+            text
+        );
+        std::fs::write(lists.join("v_Packages"), text).expect("write");
+        std::fs::write(lists.join("e_Packages"), "").expect("write");
+        assert_eq!(
+            read_list_file(&root, "v_Packages").expect("plain").text(),
+            text
+        );
+        assert_eq!(
+            read_list_file(&root, "e_Packages").expect("empty").text(),
+            ""
+        );
+        assert!(matches!(
+            read_list_file(&root, "z_Packages.xz"),
+            Err(ListsError::UnsupportedCompression { .. })
+        ));
+        assert!(matches!(
+            read_list_file(&root, "w_Packages.lz4"),
+            Err(ListsError::Decompress { .. })
+        ));
+    }
+}

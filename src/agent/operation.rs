@@ -1,0 +1,570 @@
+//! One agent operation on one node, from OS detection to the finished `NodePatchReport`
+//! status: Scan (read-only apart from `apt-get update` and the first-seen record) or Install
+//! (repair, refresh, evaluate, install the approved set, read back, evaluate again).
+//!
+//! Operations never panic and never return an error: whatever goes wrong becomes a report with
+//! `operation.phase: Failed`, the reason in the `Ready` condition and the message, and
+//! `compliance: Unknown` when the node could not be evaluated.
+
+use std::sync::Arc;
+
+use jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+
+use super::apt::install::{
+    AptCommands, InstallTarget, RepairOutcome, install_packages, refresh_lists,
+    repair_interrupted_dpkg,
+};
+use super::apt::reboot::{RebootState, reboot_state};
+use super::apt::{AptError, AptSnapshot};
+use super::host::{HostExecutor, HostRoot};
+use super::os::{DetectedOs, detect_os};
+use super::state::{FirstSeen, LastOperation};
+use crate::api::conditions::{ConditionStatus, READY, new_condition, set_condition};
+use crate::api::{
+    Compliance, NodePatchReportStatus, Operation, OperationPhase, OperationStatus, PackageFamily,
+    RejectedPatchesAction,
+};
+use crate::baseline::evaluate::{Evaluation, ResolvedBaseline, evaluate};
+use crate::baseline::model::{EvaluationInput, InstallResult, PackageRef};
+use crate::baseline::predefined::predefined_for;
+
+/// Longest operation message (the CRD's limit).
+pub const MAX_MESSAGE_CHARS: usize = 4096;
+
+/// A source of the current time (the agent's only clock; tests pass a fixed one).
+pub type Clock<'a> = &'a dyn Fn() -> Timestamp;
+
+/// Where the agent works: the host root, how it runs host commands, and apt's settings.
+#[derive(Clone)]
+pub struct NodeAgent {
+    /// The host's root filesystem.
+    pub root: HostRoot,
+    /// Runs the host's own programs.
+    pub executor: Arc<dyn HostExecutor>,
+    /// apt timeouts and lock wait.
+    pub apt: AptCommands,
+}
+
+/// What to do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OperationRequest {
+    /// Scan or Install.
+    pub operation: Operation,
+    /// PatchRun name (empty for local operations).
+    pub run: String,
+    /// Run `apt-get update` first.
+    pub refresh: bool,
+    /// Record first sightings of candidate versions in the host's state file.
+    pub record_first_seen: bool,
+    /// Packages whose install failed earlier in this run (a confirming scan after a reboot
+    /// keeps reporting them Failed).
+    pub previous_failures: Vec<PackageRef>,
+}
+
+impl OperationRequest {
+    /// A request with the defaults: refresh and record first sightings.
+    pub fn new(operation: Operation, run: impl Into<String>) -> OperationRequest {
+        OperationRequest {
+            operation,
+            run: run.into(),
+            refresh: true,
+            record_first_seen: true,
+            previous_failures: Vec::new(),
+        }
+    }
+}
+
+/// Which baseline to evaluate against.
+#[derive(Clone, Debug)]
+pub enum BaselineChoice {
+    /// A resolved baseline (from a PatchRun snapshot, a file, or a predefined name).
+    Resolved(Box<ResolvedBaseline>),
+    /// The predefined baseline of whatever OS the node runs.
+    PredefinedForNode,
+}
+
+/// Cut a message to the CRD's limit on a character boundary.
+pub fn bound_message(mut message: String) -> String {
+    if message.chars().count() > MAX_MESSAGE_CHARS {
+        let cut = message
+            .char_indices()
+            .nth(MAX_MESSAGE_CHARS - 1)
+            .map(|(i, _)| i)
+            .unwrap_or(message.len());
+        message.truncate(cut);
+        message.push('…');
+    }
+    message
+}
+
+/// A report being built: OS, operation and notes gathered along the way.
+struct ReportDraft {
+    os: Option<DetectedOs>,
+    operation: OperationStatus,
+    notes: Vec<String>,
+}
+
+impl ReportDraft {
+    fn finish(
+        self,
+        mut status: NodePatchReportStatus,
+        phase: OperationPhase,
+        reason: &str,
+        ready: bool,
+        now: Timestamp,
+    ) -> NodePatchReportStatus {
+        let mut operation = self.operation;
+        operation.phase = phase;
+        operation.end_time = Some(Time(now));
+        let message = bound_message(self.notes.join("; "));
+        operation.message = (!message.is_empty()).then(|| message.clone());
+        status.os = self.os.map(|o| o.info);
+        status.boot_id = operation.boot_id.clone();
+        status.operation = Some(operation);
+        let condition_message = if message.is_empty() {
+            reason.to_string()
+        } else {
+            message
+        };
+        set_condition(
+            &mut status.conditions,
+            new_condition(
+                READY,
+                ConditionStatus::from(ready),
+                reason,
+                condition_message,
+                None,
+                now,
+            ),
+        );
+        status
+    }
+
+    /// A report for an operation that could not evaluate the node.
+    fn failed(mut self, category: &str, error: String, now: Timestamp) -> NodePatchReportStatus {
+        self.notes.insert(0, error);
+        let status = NodePatchReportStatus {
+            compliance: Compliance::Unknown,
+            ..NodePatchReportStatus::default()
+        };
+        self.finish(status, OperationPhase::Failed, category, false, now)
+    }
+}
+
+/// Run one operation and return the node's report status (see the module docs).
+pub fn run_operation(
+    agent: &NodeAgent,
+    request: &OperationRequest,
+    baseline: &BaselineChoice,
+    clock: Clock<'_>,
+) -> NodePatchReportStatus {
+    let start = clock();
+    let boot_id = super::os::boot_id(&agent.root);
+    let mut draft = ReportDraft {
+        os: None,
+        operation: OperationStatus {
+            run: request.run.clone(),
+            type_: Some(request.operation),
+            phase: match request.operation {
+                Operation::Scan => OperationPhase::Scanning,
+                Operation::Install => OperationPhase::Installing,
+            },
+            boot_id: (!boot_id.is_empty()).then_some(boot_id),
+            start_time: Some(Time(start)),
+            end_time: None,
+            message: None,
+        },
+        notes: Vec::new(),
+    };
+    let detected = match detect_os(&agent.root) {
+        Ok(os) => os,
+        Err(e) => return draft.failed(e.category(), format!("cannot detect the OS: {e}"), clock()),
+    };
+    draft.os = Some(detected.clone());
+    if let Some(immutable) = detected.immutable {
+        draft.notes.push(format!(
+            "{} is image-based and updated by its own update operator; nodepatch does not patch it",
+            immutable.as_str()
+        ));
+        let status = NodePatchReportStatus {
+            compliance: Compliance::NotApplicable,
+            last_scan_time: Some(Time(start)),
+            ..NodePatchReportStatus::default()
+        };
+        return draft.finish(
+            status,
+            OperationPhase::Succeeded,
+            "NotApplicable",
+            true,
+            clock(),
+        );
+    }
+    let Some(operating_system) = detected.operating_system else {
+        let error = format!(
+            "unsupported operating system {:?} ({})",
+            detected.info.id, detected.info.pretty_name
+        );
+        return draft.failed("UnsupportedOperatingSystem", error, clock());
+    };
+    if detected.info.family != Some(PackageFamily::Deb) {
+        let error = format!(
+            "no package backend for {} nodes in this agent yet (apt only)",
+            operating_system.as_str()
+        );
+        return draft.failed("UnsupportedPackageFamily", error, clock());
+    }
+    let baseline = match baseline {
+        BaselineChoice::Resolved(b) => (**b).clone(),
+        BaselineChoice::PredefinedForNode => {
+            let predefined = predefined_for(operating_system);
+            match ResolvedBaseline::resolve(predefined.name.clone(), &predefined.spec) {
+                Ok(b) => b,
+                Err(e) => {
+                    return draft.failed(
+                        e.category(),
+                        format!("predefined baseline {}: {e}", predefined.name),
+                        clock(),
+                    );
+                }
+            }
+        }
+    };
+    if baseline.operating_system() != operating_system {
+        let error = format!(
+            "baseline {} is for {}, the node runs {}",
+            baseline.name(),
+            baseline.operating_system(),
+            operating_system
+        );
+        return draft.failed("OperatingSystemMismatch", error, clock());
+    }
+    match request.operation {
+        Operation::Scan => scan(agent, request, &baseline, &detected, draft, clock),
+        Operation::Install => install(agent, request, &baseline, &detected, draft, clock),
+    }
+}
+
+/// The node read and evaluated once.
+struct NodeEvaluation {
+    snapshot: AptSnapshot,
+    reboot: RebootState,
+    evaluation: Evaluation,
+}
+
+/// Read dpkg and the lists, record first sightings, evaluate.
+fn evaluate_node(
+    agent: &NodeAgent,
+    request: &OperationRequest,
+    baseline: &ResolvedBaseline,
+    detected: &DetectedOs,
+    failed: Vec<PackageRef>,
+    notes: &mut Vec<String>,
+    now: Timestamp,
+) -> Result<NodeEvaluation, (String, &'static str)> {
+    let snapshot =
+        AptSnapshot::read(&agent.root).map_err(|e: AptError| (e.to_string(), e.category()))?;
+    if snapshot.dpkg.needs_repair() {
+        let broken: Vec<String> = snapshot
+            .dpkg
+            .broken()
+            .map(|p| format!("{} ({})", p.name, p.state.as_str()))
+            .collect();
+        notes.push(format!(
+            "dpkg was interrupted ({} pending journal records; half-done: {}); the next install repairs it",
+            snapshot.dpkg.pending_updates,
+            if broken.is_empty() { "none".to_string() } else { broken.join(", ") }
+        ));
+    }
+    let mut first_seen = match FirstSeen::load(&agent.root) {
+        Ok(record) => record,
+        Err(e) => {
+            notes.push(format!("{e}; starting a new first-seen record"));
+            FirstSeen::default()
+        }
+    };
+    let candidates = snapshot.candidates(&mut first_seen, now);
+    if request.record_first_seen {
+        first_seen.prune(now);
+        if let Err(e) = first_seen.save(&agent.root) {
+            notes.push(format!("cannot record first-seen dates: {e}"));
+        }
+    }
+    let held: Vec<String> = snapshot
+        .held_upgrades()
+        .map(|u| format!("{} {}", u.name, u.candidate.version))
+        .collect();
+    if !held.is_empty() && request.operation == Operation::Scan {
+        notes.push(format!("held back (dpkg hold): {}", held.join(", ")));
+    }
+    let reboot = reboot_state(&agent.root, &snapshot.dpkg, &detected.info.kernel);
+    let input = EvaluationInput {
+        operating_system: detected.operating_system,
+        product: Some(detected.product()),
+        installed: snapshot.installed_packages(),
+        candidates,
+        install_result: InstallResult {
+            failed,
+            pending_reboot: reboot
+                .pending_packages
+                .iter()
+                .map(|name| PackageRef {
+                    name: name.clone(),
+                    arch: None,
+                    version: None,
+                })
+                .collect(),
+            reboot_required: reboot.required,
+        },
+    };
+    let evaluation = evaluate(baseline, &input, now).map_err(|e| (e.to_string(), e.category()))?;
+    Ok(NodeEvaluation {
+        snapshot,
+        reboot,
+        evaluation,
+    })
+}
+
+fn refresh_note(agent: &NodeAgent) -> Option<String> {
+    refresh_lists(agent.executor.as_ref(), &agent.apt)
+        .err()
+        .map(|e| {
+            format!("apt-get update failed, using the lists of the last successful update: {e}")
+        })
+}
+
+fn scan(
+    agent: &NodeAgent,
+    request: &OperationRequest,
+    baseline: &ResolvedBaseline,
+    detected: &DetectedOs,
+    mut draft: ReportDraft,
+    clock: Clock<'_>,
+) -> NodePatchReportStatus {
+    if request.refresh
+        && let Some(note) = refresh_note(agent)
+    {
+        draft.notes.push(note);
+    }
+    let now = clock();
+    match evaluate_node(
+        agent,
+        request,
+        baseline,
+        detected,
+        request.previous_failures.clone(),
+        &mut draft.notes,
+        now,
+    ) {
+        Ok(node) => {
+            if node.reboot.required {
+                draft.notes.push(format!(
+                    "reboot required: {}",
+                    node.reboot.reasons.join(", ")
+                ));
+            }
+            let mut status = node.evaluation.status;
+            status.last_scan_time = Some(Time(now));
+            draft.finish(status, OperationPhase::Succeeded, "Scanned", true, clock())
+        }
+        Err((error, category)) => draft.failed(category, error, clock()),
+    }
+}
+
+fn install(
+    agent: &NodeAgent,
+    request: &OperationRequest,
+    baseline: &ResolvedBaseline,
+    detected: &DetectedOs,
+    mut draft: ReportDraft,
+    clock: Clock<'_>,
+) -> NodePatchReportStatus {
+    let executor = agent.executor.as_ref();
+    // An interrupted dpkg blocks every apt run: repair it before anything else.
+    match repair_interrupted_dpkg(executor, &agent.apt) {
+        Ok(outcome) => {
+            if let Some(summary) = outcome.summary() {
+                draft.notes.push(summary);
+            }
+            if let RepairOutcome::Failed { .. } = outcome {
+                tracing::warn!("dpkg repair failed; installing anyway");
+            }
+        }
+        Err(e) => return draft.failed(e.category(), format!("cannot check dpkg: {e}"), clock()),
+    }
+    if request.refresh
+        && let Some(note) = refresh_note(agent)
+    {
+        draft.notes.push(note);
+    }
+    let before = match evaluate_node(
+        agent,
+        request,
+        baseline,
+        detected,
+        Vec::new(),
+        &mut draft.notes,
+        clock(),
+    ) {
+        Ok(node) => node,
+        Err((error, category)) => return draft.failed(category, error, clock()),
+    };
+    let native_arch = before.snapshot.dpkg.native_arch.clone();
+    let held: Vec<&str> = before
+        .snapshot
+        .held_upgrades()
+        .map(|u| u.name.as_str())
+        .collect();
+    let (kept_back, installable): (Vec<_>, Vec<_>) = before
+        .evaluation
+        .install_set()
+        .partition(|v| held.contains(&v.name.as_str()));
+    if !kept_back.is_empty() {
+        let names: Vec<String> = kept_back
+            .iter()
+            .map(|v| format!("{} {}", v.name, v.version))
+            .collect();
+        draft.notes.push(format!(
+            "approved but held (dpkg hold), not installed: {}",
+            names.join(", ")
+        ));
+    }
+    let targets: Vec<InstallTarget> = installable
+        .into_iter()
+        .map(|v| InstallTarget {
+            name: v.name.clone(),
+            arch: v.arch.clone().unwrap_or_else(|| native_arch.clone()),
+            version: v.version.clone(),
+        })
+        .collect();
+    let blocked_patterns =
+        if baseline.spec().rejected_patches_action == RejectedPatchesAction::Block {
+            baseline.spec().rejected_patches.clone()
+        } else {
+            Vec::new()
+        };
+    let blocked: Vec<String> = before
+        .evaluation
+        .candidates
+        .iter()
+        .filter_map(|c| {
+            c.blocked_by
+                .as_ref()
+                .map(|dep| format!("{} {} (needs rejected {dep})", c.name, c.version))
+        })
+        .collect();
+    if !blocked.is_empty() {
+        draft.notes.push(format!(
+            "not installed under rejectedPatchesAction Block: {}",
+            blocked.join(", ")
+        ));
+    }
+    let report = match install_packages(
+        &agent.root,
+        executor,
+        &agent.apt,
+        &targets,
+        &blocked_patterns,
+    ) {
+        Ok(report) => report,
+        Err(e) => return draft.failed(e.category(), format!("install failed: {e}"), clock()),
+    };
+    for run in &report.runs {
+        tracing::info!("{run}");
+    }
+    let failed: Vec<PackageRef> = report
+        .failed()
+        .map(|o| PackageRef {
+            name: o.target.name.clone(),
+            arch: None,
+            version: Some(o.target.version.clone()),
+        })
+        .collect();
+    let installed: Vec<String> = report
+        .installed()
+        .map(|o| format!("{} {}", o.target.name, o.target.version))
+        .collect();
+    if targets.is_empty() {
+        draft.notes.insert(
+            0,
+            "nothing to install: no approved update is missing".to_string(),
+        );
+    } else {
+        draft.notes.insert(
+            0,
+            format!(
+                "installed {} of {} approved updates{}",
+                installed.len(),
+                targets.len(),
+                if installed.is_empty() {
+                    String::new()
+                } else {
+                    format!(": {}", installed.join(", "))
+                }
+            ),
+        );
+    }
+    let failures: Vec<String> = report
+        .failed()
+        .map(|o| {
+            format!(
+                "{} {}: {}",
+                o.target.name,
+                o.target.version,
+                o.reason.as_deref().unwrap_or("failed")
+            )
+        })
+        .collect();
+    if !failures.is_empty() {
+        draft
+            .notes
+            .insert(1, format!("failed: {}", failures.join("; ")));
+    }
+    let now = clock();
+    let after = match evaluate_node(
+        agent,
+        request,
+        baseline,
+        detected,
+        failed.clone(),
+        &mut Vec::new(),
+        now,
+    ) {
+        Ok(node) => node,
+        Err((error, category)) => {
+            return draft.failed(
+                category,
+                format!("reading the node after install: {error}"),
+                clock(),
+            );
+        }
+    };
+    if after.reboot.required {
+        draft.notes.push(format!(
+            "reboot required: {}",
+            after.reboot.reasons.join(", ")
+        ));
+    }
+    let end = clock();
+    let record = LastOperation {
+        run: request.run.clone(),
+        operation: Operation::Install,
+        boot_id: draft.operation.boot_id.clone().unwrap_or_default(),
+        finished_at: end,
+        succeeded: failures.is_empty(),
+        failed,
+    };
+    if let Err(e) = record.save(&agent.root) {
+        draft
+            .notes
+            .push(format!("cannot record the operation on the node: {e}"));
+    }
+    let mut status = after.evaluation.status;
+    status.last_scan_time = Some(Time(now));
+    if failures.is_empty() {
+        status.last_install_time = Some(Time(end));
+        draft.finish(status, OperationPhase::Succeeded, "Installed", true, end)
+    } else {
+        draft.finish(status, OperationPhase::Failed, "InstallFailed", true, end)
+    }
+}

@@ -1,0 +1,409 @@
+//! `nodepatch scan`: scan a node root offline (no cluster) and print its NodePatchReport status:
+//! the OS, the compliance verdict against a baseline, and the missing patches.
+//!
+//! By default nothing runs on the host: dpkg's database and apt's lists are read in-process.
+//! `--refresh` runs the host's `apt-get update` first (through nsenter, or chroot with
+//! `--host-exec chroot`).
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use jiff::Timestamp;
+
+use crate::agent::host::{HostExec, HostRoot};
+use crate::agent::operation::{BaselineChoice, NodeAgent, OperationRequest, run_operation};
+use crate::api::{NodePatchReportStatus, Operation, OperationPhase, PatchBaselineSpec};
+use crate::baseline::{
+    BaselineError, PREDEFINED_PREFIX, ResolvedBaseline, predefined_baseline, predefined_baselines,
+};
+
+/// Arguments of `nodepatch scan`.
+#[derive(clap::Args, Debug, Clone)]
+#[command(
+    after_help = "Examples:\n  nodepatch scan --host-root /\n  nodepatch scan --host-root /mnt/node --baseline nodepatch-predefined-debian --output json\n  nodepatch scan --host-root /srv/root --baseline my-baseline.yaml --refresh --host-exec chroot"
+)]
+pub struct ScanArgs {
+    /// Directory holding the node's root filesystem (`/` for this machine).
+    #[arg(long, value_name = "DIR")]
+    pub host_root: PathBuf,
+    /// The baseline: a PatchBaseline manifest or bare spec (YAML/JSON file), or a predefined
+    /// baseline name (`nodepatch-predefined-<os>`); default: the predefined baseline of the
+    /// node's OS.
+    #[arg(short = 'b', long, value_name = "FILE|PREDEFINED-NAME")]
+    pub baseline: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = ScanOutput::Table)]
+    pub output: ScanOutput,
+    /// Run the host's `apt-get update` before reading the lists.
+    #[arg(long)]
+    pub refresh: bool,
+    /// How host commands run (only with --refresh).
+    #[arg(long, value_enum, default_value_t = HostExec::Nsenter)]
+    pub host_exec: HostExec,
+    /// Do not write the first-seen record under the host root.
+    #[arg(long)]
+    pub read_only: bool,
+}
+
+/// Output formats of `nodepatch scan`.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScanOutput {
+    /// A readable summary and the non-compliant patches.
+    Table,
+    /// The NodePatchReport status object as JSON.
+    Json,
+    /// The NodePatchReport status object as YAML.
+    Yaml,
+}
+
+/// Why a baseline argument cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum BaselineArgError {
+    /// The file could not be read.
+    #[error("--baseline {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a PatchBaseline manifest or spec.
+    #[error("--baseline {path}: at {field}: {message}")]
+    Malformed {
+        /// The file.
+        path: String,
+        /// The offending field.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// The spec is invalid (a malformed patch name, filter or date).
+    #[error("--baseline {path}: {prefix}{source}")]
+    Invalid {
+        /// The file or name.
+        path: String,
+        /// `spec.` for manifests.
+        prefix: &'static str,
+        /// What is wrong.
+        #[source]
+        source: Box<BaselineError>,
+    },
+    /// Neither a file nor a predefined name.
+    #[error("--baseline {0:?}: no such file, and not a predefined baseline (one of: {list})", list = predefined_baselines().into_iter().map(|p| p.name).collect::<Vec<_>>().join(", "))]
+    Unknown(String),
+}
+
+impl BaselineArgError {
+    /// Bounded category.
+    pub fn category(&self) -> &'static str {
+        match self {
+            BaselineArgError::Read { .. } => "ReadFailed",
+            BaselineArgError::Malformed { .. } => "MalformedBaseline",
+            BaselineArgError::Invalid { source, .. } => source.category(),
+            BaselineArgError::Unknown(_) => "UnknownBaseline",
+        }
+    }
+}
+
+/// Load and validate a baseline argument: a predefined name, or a file holding a PatchBaseline
+/// manifest (the first such document of a stream) or a bare spec. Validation (name grammar,
+/// filters, dates) happens here, before the agent runs anything.
+pub fn load_baseline_arg(arg: &str) -> Result<ResolvedBaseline, BaselineArgError> {
+    let path = Path::new(arg);
+    if !path.exists() {
+        if arg.starts_with(PREDEFINED_PREFIX)
+            && let Some(p) = predefined_baseline(arg)
+        {
+            return ResolvedBaseline::resolve(p.name, &p.spec).map_err(|source| {
+                BaselineArgError::Invalid {
+                    path: arg.to_string(),
+                    prefix: "",
+                    source: Box::new(source),
+                }
+            });
+        }
+        return Err(BaselineArgError::Unknown(arg.to_string()));
+    }
+    let text = std::fs::read_to_string(path).map_err(|source| BaselineArgError::Read {
+        path: arg.to_string(),
+        source,
+    })?;
+    let malformed = |field: String, message: String| BaselineArgError::Malformed {
+        path: arg.to_string(),
+        field,
+        message,
+    };
+    let mut documents: Vec<serde_yaml::Value> = Vec::new();
+    for document in serde_yaml::Deserializer::from_str(&text) {
+        let value: serde_yaml::Value = serde_path_to_error::deserialize(document)
+            .map_err(|e| malformed(e.path().to_string(), e.inner().to_string()))?;
+        if !value.is_null() {
+            documents.push(value);
+        }
+    }
+    let kind_of =
+        |v: &serde_yaml::Value| v.get("kind").and_then(|k| k.as_str()).map(str::to_string);
+    let chosen = match documents
+        .iter()
+        .position(|v| kind_of(v).as_deref() == Some("PatchBaseline"))
+    {
+        Some(i) => documents.swap_remove(i),
+        None if documents.len() == 1 && kind_of(&documents[0]).is_none() => {
+            documents.swap_remove(0)
+        }
+        None => {
+            return Err(malformed(
+                ".".into(),
+                "expected a PatchBaseline manifest or a PatchBaseline spec".into(),
+            ));
+        }
+    };
+    let stem = path
+        .file_stem()
+        .map(|s| s.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "baseline".into());
+    let (name, spec_value, prefix) = match chosen.get("spec") {
+        Some(spec) if kind_of(&chosen).is_some() => {
+            let name = chosen
+                .get("metadata")
+                .and_then(|m| m.get("name"))
+                .and_then(|n| n.as_str())
+                .map(str::to_string);
+            (name.unwrap_or(stem), spec.clone(), "spec.")
+        }
+        _ => (stem, chosen, ""),
+    };
+    let spec: PatchBaselineSpec = serde_path_to_error::deserialize(spec_value).map_err(|e| {
+        let inner = e.path().to_string();
+        malformed(
+            format!(
+                "{prefix}{}",
+                if inner == "." { String::new() } else { inner }
+            )
+            .trim_end_matches('.')
+            .to_string(),
+            e.inner().to_string(),
+        )
+    })?;
+    ResolvedBaseline::resolve(name, &spec).map_err(|source| BaselineArgError::Invalid {
+        path: arg.to_string(),
+        prefix,
+        source: Box::new(source),
+    })
+}
+
+/// `nodepatch scan`.
+pub fn run(args: &ScanArgs) -> ExitCode {
+    let baseline = match args.baseline.as_deref().map(load_baseline_arg).transpose() {
+        Ok(Some(b)) => BaselineChoice::Resolved(Box::new(b)),
+        Ok(None) => BaselineChoice::PredefinedForNode,
+        Err(e) => {
+            eprintln!("nodepatch scan: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let root = HostRoot::new(&args.host_root);
+    if !root.path().is_dir() {
+        eprintln!(
+            "nodepatch scan: --host-root {}: not a directory",
+            args.host_root.display()
+        );
+        return ExitCode::from(2);
+    }
+    let agent = NodeAgent {
+        executor: args.host_exec.executor(root.path()),
+        root,
+        apt: Default::default(),
+    };
+    let request = OperationRequest {
+        refresh: args.refresh,
+        record_first_seen: !args.read_only,
+        ..OperationRequest::new(Operation::Scan, "")
+    };
+    let status = run_operation(&agent, &request, &baseline, &Timestamp::now);
+    let rendered = match args.output {
+        ScanOutput::Json => serde_json::to_string_pretty(&status)
+            .map(|s| s + "\n")
+            .map_err(|e| e.to_string()),
+        ScanOutput::Yaml => serde_yaml::to_string(&status).map_err(|e| e.to_string()),
+        ScanOutput::Table => Ok(render_table(&status)),
+    };
+    match rendered {
+        Ok(text) => print!("{text}"),
+        Err(e) => {
+            eprintln!("nodepatch scan: writing output: {e}");
+            return ExitCode::FAILURE;
+        }
+    }
+    let failed = status
+        .operation
+        .as_ref()
+        .is_some_and(|o| o.phase == OperationPhase::Failed);
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+/// A readable summary of a report status and its non-compliant patches.
+pub fn render_table(status: &NodePatchReportStatus) -> String {
+    let mut out = String::new();
+    if let Some(os) = &status.os {
+        let family = os
+            .family
+            .map(|f| format!("{f:?}"))
+            .unwrap_or_else(|| "-".into());
+        let _ = writeln!(
+            out,
+            "OS:         {} ({} {}, family {family}, kernel {})",
+            os.pretty_name, os.id, os.version_id, os.kernel
+        );
+    }
+    if let Some(b) = &status.baseline {
+        let _ = writeln!(out, "Baseline:   {} (hash {})", b.name, b.hash);
+    }
+    if let Some(op) = &status.operation {
+        let phase = format!("{:?}", op.phase);
+        let _ = writeln!(
+            out,
+            "Operation:  {} {}",
+            op.type_.map(|t| t.as_str()).unwrap_or("-"),
+            phase
+        );
+        if let Some(message) = &op.message {
+            let _ = writeln!(out, "Message:    {message}");
+        }
+    }
+    let level = status
+        .compliance_level
+        .map(|l| format!(", level {}", l.as_str()))
+        .unwrap_or_default();
+    let _ = writeln!(out, "Compliance: {}{level}", status.compliance.as_str());
+    let _ = writeln!(
+        out,
+        "Reboot:     {}",
+        if status.reboot_required {
+            "required"
+        } else {
+            "not required"
+        }
+    );
+    let c = &status.counts;
+    let _ = writeln!(
+        out,
+        "Patches:    installed {}, installedOther {}, installedPendingReboot {}, installedRejected {}, missing {}, failed {}, notApplicable {}",
+        c.installed,
+        c.installed_other,
+        c.installed_pending_reboot,
+        c.installed_rejected,
+        c.missing,
+        c.failed,
+        c.not_applicable
+    );
+    let _ = writeln!(
+        out,
+        "Non-compliant: {} security, {} other",
+        status.security_non_compliant, status.other_non_compliant
+    );
+    if status.patches.is_empty() {
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "\nNon-compliant patches{}:",
+        if status.truncated { " (truncated)" } else { "" }
+    );
+    let mut rows: Vec<[String; 8]> = vec![[
+        "NAME".into(),
+        "ARCH".into(),
+        "INSTALLED".into(),
+        "AVAILABLE".into(),
+        "STATE".into(),
+        "CLASSIFICATION".into(),
+        "LEVEL".into(),
+        "FIRST SEEN".into(),
+    ]];
+    for p in &status.patches {
+        rows.push([
+            p.name.clone(),
+            p.arch.clone().unwrap_or_else(|| "-".into()),
+            p.installed_version.clone().unwrap_or_else(|| "-".into()),
+            p.available_version.clone().unwrap_or_else(|| "-".into()),
+            format!("{:?}", p.state),
+            p.classification.clone().unwrap_or_else(|| "-".into()),
+            p.compliance_level.map_or("-", |l| l.as_str()).to_string(),
+            p.release_date
+                .as_ref()
+                .map(|t| t.0.strftime("%Y-%m-%d").to_string())
+                .unwrap_or_else(|| "-".into()),
+        ]);
+    }
+    let widths: Vec<usize> = (0..8)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    for row in &rows {
+        let line: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn malformed_patch_name_is_refused_with_its_field() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("bad.yaml");
+        std::fs::write(
+            &file,
+            "apiVersion: nodepatch.dev/v1alpha1\nkind: PatchBaseline\nmetadata: {name: bad}\nspec:\n  operatingSystem: Debian\n  approvedPatches: [\"-oAPT::Get=1\"]\n",
+        )
+        .expect("write");
+        let err = load_baseline_arg(&file.to_string_lossy()).expect_err("refused");
+        let text = err.to_string();
+        assert!(text.contains("spec.approvedPatches[0]"), "{text}");
+        assert_eq!(err.category(), "InvalidPatchName");
+    }
+
+    #[test]
+    fn predefined_and_bare_spec_baselines_load() {
+        assert_eq!(
+            load_baseline_arg("nodepatch-predefined-debian")
+                .expect("predefined")
+                .name(),
+            "nodepatch-predefined-debian"
+        );
+        assert!(matches!(
+            load_baseline_arg("nodepatch-predefined-plan9"),
+            Err(BaselineArgError::Unknown(_))
+        ));
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = dir.path().join("mine.yaml");
+        std::fs::write(
+            &file,
+            "operatingSystem: Debian\napprovedPatches: [np-sec]\n",
+        )
+        .expect("write");
+        assert_eq!(
+            load_baseline_arg(&file.to_string_lossy())
+                .expect("spec")
+                .name(),
+            "mine"
+        );
+        std::fs::write(
+            &file,
+            "operatingSystem: Debian\napprovalRules: [{approveAfterDays: 999}]\n",
+        )
+        .expect("write");
+        assert!(load_baseline_arg(&file.to_string_lossy()).is_err());
+    }
+}
