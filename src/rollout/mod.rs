@@ -1,0 +1,548 @@
+//! Pure rollout planner: given a run's durable state (its targets), what is observed of each
+//! node now, the window and `now`, decide which nodes enter next, which are done or failed, and
+//! the run's phase. No I/O: the PatchRun reconciler applies the decisions (labels, status,
+//! Events).
+//!
+//! Rules:
+//! - never more than `maxConcurrency` nodes in progress;
+//! - more failures than `maxErrors` → no new nodes; in-flight nodes finish; then phase Halted;
+//! - `topologyKey` → one topology value at a time, smallest group first (ties by value);
+//! - `soakTime` > 0 → strict waves: the next wave starts `soakTime` after the previous one
+//!   finished; with 0 free slots are refilled as nodes finish;
+//! - `nodeTimeout` → an in-progress node older than that is Failed;
+//! - scheduled installs: no new node after the window's cutoff; CancelTask also cancels
+//!   in-flight nodes that have not started installing; a closed window with nodes left ends the
+//!   run TimedOut (the next window's run picks them up).
+
+pub mod targeting;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+
+use crate::api::{RunNodeCounts, RunPhase, RunTarget, TargetState};
+
+/// Limits resolved from a policy's `rollout` section.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RolloutLimits {
+    /// Most nodes in progress at once (≥ 1).
+    pub max_concurrency: u32,
+    /// Most failed nodes tolerated.
+    pub max_errors: u32,
+    /// Group nodes by this label, one group at a time.
+    pub topology_key: Option<String>,
+    /// Wait after a wave before the next.
+    pub soak_time: SignedDuration,
+    /// A node in progress longer than this fails.
+    pub node_timeout: SignedDuration,
+}
+
+/// Why a rollout setting cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LimitError {
+    /// An int-or-percent value is malformed.
+    #[error("{field}: '{value}' is not an integer or a percentage")]
+    IntOrPercent {
+        /// Field path.
+        field: &'static str,
+        /// Value as written.
+        value: String,
+    },
+    /// A duration is malformed.
+    #[error("{field}: {message}")]
+    Duration {
+        /// Field path.
+        field: &'static str,
+        /// Parser message.
+        message: String,
+    },
+}
+
+impl LimitError {
+    /// Bounded label for metrics and reasons.
+    pub fn category(&self) -> &'static str {
+        match self {
+            LimitError::IntOrPercent { .. } => "int_or_percent",
+            LimitError::Duration { .. } => "duration",
+        }
+    }
+}
+
+/// Resolve an int-or-percent against `total` nodes: percentages round down. Negative values
+/// are rejected at admission; here they clamp to 0.
+pub fn resolve_int_or_percent(
+    value: &IntOrString,
+    total: u32,
+    field: &'static str,
+) -> Result<u32, LimitError> {
+    match value {
+        IntOrString::Int(i) => Ok((*i).max(0) as u32),
+        IntOrString::String(s) => {
+            let bad = || LimitError::IntOrPercent {
+                field,
+                value: s.clone(),
+            };
+            if let Some(p) = s.strip_suffix('%') {
+                let pct: u64 = p.parse().map_err(|_| bad())?;
+                if pct > 100 {
+                    return Err(bad());
+                }
+                Ok(((u64::from(total) * pct) / 100) as u32)
+            } else {
+                s.parse::<u32>().map_err(|_| bad())
+            }
+        }
+    }
+}
+
+impl RolloutLimits {
+    /// Resolve a policy's rollout spec for a run of `total` nodes.
+    pub fn resolve(
+        spec: &crate::api::RolloutSpec,
+        total: u32,
+    ) -> Result<RolloutLimits, LimitError> {
+        let duration = |field: &'static str, s: &str| {
+            crate::schedule::duration::parse_duration(s).map_err(|e| LimitError::Duration {
+                field,
+                message: e.to_string(),
+            })
+        };
+        Ok(RolloutLimits {
+            max_concurrency: resolve_int_or_percent(
+                &spec.max_concurrency,
+                total,
+                "spec.rollout.maxConcurrency",
+            )?
+            .max(1),
+            max_errors: resolve_int_or_percent(&spec.max_errors, total, "spec.rollout.maxErrors")?,
+            topology_key: spec.topology_key.clone(),
+            soak_time: duration("spec.rollout.soakTime", &spec.soak_time)?,
+            node_timeout: duration("spec.rollout.nodeTimeout", &spec.node_timeout)?,
+        })
+    }
+}
+
+/// What the agent reported for this run on a node.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AgentProgress {
+    /// Nothing reported for this run yet.
+    NotStarted,
+    /// Started, not installing yet (scanning, pending).
+    Preparing,
+    /// Installing packages: not safe to interrupt.
+    Installing,
+    /// Finished successfully; `reboot_required` after an install that needs one.
+    Succeeded { reboot_required: bool },
+    /// Finished with an error.
+    Failed,
+}
+
+/// What is observed of one target node now.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NodeObservation {
+    /// The Node object still exists.
+    pub exists: bool,
+    /// The node carries this run's label.
+    pub labelled: bool,
+    /// The agent's progress for this run.
+    pub progress: AgentProgress,
+}
+
+/// The maintenance window constraint of a scheduled install run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowState {
+    /// No constraint (scans, manual runs).
+    Unconstrained,
+    /// Open: new nodes may start until `cutoff_at`.
+    Open {
+        cutoff_at: Timestamp,
+        cancel_at_cutoff: bool,
+    },
+    /// Closed.
+    Closed,
+}
+
+/// One decision for the reconciler.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RolloutAction {
+    /// Label the node into the run (its DaemonSet pod starts).
+    Label(String),
+    /// Remove the run label (its pod is removed).
+    Unlabel(String),
+}
+
+/// Something worth an Event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum RolloutEvent {
+    /// A wave started with these nodes.
+    WaveStarted { wave: u32, nodes: Vec<String> },
+    /// A node failed.
+    NodeFailed { node: String, reason: String },
+    /// More nodes failed than allowed: no new nodes start.
+    Halted { failed: u32, max_errors: u32 },
+    /// The run finished in this phase.
+    Finished(RunPhase),
+}
+
+/// The planner's decision.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RolloutPlan {
+    /// Targets with updated states.
+    pub targets: Vec<RunTarget>,
+    /// Label changes to make.
+    pub actions: Vec<RolloutAction>,
+    /// Events to emit.
+    pub events: Vec<RolloutEvent>,
+    /// Phase of the run after this step.
+    pub phase: RunPhase,
+    /// Wave in progress.
+    pub current_wave: u32,
+    /// When the last wave completed.
+    pub last_wave_completion: Option<Timestamp>,
+    /// Node counts.
+    pub counts: RunNodeCounts,
+    /// When to look again at the latest (node timeout, soak end, cutoff); None: on change only.
+    pub requeue_at: Option<Timestamp>,
+}
+
+/// The run's durable state the planner starts from.
+#[derive(Clone, Debug, PartialEq)]
+pub struct RunState {
+    /// Phase before this step.
+    pub phase: RunPhase,
+    /// Per-node records.
+    pub targets: Vec<RunTarget>,
+    /// Wave in progress.
+    pub current_wave: u32,
+    /// When the last wave completed (soak start).
+    pub last_wave_completion: Option<Timestamp>,
+}
+
+fn in_flight(state: TargetState) -> bool {
+    matches!(
+        state,
+        TargetState::InProgress
+            | TargetState::Draining
+            | TargetState::Rebooting
+            | TargetState::Verifying
+    )
+}
+
+fn finish(target: &mut RunTarget, state: TargetState, reason: Option<String>, now: Timestamp) {
+    target.state = state;
+    target.reason = reason;
+    target.end_time = Some(Time(now));
+}
+
+/// Decide the next step of a run. `observed` holds every target node by name (a missing entry
+/// means the node is gone).
+pub fn plan_rollout(
+    run: &RunState,
+    limits: &RolloutLimits,
+    observed: &BTreeMap<String, NodeObservation>,
+    window: WindowState,
+    now: Timestamp,
+) -> RolloutPlan {
+    let mut targets = run.targets.clone();
+    let mut actions = vec![];
+    let mut events = vec![];
+    let mut requeue_at: Option<Timestamp> = None;
+    let mut wake = |t: Timestamp| {
+        requeue_at = Some(requeue_at.map_or(t, |r: Timestamp| r.min(t)));
+    };
+    let gone = NodeObservation {
+        exists: false,
+        labelled: false,
+        progress: AgentProgress::NotStarted,
+    };
+
+    // 1. Fold in what happened to in-flight nodes.
+    let mut wave_done_now = false;
+    for t in targets.iter_mut() {
+        let obs = observed.get(&t.node).unwrap_or(&gone);
+        if t.state.is_done() {
+            if obs.labelled {
+                actions.push(RolloutAction::Unlabel(t.node.clone()));
+            }
+            continue;
+        }
+        if !obs.exists {
+            // A deleted node is skipped whether it was pending or in flight.
+            let was_in_flight = in_flight(t.state);
+            finish(t, TargetState::Skipped, Some("NodeDeleted".into()), now);
+            wave_done_now |= was_in_flight;
+            continue;
+        }
+        if !in_flight(t.state) {
+            continue;
+        }
+        let outcome = match obs.progress {
+            AgentProgress::Succeeded {
+                reboot_required: false,
+            } => Some((TargetState::Succeeded, None)),
+            AgentProgress::Succeeded {
+                reboot_required: true,
+            } => Some((TargetState::SucceededRebootRequired, None)),
+            AgentProgress::Failed => Some((TargetState::Failed, Some("AgentFailed".to_string()))),
+            _ => {
+                let started = t.start_time.as_ref().map(|s| s.0).unwrap_or(now);
+                let deadline = started + limits.node_timeout;
+                if now >= deadline {
+                    Some((TargetState::Failed, Some("NodeTimeout".to_string())))
+                } else {
+                    wake(deadline);
+                    // Status is written before labels; a controller that died in between
+                    // re-asserts the label of an in-flight node here.
+                    if !obs.labelled {
+                        actions.push(RolloutAction::Label(t.node.clone()));
+                    }
+                    None
+                }
+            }
+        };
+        if let Some((state, reason)) = outcome {
+            if state == TargetState::Failed {
+                events.push(RolloutEvent::NodeFailed {
+                    node: t.node.clone(),
+                    reason: reason.clone().unwrap_or_default(),
+                });
+            }
+            finish(t, state, reason, now);
+            wave_done_now = true;
+            if obs.labelled {
+                actions.push(RolloutAction::Unlabel(t.node.clone()));
+            }
+        }
+    }
+
+    // CancelTask at the cutoff: in-flight nodes that have not started installing are stopped.
+    let past_cutoff = match window {
+        WindowState::Open { cutoff_at, .. } => now >= cutoff_at,
+        WindowState::Closed => true,
+        WindowState::Unconstrained => false,
+    };
+    if let WindowState::Open {
+        cancel_at_cutoff: true,
+        ..
+    } = window
+        && past_cutoff
+    {
+        for t in targets
+            .iter_mut()
+            .filter(|t| t.state == TargetState::InProgress)
+        {
+            let obs = observed.get(&t.node).unwrap_or(&gone);
+            if matches!(
+                obs.progress,
+                AgentProgress::NotStarted | AgentProgress::Preparing
+            ) {
+                finish(
+                    t,
+                    TargetState::Skipped,
+                    Some("CanceledAtCutoff".into()),
+                    now,
+                );
+                if obs.labelled {
+                    actions.push(RolloutAction::Unlabel(t.node.clone()));
+                }
+            }
+        }
+    }
+
+    let mut counts = count(&targets);
+    let flying = counts.in_progress;
+    let mut last_wave_completion = run.last_wave_completion;
+    if wave_done_now && flying == 0 {
+        last_wave_completion = Some(now);
+    }
+
+    // 2. Error budget.
+    let halted = counts.failed > limits.max_errors;
+    let was_halted = count(&run.targets).failed > limits.max_errors;
+    if halted && !was_halted {
+        events.push(RolloutEvent::Halted {
+            failed: counts.failed,
+            max_errors: limits.max_errors,
+        });
+    }
+
+    // 3. Start new nodes.
+    let mut current_wave = run.current_wave;
+    let may_start = !halted
+        && !past_cutoff
+        && !matches!(window, WindowState::Closed)
+        && counts.pending > 0
+        && soak_over(limits, flying, last_wave_completion, now, &mut wake);
+    if may_start {
+        let slots = limits.max_concurrency.saturating_sub(flying) as usize;
+        let candidates = next_candidates(&targets, limits);
+        let chosen: Vec<String> = candidates.into_iter().take(slots).collect();
+        if !chosen.is_empty() {
+            current_wave += 1;
+            for t in targets.iter_mut().filter(|t| chosen.contains(&t.node)) {
+                t.state = TargetState::InProgress;
+                t.wave = current_wave;
+                t.start_time = Some(Time(now));
+                actions.push(RolloutAction::Label(t.node.clone()));
+                wake(now + limits.node_timeout);
+            }
+            events.push(RolloutEvent::WaveStarted {
+                wave: current_wave,
+                nodes: chosen,
+            });
+            counts = count(&targets);
+        }
+    }
+    if let WindowState::Open { cutoff_at, .. } = window
+        && now < cutoff_at
+    {
+        wake(cutoff_at);
+    }
+
+    // 4. Phase.
+    let phase = if counts.in_progress > 0 {
+        RunPhase::Running
+    } else if halted {
+        RunPhase::Halted
+    } else if counts.pending == 0 {
+        RunPhase::Succeeded
+    } else if past_cutoff {
+        // Window closed or past cutoff with nothing in flight: the rest waits for the next window.
+        for t in targets
+            .iter_mut()
+            .filter(|t| t.state == TargetState::Pending)
+        {
+            finish(t, TargetState::Skipped, Some("WindowClosed".into()), now);
+        }
+        counts = count(&targets);
+        RunPhase::TimedOut
+    } else {
+        RunPhase::Running
+    };
+    if phase.is_finished() && !run.phase.is_finished() {
+        events.push(RolloutEvent::Finished(phase));
+        requeue_at = None;
+    }
+    RolloutPlan {
+        targets,
+        actions,
+        events,
+        phase,
+        current_wave,
+        last_wave_completion,
+        counts,
+        requeue_at,
+    }
+}
+
+/// Whether the soak after the last wave is over (always true with soakTime 0 or nothing in
+/// flight before the first wave). With soakTime > 0 waves are strict: none starts while one runs.
+fn soak_over(
+    limits: &RolloutLimits,
+    flying: u32,
+    last_wave_completion: Option<Timestamp>,
+    now: Timestamp,
+    wake: &mut impl FnMut(Timestamp),
+) -> bool {
+    if limits.soak_time.is_zero() {
+        return true;
+    }
+    if flying > 0 {
+        return false;
+    }
+    match last_wave_completion {
+        None => true,
+        Some(done) => {
+            let until = done + limits.soak_time;
+            if now >= until {
+                true
+            } else {
+                wake(until);
+                false
+            }
+        }
+    }
+}
+
+/// Pending nodes eligible now, in start order. With a topology key: only the current group
+/// (the one with nodes in flight, else the smallest group with pending nodes; ties by value).
+fn next_candidates(targets: &[RunTarget], limits: &RolloutLimits) -> Vec<String> {
+    let pending = targets.iter().filter(|t| t.state == TargetState::Pending);
+    if limits.topology_key.is_none() {
+        return pending.map(|t| t.node.clone()).collect();
+    }
+    let group_of = |t: &RunTarget| t.topology.clone().unwrap_or_default();
+    if let Some(active) = targets.iter().find(|t| in_flight(t.state)).map(group_of) {
+        return pending
+            .filter(|t| group_of(t) == active)
+            .map(|t| t.node.clone())
+            .collect();
+    }
+    let mut sizes: BTreeMap<String, usize> = BTreeMap::new();
+    for t in targets.iter() {
+        *sizes.entry(group_of(t)).or_default() += 1;
+    }
+    let mut groups_with_pending: Vec<(usize, String)> = targets
+        .iter()
+        .filter(|t| t.state == TargetState::Pending)
+        .map(group_of)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .map(|g| (sizes.get(&g).copied().unwrap_or(0), g))
+        .collect();
+    groups_with_pending.sort();
+    let Some((_, group)) = groups_with_pending.into_iter().next() else {
+        return vec![];
+    };
+    pending
+        .filter(|t| group_of(t) == group)
+        .map(|t| t.node.clone())
+        .collect()
+}
+
+/// Count targets by state.
+pub fn count(targets: &[RunTarget]) -> RunNodeCounts {
+    let mut c = RunNodeCounts {
+        total: targets.len() as u32,
+        ..Default::default()
+    };
+    for t in targets {
+        match t.state {
+            TargetState::Pending => c.pending += 1,
+            TargetState::InProgress
+            | TargetState::Draining
+            | TargetState::Rebooting
+            | TargetState::Verifying => c.in_progress += 1,
+            TargetState::Succeeded => c.succeeded += 1,
+            TargetState::SucceededRebootRequired => {
+                c.succeeded += 1;
+                c.succeeded_reboot_required += 1
+            }
+            TargetState::Failed => c.failed += 1,
+            TargetState::Skipped => c.skipped += 1,
+        }
+    }
+    c
+}
+
+/// Initial targets of a run: every node pending, sorted by name, with its topology value.
+pub fn initial_targets(
+    nodes: impl IntoIterator<Item = (String, Option<String>)>,
+) -> Vec<RunTarget> {
+    let mut targets: Vec<RunTarget> = nodes
+        .into_iter()
+        .map(|(node, topology)| RunTarget {
+            node,
+            topology,
+            ..Default::default()
+        })
+        .collect();
+    targets.sort_by(|a, b| a.node.cmp(&b.node));
+    targets.dedup_by(|a, b| a.node == b.node);
+    targets
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,638 @@
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use k8s_openapi::jiff::{SignedDuration, Timestamp};
+use proptest::prelude::*;
+
+use super::*;
+
+fn ts(s: &str) -> Timestamp {
+    s.parse().expect("timestamp")
+}
+
+fn t0() -> Timestamp {
+    ts("2026-12-08T02:00:00Z")
+}
+
+fn limits(max_concurrency: u32, max_errors: u32) -> RolloutLimits {
+    RolloutLimits {
+        max_concurrency,
+        max_errors,
+        topology_key: None,
+        soak_time: SignedDuration::ZERO,
+        node_timeout: SignedDuration::from_hours(1),
+    }
+}
+
+fn run_of(nodes: &[(&str, Option<&str>)]) -> RunState {
+    RunState {
+        phase: RunPhase::Pending,
+        targets: initial_targets(
+            nodes
+                .iter()
+                .map(|(n, z)| (n.to_string(), z.map(str::to_string))),
+        ),
+        current_wave: 0,
+        last_wave_completion: None,
+    }
+}
+
+fn obs(progress: AgentProgress, labelled: bool) -> NodeObservation {
+    NodeObservation {
+        exists: true,
+        labelled,
+        progress,
+    }
+}
+
+/// Observations as the cluster would show them after applying `plan`'s label actions, with
+/// every labelled node at `progress`.
+fn observe(
+    run: &RunState,
+    progress: &BTreeMap<String, AgentProgress>,
+) -> BTreeMap<String, NodeObservation> {
+    run.targets
+        .iter()
+        .map(|t| {
+            let labelled = matches!(t.state, TargetState::InProgress);
+            let p = progress
+                .get(&t.node)
+                .copied()
+                .unwrap_or(AgentProgress::NotStarted);
+            (
+                t.node.clone(),
+                obs(
+                    if labelled {
+                        p
+                    } else {
+                        AgentProgress::NotStarted
+                    },
+                    labelled,
+                ),
+            )
+        })
+        .collect()
+}
+
+/// The durable state a reconciler would write back after `plan`.
+fn apply(plan: &RolloutPlan) -> RunState {
+    RunState {
+        phase: plan.phase,
+        targets: plan.targets.clone(),
+        current_wave: plan.current_wave,
+        last_wave_completion: plan.last_wave_completion,
+    }
+}
+
+fn labelled(plan: &RolloutPlan) -> Vec<String> {
+    plan.actions
+        .iter()
+        .filter_map(|a| match a {
+            RolloutAction::Label(n) => Some(n.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn percent_rounds_down_with_at_least_one_node() {
+    let spec = crate::api::RolloutSpec {
+        max_concurrency: IntOrString::String("10%".into()),
+        ..Default::default()
+    };
+    assert_eq!(
+        RolloutLimits::resolve(&spec, 7)
+            .expect("valid")
+            .max_concurrency,
+        1,
+        "10% of 7 nodes = 1"
+    );
+    assert_eq!(
+        RolloutLimits::resolve(&spec, 25)
+            .expect("valid")
+            .max_concurrency,
+        2
+    );
+    assert_eq!(
+        RolloutLimits::resolve(&spec, 100)
+            .expect("valid")
+            .max_concurrency,
+        10
+    );
+    assert_eq!(
+        resolve_int_or_percent(&IntOrString::String("5%".into()), 7, "f"),
+        Ok(0),
+        "maxErrors 5% of 7 = 0"
+    );
+    assert_eq!(resolve_int_or_percent(&IntOrString::Int(3), 7, "f"), Ok(3));
+    assert!(resolve_int_or_percent(&IntOrString::String("x%".into()), 7, "f").is_err());
+}
+
+#[test]
+fn first_step_starts_max_concurrency_nodes_in_name_order() {
+    let run = run_of(&[("c", None), ("a", None), ("b", None)]);
+    let plan = plan_rollout(
+        &run,
+        &limits(2, 0),
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    assert_eq!(labelled(&plan), ["a", "b"]);
+    assert_eq!(plan.phase, RunPhase::Running);
+    assert_eq!(plan.current_wave, 1);
+    assert_eq!(plan.counts.in_progress, 2);
+    assert_eq!(
+        plan.events,
+        vec![RolloutEvent::WaveStarted {
+            wave: 1,
+            nodes: vec!["a".into(), "b".into()]
+        }]
+    );
+    assert_eq!(
+        plan.requeue_at,
+        Some(t0() + SignedDuration::from_hours(1)),
+        "wake at the node timeout"
+    );
+}
+
+#[test]
+fn finished_nodes_are_unlabelled_and_slots_refilled() {
+    let run = run_of(&[("a", None), ("b", None), ("c", None)]);
+    let p1 = plan_rollout(
+        &run,
+        &limits(2, 0),
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    let run = apply(&p1);
+    let progress = BTreeMap::from([(
+        "a".to_string(),
+        AgentProgress::Succeeded {
+            reboot_required: false,
+        },
+    )]);
+    let p2 = plan_rollout(
+        &run,
+        &limits(2, 0),
+        &observe(&run, &progress),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    assert!(p2.actions.contains(&RolloutAction::Unlabel("a".into())));
+    assert_eq!(labelled(&p2), ["c"]);
+    assert_eq!(p2.counts.succeeded, 1);
+    assert_eq!(p2.counts.in_progress, 2);
+}
+
+#[test]
+fn max_errors_exceeded_halts_after_in_flight_nodes_finish() {
+    let run = run_of(&[("a", None), ("b", None), ("c", None), ("d", None)]);
+    let p1 = plan_rollout(
+        &run,
+        &limits(2, 0),
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    let run = apply(&p1);
+    let progress = BTreeMap::from([("a".to_string(), AgentProgress::Failed)]);
+    let p2 = plan_rollout(
+        &run,
+        &limits(2, 0),
+        &observe(&run, &progress),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    assert!(
+        labelled(&p2).is_empty(),
+        "no new node after the error budget is exceeded"
+    );
+    assert_eq!(p2.phase, RunPhase::Running, "b is still in flight");
+    assert!(p2.events.contains(&RolloutEvent::Halted {
+        failed: 1,
+        max_errors: 0
+    }));
+    let run = apply(&p2);
+    let progress = BTreeMap::from([(
+        "b".to_string(),
+        AgentProgress::Succeeded {
+            reboot_required: false,
+        },
+    )]);
+    let p3 = plan_rollout(
+        &run,
+        &limits(2, 0),
+        &observe(&run, &progress),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    assert_eq!(p3.phase, RunPhase::Halted);
+    assert_eq!(p3.counts.pending, 2, "remaining nodes untouched");
+    assert!(
+        p3.events
+            .contains(&RolloutEvent::Finished(RunPhase::Halted))
+    );
+    assert!(
+        !p3.events
+            .iter()
+            .any(|e| matches!(e, RolloutEvent::Halted { .. })),
+        "Halted is announced once"
+    );
+}
+
+#[test]
+fn failures_within_the_budget_still_succeed() {
+    let run = run_of(&[("a", None), ("b", None)]);
+    let p1 = plan_rollout(
+        &run,
+        &limits(2, 1),
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    let run = apply(&p1);
+    let progress = BTreeMap::from([
+        ("a".to_string(), AgentProgress::Failed),
+        (
+            "b".to_string(),
+            AgentProgress::Succeeded {
+                reboot_required: true,
+            },
+        ),
+    ]);
+    let p2 = plan_rollout(
+        &run,
+        &limits(2, 1),
+        &observe(&run, &progress),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    assert_eq!(p2.phase, RunPhase::Succeeded);
+    assert_eq!(
+        (
+            p2.counts.failed,
+            p2.counts.succeeded,
+            p2.counts.succeeded_reboot_required
+        ),
+        (1, 1, 1)
+    );
+}
+
+#[test]
+fn topology_goes_one_zone_at_a_time_smallest_first() {
+    let run = run_of(&[
+        ("a1", Some("zone-a")),
+        ("a2", Some("zone-a")),
+        ("a3", Some("zone-a")),
+        ("b1", Some("zone-b")),
+        ("b2", Some("zone-b")),
+    ]);
+    let mut l = limits(5, 0);
+    l.topology_key = Some("topology.kubernetes.io/zone".into());
+    let p1 = plan_rollout(
+        &run,
+        &l,
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    assert_eq!(
+        labelled(&p1),
+        ["b1", "b2"],
+        "zone-b has 2 nodes, zone-a 3: smallest first"
+    );
+    let run = apply(&p1);
+    let progress = BTreeMap::from([(
+        "b1".to_string(),
+        AgentProgress::Succeeded {
+            reboot_required: false,
+        },
+    )]);
+    let p2 = plan_rollout(
+        &run,
+        &l,
+        &observe(&run, &progress),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    assert!(
+        labelled(&p2).is_empty(),
+        "zone-a waits until zone-b is done"
+    );
+    let run = apply(&p2);
+    let progress = BTreeMap::from([(
+        "b2".to_string(),
+        AgentProgress::Succeeded {
+            reboot_required: false,
+        },
+    )]);
+    let p3 = plan_rollout(
+        &run,
+        &l,
+        &observe(&run, &progress),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    assert_eq!(labelled(&p3), ["a1", "a2", "a3"]);
+}
+
+#[test]
+fn soak_time_separates_waves() {
+    let run = run_of(&[("a", None), ("b", None)]);
+    let mut l = limits(1, 0);
+    l.soak_time = SignedDuration::from_mins(15);
+    let p1 = plan_rollout(
+        &run,
+        &l,
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    let run = apply(&p1);
+    let done = BTreeMap::from([(
+        "a".to_string(),
+        AgentProgress::Succeeded {
+            reboot_required: false,
+        },
+    )]);
+    let t1 = t0() + SignedDuration::from_mins(5);
+    let p2 = plan_rollout(
+        &run,
+        &l,
+        &observe(&run, &done),
+        WindowState::Unconstrained,
+        t1,
+    );
+    assert!(labelled(&p2).is_empty(), "soaking");
+    assert_eq!(p2.last_wave_completion, Some(t1));
+    assert_eq!(p2.requeue_at, Some(t1 + SignedDuration::from_mins(15)));
+    let run = apply(&p2);
+    let p3 = plan_rollout(
+        &run,
+        &l,
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t1 + SignedDuration::from_mins(14),
+    );
+    assert!(labelled(&p3).is_empty(), "still soaking");
+    let p4 = plan_rollout(
+        &run,
+        &l,
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t1 + SignedDuration::from_mins(15),
+    );
+    assert_eq!(labelled(&p4), ["b"]);
+    assert_eq!(p4.current_wave, 2);
+}
+
+#[test]
+fn node_timeout_fails_the_node() {
+    let run = run_of(&[("a", None)]);
+    let l = limits(1, 0);
+    let p1 = plan_rollout(
+        &run,
+        &l,
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    let run = apply(&p1);
+    let installing = BTreeMap::from([("a".to_string(), AgentProgress::Installing)]);
+    let p2 = plan_rollout(
+        &run,
+        &l,
+        &observe(&run, &installing),
+        WindowState::Unconstrained,
+        t0() + SignedDuration::from_mins(59),
+    );
+    assert_eq!(p2.counts.in_progress, 1);
+    let p3 = plan_rollout(
+        &run,
+        &l,
+        &observe(&run, &installing),
+        WindowState::Unconstrained,
+        t0() + SignedDuration::from_hours(1),
+    );
+    assert_eq!(p3.targets[0].state, TargetState::Failed);
+    assert_eq!(p3.targets[0].reason.as_deref(), Some("NodeTimeout"));
+    assert!(p3.actions.contains(&RolloutAction::Unlabel("a".into())));
+    assert_eq!(p3.phase, RunPhase::Halted);
+}
+
+#[test]
+fn no_new_nodes_after_cutoff_and_run_times_out_with_the_rest_listed() {
+    let run = run_of(&[("a", None), ("b", None), ("c", None)]);
+    let cutoff_at = t0() + SignedDuration::from_mins(30);
+    let window = WindowState::Open {
+        cutoff_at,
+        cancel_at_cutoff: false,
+    };
+    let p1 = plan_rollout(
+        &run,
+        &limits(1, 0),
+        &observe(&run, &BTreeMap::new()),
+        window,
+        t0(),
+    );
+    assert_eq!(labelled(&p1), ["a"]);
+    let run = apply(&p1);
+    let installing = BTreeMap::from([("a".to_string(), AgentProgress::Installing)]);
+    let p2 = plan_rollout(
+        &run,
+        &limits(1, 0),
+        &observe(&run, &installing),
+        window,
+        cutoff_at,
+    );
+    assert!(labelled(&p2).is_empty());
+    assert_eq!(p2.phase, RunPhase::Running, "ContinueTask: a finishes");
+    let run = apply(&p2);
+    let done = BTreeMap::from([(
+        "a".to_string(),
+        AgentProgress::Succeeded {
+            reboot_required: false,
+        },
+    )]);
+    let p3 = plan_rollout(
+        &run,
+        &limits(1, 0),
+        &observe(&run, &done),
+        window,
+        cutoff_at + SignedDuration::from_mins(1),
+    );
+    assert_eq!(p3.phase, RunPhase::TimedOut);
+    let skipped: Vec<_> = p3
+        .targets
+        .iter()
+        .filter(|t| t.reason.as_deref() == Some("WindowClosed"))
+        .map(|t| t.node.as_str())
+        .collect();
+    assert_eq!(skipped, ["b", "c"]);
+}
+
+#[test]
+fn cancel_task_stops_in_flight_nodes_not_yet_installing() {
+    let run = run_of(&[("a", None), ("b", None)]);
+    let cutoff_at = t0() + SignedDuration::from_mins(30);
+    let window = WindowState::Open {
+        cutoff_at,
+        cancel_at_cutoff: true,
+    };
+    let p1 = plan_rollout(
+        &run,
+        &limits(2, 0),
+        &observe(&run, &BTreeMap::new()),
+        window,
+        t0(),
+    );
+    let run = apply(&p1);
+    let progress = BTreeMap::from([
+        ("a".to_string(), AgentProgress::Installing),
+        ("b".to_string(), AgentProgress::Preparing),
+    ]);
+    let p2 = plan_rollout(
+        &run,
+        &limits(2, 0),
+        &observe(&run, &progress),
+        window,
+        cutoff_at,
+    );
+    let b = p2.targets.iter().find(|t| t.node == "b").expect("b");
+    assert_eq!(
+        (b.state, b.reason.as_deref()),
+        (TargetState::Skipped, Some("CanceledAtCutoff"))
+    );
+    let a = p2.targets.iter().find(|t| t.node == "a").expect("a");
+    assert_eq!(
+        a.state,
+        TargetState::InProgress,
+        "an installing node is never interrupted"
+    );
+}
+
+#[test]
+fn closed_window_starts_nothing() {
+    let run = run_of(&[("a", None)]);
+    let p = plan_rollout(
+        &run,
+        &limits(1, 0),
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Closed,
+        t0(),
+    );
+    assert!(labelled(&p).is_empty());
+    assert_eq!(p.phase, RunPhase::TimedOut);
+}
+
+#[test]
+fn deleted_node_is_skipped() {
+    let run = run_of(&[("a", None), ("b", None)]);
+    let p1 = plan_rollout(
+        &run,
+        &limits(1, 0),
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    let run = apply(&p1);
+    let mut o = observe(&run, &BTreeMap::new());
+    o.remove("a");
+    let p2 = plan_rollout(&run, &limits(1, 0), &o, WindowState::Unconstrained, t0());
+    assert_eq!(p2.targets[0].reason.as_deref(), Some("NodeDeleted"));
+    assert_eq!(labelled(&p2), ["b"], "the freed slot is reused");
+}
+
+#[test]
+fn restarted_planner_resumes_from_status_without_exceeding_concurrency() {
+    // The same durable state planned twice (a controller restart between) starts nothing twice.
+    let run = run_of(&[("a", None), ("b", None), ("c", None)]);
+    let p1 = plan_rollout(
+        &run,
+        &limits(1, 0),
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    let run = apply(&p1);
+    let again = plan_rollout(
+        &run,
+        &limits(1, 0),
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    assert!(labelled(&again).is_empty());
+    assert_eq!(again.counts.in_progress, 1);
+}
+
+#[test]
+fn in_flight_node_without_its_label_is_relabelled_not_duplicated() {
+    // Crash between the status write (node InProgress) and the label: the next step labels it
+    // again and starts no other node.
+    let run = run_of(&[("a", None), ("b", None)]);
+    let p1 = plan_rollout(
+        &run,
+        &limits(1, 0),
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    let run = apply(&p1);
+    let mut o = observe(&run, &BTreeMap::new());
+    o.get_mut("a").expect("a").labelled = false;
+    let p2 = plan_rollout(&run, &limits(1, 0), &o, WindowState::Unconstrained, t0());
+    assert_eq!(labelled(&p2), ["a"]);
+    assert_eq!(p2.counts.in_progress, 1);
+    assert_eq!(p2.current_wave, 1, "no new wave");
+}
+
+proptest! {
+    /// Whatever the agents report and whenever, never more than maxConcurrency nodes are in
+    /// flight, and each node is labelled into the run at most once.
+    #[test]
+    fn concurrency_is_never_exceeded(
+        n in 1usize..25,
+        max_concurrency in 1u32..6,
+        max_errors in 0u32..4,
+        steps in proptest::collection::vec(proptest::collection::vec(0u8..4, 25), 1..40),
+    ) {
+        let names: Vec<String> = (0..n).map(|i| format!("node-{i:02}")).collect();
+        let mut run = RunState {
+            phase: RunPhase::Pending,
+            targets: initial_targets(names.iter().map(|n| (n.clone(), Some(format!("z{}", n.len() % 2))))),
+            current_wave: 0,
+            last_wave_completion: None,
+        };
+        let l = limits(max_concurrency, max_errors);
+        let mut labelled_once = std::collections::BTreeSet::new();
+        let mut now = t0();
+        for step in steps {
+            let progress: BTreeMap<String, AgentProgress> = names
+                .iter()
+                .zip(step.iter())
+                .map(|(name, p)| {
+                    let p = match p {
+                        0 => AgentProgress::Installing,
+                        1 => AgentProgress::Succeeded { reboot_required: false },
+                        2 => AgentProgress::Failed,
+                        _ => AgentProgress::Preparing,
+                    };
+                    (name.clone(), p)
+                })
+                .collect();
+            let plan = plan_rollout(&run, &l, &observe(&run, &progress), WindowState::Unconstrained, now);
+            prop_assert!(plan.counts.in_progress <= max_concurrency);
+            for node in labelled(&plan) {
+                prop_assert!(labelled_once.insert(node.clone()), "{} labelled twice", node);
+            }
+            if plan.counts.failed > max_errors {
+                prop_assert!(labelled(&plan).is_empty() || count(&run.targets).failed <= max_errors);
+            }
+            run = apply(&plan);
+            now += SignedDuration::from_mins(1);
+        }
+    }
+}
