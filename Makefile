@@ -30,8 +30,13 @@ build: ## build the nodepatch binary (debug)
 	$(CARGO) build
 
 .PHONY: crds
-crds: ## regenerate crds/ from the Rust types
+crds: manifests ## alias of manifests
+
+.PHONY: manifests
+manifests: tools ## regenerate crds/, the chart's CRDs and the kustomize tree config/ (from the chart)
 	$(CARGO) run -q -- crd --output-dir crds
+	$(CARGO) run -q -- crd --output-dir charts/nodepatch/crds
+	scripts/gen-config.sh
 
 .PHONY: lint
 lint: ## rustfmt and clippy, warnings are errors
@@ -46,6 +51,15 @@ test-unit: ## unit, property and offline integration tests (no cluster needed)
 .PHONY: test
 test: deps tools ## everything CI runs: lint, all tests against the real control plane
 	scripts/test.sh
+
+.PHONY: demo
+demo: deps tools ## the quick start: local cluster, chart, real agents on Debian roots, scan + patch now
+	$(CARGO) build --bin nodepatch
+	$(CARGO) run --example demo
+
+.PHONY: demo-down
+demo-down: ## stop the demo (and the local cluster)
+	e2e/cluster.sh down
 
 .PHONY: bench
 bench: ## criterion benchmarks (pure code)

@@ -14,6 +14,14 @@ cleanup() { [[ -z $started ]] || e2e/cluster.sh down; }
 trap cleanup EXIT
 
 export NODEPATCH_KUBECONFIG="$PWD/.local/kubeconfig"
+# CI runs in a fresh clone each time: share one cargo target directory per machine so
+# dependencies are not recompiled on every run (a developer's own target/ is left alone).
+if [[ ${CI:-} == true && -z ${CARGO_TARGET_DIR:-} ]]; then
+  export CARGO_TARGET_DIR="${NODEPATCH_CACHE:-$HOME/.cache/nodepatch}/target"
+fi
+# The container image's static binary, checked by tests/static_binary.rs.
+NODEPATCH_STATIC_BIN=$(scripts/build-static.sh)
+export NODEPATCH_STATIC_BIN
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets

@@ -2,4 +2,10 @@
 //!
 //! Pure modules (`baseline`, `schedule`, `rollout`) never import the I/O ones
 //! (`controller`, `agent`).
+pub mod agent;
 pub mod api;
+pub mod baseline;
+pub mod cli;
+pub mod controller;
+pub mod rollout;
+pub mod schedule;

@@ -6,9 +6,9 @@ mod support;
 
 use std::process::Command;
 
+use kube::Client;
 use kube::api::{Api, DynamicObject, Patch, PatchParams, PostParams};
 use kube::core::{ApiResource, GroupVersionKind};
-use kube::Client;
 use serde_json::{Value, json};
 
 fn api_resource(kind: &str) -> ApiResource {
@@ -20,7 +20,10 @@ fn api_resource(kind: &str) -> ApiResource {
         "NodePatchReport" => "nodepatchreports",
         other => panic!("unknown kind {other}"),
     };
-    ApiResource::from_gvk_with_plural(&GroupVersionKind::gvk("nodepatch.dev", "v1alpha1", kind), plural)
+    ApiResource::from_gvk_with_plural(
+        &GroupVersionKind::gvk("nodepatch.dev", "v1alpha1", kind),
+        plural,
+    )
 }
 
 fn dynamic_api(client: &Client, kind: &str) -> Api<DynamicObject> {
@@ -72,7 +75,9 @@ fn object(kind: &str, name: &str, spec: Value) -> DynamicObject {
 /// Set (Some) or remove (None) the value at a JSON pointer below `spec`.
 fn mutate(mut spec: Value, pointer: &str, value: Option<Value>) -> Value {
     let (parent, last) = pointer.rsplit_once('/').expect("pointer has a parent");
-    let target = spec.pointer_mut(parent).unwrap_or_else(|| panic!("no parent {parent} in valid spec"));
+    let target = spec
+        .pointer_mut(parent)
+        .unwrap_or_else(|| panic!("no parent {parent} in valid spec"));
     match value {
         Some(v) => match target {
             Value::Object(map) => {
@@ -100,12 +105,37 @@ struct Case {
     message: Option<&'static str>,
 }
 
-fn case(kind: &'static str, what: &'static str, pointer: &'static str, value: Value, field: &'static str) -> Case {
-    Case { kind, what, pointer, value: Some(value), field, message: None }
+fn case(
+    kind: &'static str,
+    what: &'static str,
+    pointer: &'static str,
+    value: Value,
+    field: &'static str,
+) -> Case {
+    Case {
+        kind,
+        what,
+        pointer,
+        value: Some(value),
+        field,
+        message: None,
+    }
 }
 
-fn removed(kind: &'static str, what: &'static str, pointer: &'static str, field: &'static str) -> Case {
-    Case { kind, what, pointer, value: None, field, message: None }
+fn removed(
+    kind: &'static str,
+    what: &'static str,
+    pointer: &'static str,
+    field: &'static str,
+) -> Case {
+    Case {
+        kind,
+        what,
+        pointer,
+        value: None,
+        field,
+        message: None,
+    }
 }
 
 fn with_message(mut c: Case, message: &'static str) -> Case {
@@ -126,81 +156,425 @@ fn invalid_corpus() -> Vec<Case> {
     let filter = rule["filters"][0].clone();
     vec![
         // PatchBaseline
-        case(PB, "unknown operating system", "/operatingSystem", json!("Windows"), "spec.operatingSystem"),
-        removed(PB, "missing operating system", "/operatingSystem", "spec.operatingSystem"),
-        case(PB, "approveAfterDays above 360", "/approvalRules/0/approveAfterDays", json!(361), "spec.approvalRules[0].approveAfterDays"),
-        case(PB, "negative approveAfterDays", "/approvalRules/0/approveAfterDays", json!(-1), "spec.approvalRules[0].approveAfterDays"),
+        case(
+            PB,
+            "unknown operating system",
+            "/operatingSystem",
+            json!("Windows"),
+            "spec.operatingSystem",
+        ),
+        removed(
+            PB,
+            "missing operating system",
+            "/operatingSystem",
+            "spec.operatingSystem",
+        ),
+        case(
+            PB,
+            "approveAfterDays above 360",
+            "/approvalRules/0/approveAfterDays",
+            json!(361),
+            "spec.approvalRules[0].approveAfterDays",
+        ),
+        case(
+            PB,
+            "negative approveAfterDays",
+            "/approvalRules/0/approveAfterDays",
+            json!(-1),
+            "spec.approvalRules[0].approveAfterDays",
+        ),
         with_message(
-            case(PB, "approveAfterDays with approveUntilDate", "/approvalRules/0/approveUntilDate", json!("2026-01-01"), "spec.approvalRules[0].approveUntilDate"),
+            case(
+                PB,
+                "approveAfterDays with approveUntilDate",
+                "/approvalRules/0/approveUntilDate",
+                json!("2026-01-01"),
+                "spec.approvalRules[0].approveUntilDate",
+            ),
             "mutually exclusive",
         ),
-        case(PB, "approveUntilDate month 13", "/approvalRules/0", json!({"approveUntilDate": "2026-13-01"}), "spec.approvalRules[0].approveUntilDate"),
-        case(PB, "unknown compliance level", "/approvalRules/0/complianceLevel", json!("Severe"), "spec.approvalRules[0].complianceLevel"),
-        case(PB, "unknown filter key", "/approvalRules/0/filters/0/key", json!("Color"), "spec.approvalRules[0].filters[0].key"),
-        case(PB, "empty filter values", "/approvalRules/0/filters/0/values", json!([]), "spec.approvalRules[0].filters[0].values"),
-        case(PB, "21 filter values", "/approvalRules/0/filters/0/values", json!(vec!["x"; 21]), "spec.approvalRules[0].filters[0].values"),
-        case(PB, "filter value of 65 chars", "/approvalRules/0/filters/0/values/0", json!(long(65)), "spec.approvalRules[0].filters[0].values[0]"),
-        case(PB, "filter value with a space", "/approvalRules/0/filters/0/values/0", json!("a b"), "spec.approvalRules[0].filters[0].values[0]"),
-        case(PB, "5 filters in a rule", "/approvalRules/0/filters", json!(vec![filter.clone(); 5]), "spec.approvalRules[0].filters"),
-        case(PB, "11 approval rules", "/approvalRules", json!(vec![rule.clone(); 11]), "spec.approvalRules"),
-        case(PB, "5 global filters", "/globalFilters", json!(vec![filter.clone(); 5]), "spec.globalFilters"),
-        case(PB, "approved patch with leading dash", "/approvedPatches/0", json!("-oops"), "spec.approvedPatches[0]"),
-        case(PB, "approved patch with shell metacharacters", "/approvedPatches/0", json!("curl;reboot"), "spec.approvedPatches[0]"),
-        case(PB, "approved patch with whitespace", "/approvedPatches/0", json!("open ssl"), "spec.approvedPatches[0]"),
-        case(PB, "rejected patch with command substitution", "/rejectedPatches/0", json!("$(reboot)"), "spec.rejectedPatches[0]"),
-        case(PB, "501 approved patches", "/approvedPatches", json!((0..501).map(|i| format!("p{i}")).collect::<Vec<_>>()), "spec.approvedPatches"),
-        case(PB, "unknown rejectedPatchesAction", "/rejectedPatchesAction", json!("Ignore"), "spec.rejectedPatchesAction"),
-        case(PB, "description over 1024 chars", "/description", json!(long(1025)), "spec.description"),
-        case(PB, "source name with a space", "/sources/0/name", json!("Bad Name"), "spec.sources[0].name"),
-        case(PB, "source without configuration", "/sources/0/configuration", json!(""), "spec.sources[0].configuration"),
+        case(
+            PB,
+            "approveUntilDate month 13",
+            "/approvalRules/0",
+            json!({"approveUntilDate": "2026-13-01"}),
+            "spec.approvalRules[0].approveUntilDate",
+        ),
+        case(
+            PB,
+            "unknown compliance level",
+            "/approvalRules/0/complianceLevel",
+            json!("Severe"),
+            "spec.approvalRules[0].complianceLevel",
+        ),
+        case(
+            PB,
+            "unknown filter key",
+            "/approvalRules/0/filters/0/key",
+            json!("Color"),
+            "spec.approvalRules[0].filters[0].key",
+        ),
+        case(
+            PB,
+            "empty filter values",
+            "/approvalRules/0/filters/0/values",
+            json!([]),
+            "spec.approvalRules[0].filters[0].values",
+        ),
+        case(
+            PB,
+            "21 filter values",
+            "/approvalRules/0/filters/0/values",
+            json!(vec!["x"; 21]),
+            "spec.approvalRules[0].filters[0].values",
+        ),
+        case(
+            PB,
+            "filter value of 65 chars",
+            "/approvalRules/0/filters/0/values/0",
+            json!(long(65)),
+            "spec.approvalRules[0].filters[0].values[0]",
+        ),
+        case(
+            PB,
+            "filter value with a space",
+            "/approvalRules/0/filters/0/values/0",
+            json!("a b"),
+            "spec.approvalRules[0].filters[0].values[0]",
+        ),
+        case(
+            PB,
+            "5 filters in a rule",
+            "/approvalRules/0/filters",
+            json!(vec![filter.clone(); 5]),
+            "spec.approvalRules[0].filters",
+        ),
+        case(
+            PB,
+            "11 approval rules",
+            "/approvalRules",
+            json!(vec![rule.clone(); 11]),
+            "spec.approvalRules",
+        ),
+        case(
+            PB,
+            "5 global filters",
+            "/globalFilters",
+            json!(vec![filter.clone(); 5]),
+            "spec.globalFilters",
+        ),
+        case(
+            PB,
+            "approved patch with leading dash",
+            "/approvedPatches/0",
+            json!("-oops"),
+            "spec.approvedPatches[0]",
+        ),
+        case(
+            PB,
+            "approved patch with shell metacharacters",
+            "/approvedPatches/0",
+            json!("curl;reboot"),
+            "spec.approvedPatches[0]",
+        ),
+        case(
+            PB,
+            "approved patch with whitespace",
+            "/approvedPatches/0",
+            json!("open ssl"),
+            "spec.approvedPatches[0]",
+        ),
+        case(
+            PB,
+            "rejected patch with command substitution",
+            "/rejectedPatches/0",
+            json!("$(reboot)"),
+            "spec.rejectedPatches[0]",
+        ),
+        case(
+            PB,
+            "501 approved patches",
+            "/approvedPatches",
+            json!((0..501).map(|i| format!("p{i}")).collect::<Vec<_>>()),
+            "spec.approvedPatches",
+        ),
+        case(
+            PB,
+            "unknown rejectedPatchesAction",
+            "/rejectedPatchesAction",
+            json!("Ignore"),
+            "spec.rejectedPatchesAction",
+        ),
+        case(
+            PB,
+            "description over 1024 chars",
+            "/description",
+            json!(long(1025)),
+            "spec.description",
+        ),
+        case(
+            PB,
+            "source name with a space",
+            "/sources/0/name",
+            json!("Bad Name"),
+            "spec.sources[0].name",
+        ),
+        case(
+            PB,
+            "source without configuration",
+            "/sources/0/configuration",
+            json!(""),
+            "spec.sources[0].configuration",
+        ),
         // MaintenanceWindow
-        with_message(case(MW, "free-text schedule", "/schedule", json!("every tuesday"), "spec.schedule"), "schedule must be"),
-        case(MW, "AWS cron with 4 fields", "/schedule", json!("cron(0 2 * *)"), "spec.schedule"),
-        case(MW, "rate of zero", "/schedule", json!("rate(0 hours)"), "spec.schedule"),
-        case(MW, "at without seconds", "/schedule", json!("at(2026-12-01T02:00)"), "spec.schedule"),
-        with_message(case(MW, "duration under 1h", "/duration", json!("30m"), "spec.duration"), "between 1h and 24h"),
-        case(MW, "duration over 24h", "/duration", json!("25h"), "spec.duration"),
-        case(MW, "duration in words", "/duration", json!("4 hours"), "spec.duration"),
+        with_message(
+            case(
+                MW,
+                "free-text schedule",
+                "/schedule",
+                json!("every tuesday"),
+                "spec.schedule",
+            ),
+            "schedule must be",
+        ),
+        case(
+            MW,
+            "AWS cron with 4 fields",
+            "/schedule",
+            json!("cron(0 2 * *)"),
+            "spec.schedule",
+        ),
+        case(
+            MW,
+            "rate of zero",
+            "/schedule",
+            json!("rate(0 hours)"),
+            "spec.schedule",
+        ),
+        case(
+            MW,
+            "at without seconds",
+            "/schedule",
+            json!("at(2026-12-01T02:00)"),
+            "spec.schedule",
+        ),
+        with_message(
+            case(
+                MW,
+                "duration under 1h",
+                "/duration",
+                json!("30m"),
+                "spec.duration",
+            ),
+            "between 1h and 24h",
+        ),
+        case(
+            MW,
+            "duration over 24h",
+            "/duration",
+            json!("25h"),
+            "spec.duration",
+        ),
+        case(
+            MW,
+            "duration in words",
+            "/duration",
+            json!("4 hours"),
+            "spec.duration",
+        ),
         removed(MW, "missing duration", "/duration", "spec.duration"),
-        with_message(case(MW, "cutoff equal to duration", "/cutoff", json!("4h"), "spec.cutoff"), "less than duration"),
-        case(MW, "scheduleOffsetDays 7", "/scheduleOffsetDays", json!(7), "spec.scheduleOffsetDays"),
-        case(MW, "unknown cutoffBehavior", "/cutoffBehavior", json!("Abort"), "spec.cutoffBehavior"),
-        case(MW, "time zone with shell text", "/timeZone", json!("Europe/Berlin;rm"), "spec.timeZone"),
-        case(MW, "exclusion ending before it starts", "/exclusions/0/end", json!("2026-12-01T00:00:00Z"), "spec.exclusions[0].end"),
-        case(MW, "exclusion name with capitals", "/exclusions/0/name", json!("Freeze"), "spec.exclusions[0].name"),
+        with_message(
+            case(
+                MW,
+                "cutoff equal to duration",
+                "/cutoff",
+                json!("4h"),
+                "spec.cutoff",
+            ),
+            "less than duration",
+        ),
+        case(
+            MW,
+            "scheduleOffsetDays 7",
+            "/scheduleOffsetDays",
+            json!(7),
+            "spec.scheduleOffsetDays",
+        ),
+        case(
+            MW,
+            "unknown cutoffBehavior",
+            "/cutoffBehavior",
+            json!("Abort"),
+            "spec.cutoffBehavior",
+        ),
+        case(
+            MW,
+            "time zone with shell text",
+            "/timeZone",
+            json!("Europe/Berlin;rm"),
+            "spec.timeZone",
+        ),
+        case(
+            MW,
+            "exclusion ending before it starts",
+            "/exclusions/0/end",
+            json!("2026-12-01T00:00:00Z"),
+            "spec.exclusions[0].end",
+        ),
+        case(
+            MW,
+            "exclusion name with capitals",
+            "/exclusions/0/name",
+            json!("Freeze"),
+            "spec.exclusions[0].name",
+        ),
         // PatchPolicy
-        removed(PP, "missing nodeSelector", "/nodeSelector", "spec.nodeSelector"),
-        with_message(case(PP, "maxConcurrency 0%", "/rollout/maxConcurrency", json!("0%"), "spec.rollout.maxConcurrency"), "maxConcurrency must be"),
-        case(PP, "maxConcurrency 0", "/rollout/maxConcurrency", json!(0), "spec.rollout.maxConcurrency"),
-        case(PP, "maxConcurrency 101%", "/rollout/maxConcurrency", json!("101%"), "spec.rollout.maxConcurrency"),
-        case(PP, "maxConcurrency in words", "/rollout/maxConcurrency", json!("ten"), "spec.rollout.maxConcurrency"),
-        case(PP, "negative maxErrors", "/rollout/maxErrors", json!(-1), "spec.rollout.maxErrors"),
-        case(PP, "maxErrors 150%", "/rollout/maxErrors", json!("150%"), "spec.rollout.maxErrors"),
-        case(PP, "topologyKey with spaces", "/rollout/topologyKey", json!("my zone"), "spec.rollout.topologyKey"),
-        case(PP, "soakTime in words", "/rollout/soakTime", json!("1 day"), "spec.rollout.soakTime"),
-        case(PP, "no maintenance windows", "/install/maintenanceWindowRefs", json!([]), "spec.install.maintenanceWindowRefs"),
-        case(PP, "unknown rebootOption", "/install/rebootOption", json!("Always"), "spec.install.rebootOption"),
-        case(PP, "baseline ref not a name", "/baselineRefs/0", json!("Not_A_Name"), "spec.baselineRefs[0]"),
-        case(PP, "historyLimit 0", "/historyLimit", json!(0), "spec.historyLimit"),
-        case(PP, "drain timeout in words", "/drain/timeout", json!("forever"), "spec.drain.timeout"),
+        removed(
+            PP,
+            "missing nodeSelector",
+            "/nodeSelector",
+            "spec.nodeSelector",
+        ),
+        with_message(
+            case(
+                PP,
+                "maxConcurrency 0%",
+                "/rollout/maxConcurrency",
+                json!("0%"),
+                "spec.rollout.maxConcurrency",
+            ),
+            "maxConcurrency must be",
+        ),
+        case(
+            PP,
+            "maxConcurrency 0",
+            "/rollout/maxConcurrency",
+            json!(0),
+            "spec.rollout.maxConcurrency",
+        ),
+        case(
+            PP,
+            "maxConcurrency 101%",
+            "/rollout/maxConcurrency",
+            json!("101%"),
+            "spec.rollout.maxConcurrency",
+        ),
+        case(
+            PP,
+            "maxConcurrency in words",
+            "/rollout/maxConcurrency",
+            json!("ten"),
+            "spec.rollout.maxConcurrency",
+        ),
+        case(
+            PP,
+            "negative maxErrors",
+            "/rollout/maxErrors",
+            json!(-1),
+            "spec.rollout.maxErrors",
+        ),
+        case(
+            PP,
+            "maxErrors 150%",
+            "/rollout/maxErrors",
+            json!("150%"),
+            "spec.rollout.maxErrors",
+        ),
+        case(
+            PP,
+            "topologyKey with spaces",
+            "/rollout/topologyKey",
+            json!("my zone"),
+            "spec.rollout.topologyKey",
+        ),
+        case(
+            PP,
+            "soakTime in words",
+            "/rollout/soakTime",
+            json!("1 day"),
+            "spec.rollout.soakTime",
+        ),
+        case(
+            PP,
+            "no maintenance windows",
+            "/install/maintenanceWindowRefs",
+            json!([]),
+            "spec.install.maintenanceWindowRefs",
+        ),
+        case(
+            PP,
+            "unknown rebootOption",
+            "/install/rebootOption",
+            json!("Always"),
+            "spec.install.rebootOption",
+        ),
+        case(
+            PP,
+            "baseline ref not a name",
+            "/baselineRefs/0",
+            json!("Not_A_Name"),
+            "spec.baselineRefs[0]",
+        ),
+        case(
+            PP,
+            "historyLimit 0",
+            "/historyLimit",
+            json!(0),
+            "spec.historyLimit",
+        ),
+        case(
+            PP,
+            "drain timeout in words",
+            "/drain/timeout",
+            json!("forever"),
+            "spec.drain.timeout",
+        ),
         // PatchRun
-        case(PR, "unknown operation", "/operation", json!("Reboot"), "spec.operation"),
+        case(
+            PR,
+            "unknown operation",
+            "/operation",
+            json!("Reboot"),
+            "spec.operation",
+        ),
         removed(PR, "missing policyRef", "/policyRef", "spec.policyRef"),
-        case(PR, "unknown trigger", "/trigger", json!("Cron"), "spec.trigger"),
-        case(PR, "policyRef not a name", "/policyRef", json!("Prod Policy"), "spec.policyRef"),
+        case(
+            PR,
+            "unknown trigger",
+            "/trigger",
+            json!("Cron"),
+            "spec.trigger",
+        ),
+        case(
+            PR,
+            "policyRef not a name",
+            "/policyRef",
+            json!("Prod Policy"),
+            "spec.policyRef",
+        ),
     ]
 }
 
 #[tokio::test]
 async fn every_invalid_manifest_is_rejected_naming_its_field() {
-    let Some(client) = support::cluster().await else { return };
+    let Some(client) = support::cluster().await else {
+        return;
+    };
     support::ensure_crds(&client).await;
     let corpus = invalid_corpus();
     assert!(corpus.len() >= 40, "corpus has {} cases", corpus.len());
-    let dry_run = PostParams { dry_run: true, ..Default::default() };
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
 
     // The valid base of each kind is accepted, so each rejection is due to its one broken rule.
-    for kind in ["PatchBaseline", "MaintenanceWindow", "PatchPolicy", "PatchRun"] {
+    for kind in [
+        "PatchBaseline",
+        "MaintenanceWindow",
+        "PatchPolicy",
+        "PatchRun",
+    ] {
         let obj = object(kind, &support::unique_name("valid"), valid_spec(kind));
         dynamic_api(&client, kind)
             .create(&dry_run, &obj)
@@ -223,7 +597,9 @@ async fn every_invalid_manifest_is_rejected_naming_its_field() {
                         c.kind,
                         c.what,
                         c.field,
-                        c.message.map(|m| format!(" with '{m}'")).unwrap_or_default(),
+                        c.message
+                            .map(|m| format!(" with '{m}'"))
+                            .unwrap_or_default(),
                         status.code,
                         status.message
                     ));
@@ -232,43 +608,95 @@ async fn every_invalid_manifest_is_rejected_naming_its_field() {
             Err(e) => failures.push(format!("{} '{}': unexpected error {e}", c.kind, c.what)),
         }
     }
-    assert!(failures.is_empty(), "{} of {} cases wrong:\n{}", failures.len(), corpus.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} cases wrong:\n{}",
+        failures.len(),
+        corpus.len(),
+        failures.join("\n")
+    );
+}
+
+#[tokio::test]
+async fn patchrun_name_longer_than_a_label_value_is_rejected() {
+    let Some(client) = support::cluster().await else {
+        return;
+    };
+    support::ensure_crds(&client).await;
+    let name = format!("run-{}", "x".repeat(60));
+    let err = dynamic_api(&client, "PatchRun")
+        .create(
+            &PostParams {
+                dry_run: true,
+                ..Default::default()
+            },
+            &object("PatchRun", &name, valid_spec("PatchRun")),
+        )
+        .await
+        .expect_err("a 64-character run name must be rejected");
+    let kube::Error::Api(status) = err else {
+        panic!("unexpected error {err}")
+    };
+    assert!(
+        status
+            .message
+            .contains("metadata.name must be at most 63 characters"),
+        "{}",
+        status.message
+    );
 }
 
 #[tokio::test]
 async fn patchrun_spec_is_immutable() {
-    let Some(client) = support::cluster().await else { return };
+    let Some(client) = support::cluster().await else {
+        return;
+    };
     support::ensure_crds(&client).await;
     let api = dynamic_api(&client, "PatchRun");
     let name = support::unique_name("immutable");
-    api.create(&PostParams::default(), &object("PatchRun", &name, valid_spec("PatchRun")))
-        .await
-        .expect("create run");
+    api.create(
+        &PostParams::default(),
+        &object("PatchRun", &name, valid_spec("PatchRun")),
+    )
+    .await
+    .expect("create run");
     let patch = json!({"spec": {"operation": "Scan"}});
     let err = api
         .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
         .await
         .expect_err("changing a PatchRun spec must be rejected");
-    let kube::Error::Api(status) = err else { panic!("unexpected error {err}") };
+    let kube::Error::Api(status) = err else {
+        panic!("unexpected error {err}")
+    };
     assert_eq!(status.code, 422);
-    assert!(status.message.contains("spec is immutable"), "{}", status.message);
+    assert!(
+        status.message.contains("spec is immutable"),
+        "{}",
+        status.message
+    );
     // Status may still change.
     let status_patch = json!({"status": {"phase": "Running"}});
     api.patch_status(&name, &PatchParams::default(), &Patch::Merge(&status_patch))
         .await
         .expect("status stays writable");
-    api.delete(&name, &Default::default()).await.expect("delete run");
+    api.delete(&name, &Default::default())
+        .await
+        .expect("delete run");
 }
 
 #[tokio::test]
 async fn every_sample_is_accepted() {
-    let Some(client) = support::cluster().await else { return };
+    let Some(client) = support::cluster().await else {
+        return;
+    };
     support::ensure_crds(&client).await;
     let dir = support::repo_root().join("config/samples");
     let mut count = 0;
     for entry in std::fs::read_dir(&dir).expect("config/samples exists") {
         let path = entry.expect("dir entry").path();
-        if path.extension().is_none_or(|e| e != "yaml") {
+        if path.extension().is_none_or(|e| e != "yaml")
+            || path.file_name().is_some_and(|n| n == "kustomization.yaml")
+        {
             continue;
         }
         let text = std::fs::read_to_string(&path).expect("readable sample");
@@ -280,7 +708,13 @@ async fn every_sample_is_accepted() {
             let obj: DynamicObject = serde_json::from_value(value).expect("sample is an object");
             let kind = obj.types.as_ref().expect("sample has a kind").kind.clone();
             dynamic_api(&client, &kind)
-                .create(&PostParams { dry_run: true, ..Default::default() }, &obj)
+                .create(
+                    &PostParams {
+                        dry_run: true,
+                        ..Default::default()
+                    },
+                    &obj,
+                )
                 .await
                 .unwrap_or_else(|e| panic!("{} rejected: {e}", path.display()));
             count += 1;
@@ -296,56 +730,148 @@ fn kubectl(args: &[&str]) -> String {
         .args(args)
         .output()
         .expect("run kubectl");
-    assert!(out.status.success(), "kubectl {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "kubectl {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
 #[tokio::test]
 async fn kubectl_get_shows_printer_columns_and_explain_shows_docs() {
-    let Some(client) = support::cluster().await else { return };
+    let Some(client) = support::cluster().await else {
+        return;
+    };
     support::ensure_crds(&client).await;
     // One object of each kind so every table prints its header.
     let suffix = support::unique_name("cols");
     let pp = PostParams::default();
-    for kind in ["PatchBaseline", "MaintenanceWindow", "PatchPolicy", "PatchRun"] {
+    for kind in [
+        "PatchBaseline",
+        "MaintenanceWindow",
+        "PatchPolicy",
+        "PatchRun",
+    ] {
         dynamic_api(&client, kind)
-            .create(&pp, &object(kind, &format!("{}-{suffix}", kind.to_lowercase()), valid_spec(kind)))
+            .create(
+                &pp,
+                &object(
+                    kind,
+                    &format!("{}-{suffix}", kind.to_lowercase()),
+                    valid_spec(kind),
+                ),
+            )
             .await
             .expect("create object");
     }
     dynamic_api(&client, "NodePatchReport")
-        .create(&pp, &object("NodePatchReport", &format!("npr-{suffix}"), json!({})))
+        .create(
+            &pp,
+            &object("NodePatchReport", &format!("npr-{suffix}"), json!({})),
+        )
         .await
         .expect("create report");
 
     let expected: [(&str, &[&str]); 5] = [
-        ("pb", &["OS", "DEFAULT", "RULES", "COMPLIANT", "NONCOMPLIANT", "AGE"]),
+        (
+            "pb",
+            &["OS", "DEFAULT", "RULES", "COMPLIANT", "NONCOMPLIANT", "AGE"],
+        ),
         ("mw", &["SCHEDULE", "TIMEZONE", "OPEN", "NEXT", "AGE"]),
-        ("pp", &["NODES", "COMPLIANT", "NONCOMPLIANT", "PHASE", "NEXT WINDOW", "READY", "AGE"]),
-        ("pr", &["POLICY", "OPERATION", "PHASE", "SUCCEEDED", "FAILED", "TOTAL", "AGE"]),
-        ("npr", &["OS", "COMPLIANCE", "LEVEL", "MISSING", "REBOOT", "LAST SCAN"]),
+        (
+            "pp",
+            &[
+                "NODES",
+                "COMPLIANT",
+                "NONCOMPLIANT",
+                "PHASE",
+                "NEXT WINDOW",
+                "READY",
+                "AGE",
+            ],
+        ),
+        (
+            "pr",
+            &[
+                "POLICY",
+                "OPERATION",
+                "PHASE",
+                "SUCCEEDED",
+                "FAILED",
+                "TOTAL",
+                "AGE",
+            ],
+        ),
+        (
+            "npr",
+            &[
+                "OS",
+                "COMPLIANCE",
+                "LEVEL",
+                "MISSING",
+                "REBOOT",
+                "LAST SCAN",
+            ],
+        ),
     ];
     for (short, columns) in expected {
         let out = kubectl(&["get", short]);
         let header = out.lines().next().unwrap_or_default();
         for col in columns {
-            assert!(header.contains(col), "kubectl get {short}: header {header:?} lacks {col}");
+            assert!(
+                header.contains(col),
+                "kubectl get {short}: header {header:?} lacks {col}"
+            );
         }
     }
     let all = kubectl(&["get", "pb,mw,pp,pr,npr"]);
-    for kind in ["patchbaseline", "maintenancewindow", "patchpolicy", "patchrun", "nodepatchreport"] {
-        assert!(all.contains(&format!("{kind}.nodepatch.dev/")), "kubectl get pb,mw,pp,pr,npr lacks {kind}:\n{all}");
+    for kind in [
+        "patchbaseline",
+        "maintenancewindow",
+        "patchpolicy",
+        "patchrun",
+        "nodepatchreport",
+    ] {
+        assert!(
+            all.contains(&format!("{kind}.nodepatch.dev/")),
+            "kubectl get pb,mw,pp,pr,npr lacks {kind}:\n{all}"
+        );
     }
     let category = kubectl(&["get", "nodepatch"]);
-    for kind in ["patchbaseline", "maintenancewindow", "patchpolicy", "patchrun", "nodepatchreport"] {
-        assert!(category.contains(&format!("{kind}.nodepatch.dev/")), "kubectl get nodepatch lacks {kind}:\n{category}");
+    for kind in [
+        "patchbaseline",
+        "maintenancewindow",
+        "patchpolicy",
+        "patchrun",
+        "nodepatchreport",
+    ] {
+        assert!(
+            category.contains(&format!("{kind}.nodepatch.dev/")),
+            "kubectl get nodepatch lacks {kind}:\n{category}"
+        );
     }
 
     let explain = kubectl(&["explain", "patchpolicy.spec.rollout.maxErrors"]);
-    assert!(explain.contains("Failed nodes tolerated"), "explain output:\n{explain}");
+    assert!(
+        explain.contains("Failed nodes tolerated"),
+        "explain output:\n{explain}"
+    );
 
-    for kind in ["PatchBaseline", "MaintenanceWindow", "PatchPolicy", "PatchRun"] {
-        let _ = dynamic_api(&client, kind).delete(&format!("{}-{suffix}", kind.to_lowercase()), &Default::default()).await;
+    for kind in [
+        "PatchBaseline",
+        "MaintenanceWindow",
+        "PatchPolicy",
+        "PatchRun",
+    ] {
+        let _ = dynamic_api(&client, kind)
+            .delete(
+                &format!("{}-{suffix}", kind.to_lowercase()),
+                &Default::default(),
+            )
+            .await;
     }
-    let _ = dynamic_api(&client, "NodePatchReport").delete(&format!("npr-{suffix}"), &Default::default()).await;
+    let _ = dynamic_api(&client, "NodePatchReport")
+        .delete(&format!("npr-{suffix}"), &Default::default())
+        .await;
 }

@@ -9,13 +9,15 @@ use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::authentication::v1::TokenRequest;
 use k8s_openapi::api::core::v1::{ConfigMap, Node, Pod, Secret, ServiceAccount};
 use k8s_openapi::api::rbac::v1::{Role, RoleBinding};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use kube::Client;
+use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
 use serde_json::json;
 
 #[tokio::test]
 async fn apiserver_reports_the_pinned_version() {
-    let Some(client) = support::cluster().await else { return };
+    let Some(client) = support::cluster().await else {
+        return;
+    };
     let info = client.apiserver_version().await.expect("GET /version");
     assert_eq!(info.git_version, "v1.37.2");
     assert_eq!((info.major.as_str(), info.minor.as_str()), ("1", "37"));
@@ -23,13 +25,26 @@ async fn apiserver_reports_the_pinned_version() {
 
 #[tokio::test]
 async fn daemonset_gets_one_running_pod_per_matching_node_and_loses_it_when_unlabelled() {
-    let Some(client) = support::cluster().await else { return };
+    let Some(client) = support::cluster().await else {
+        return;
+    };
     let ns = support::TestNamespace::create(&client, "cp-ds").await;
     let nodes_api: Api<Node> = Api::all(client.clone());
-    let nodes = nodes_api.list(&ListParams::default()).await.expect("list nodes");
-    assert!(nodes.items.len() >= 3, "the local cluster has at least 3 kwok nodes");
+    let nodes = nodes_api
+        .list(&ListParams::default())
+        .await
+        .expect("list nodes");
+    assert!(
+        nodes.items.len() >= 3,
+        "the local cluster has at least 3 kwok nodes"
+    );
     let label = format!("nodepatch.dev/proof-{}", ns.name);
-    let chosen: Vec<String> = nodes.items.iter().take(2).filter_map(|n| n.metadata.name.clone()).collect();
+    let chosen: Vec<String> = nodes
+        .items
+        .iter()
+        .take(2)
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
     for n in &chosen {
         set_node_label(&nodes_api, n, &label, Some("yes")).await;
     }
@@ -58,7 +73,10 @@ async fn daemonset_gets_one_running_pod_per_matching_node_and_loses_it_when_unla
     let running = support::eventually(Duration::from_secs(60), "2 running DaemonSet pods", || {
         let pods = pods.clone();
         async move {
-            let list = pods.list(&ListParams::default().labels("app=proof")).await.ok()?;
+            let list = pods
+                .list(&ListParams::default().labels("app=proof"))
+                .await
+                .ok()?;
             let running: Vec<String> = list
                 .items
                 .iter()
@@ -78,19 +96,26 @@ async fn daemonset_gets_one_running_pod_per_matching_node_and_loses_it_when_unla
     // Removing the label from one node removes its pod.
     set_node_label(&nodes_api, &chosen[0], &label, None).await;
     let gone = chosen[0].clone();
-    support::eventually(Duration::from_secs(60), "pod of the unlabelled node deleted", || {
-        let pods = pods.clone();
-        let gone = gone.clone();
-        async move {
-            let list = pods.list(&ListParams::default().labels("app=proof")).await.ok()?;
-            let on_nodes: Vec<_> = list
-                .items
-                .iter()
-                .filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
-                .collect();
-            (list.items.len() == 1 && !on_nodes.contains(&gone)).then_some(())
-        }
-    })
+    support::eventually(
+        Duration::from_secs(60),
+        "pod of the unlabelled node deleted",
+        || {
+            let pods = pods.clone();
+            let gone = gone.clone();
+            async move {
+                let list = pods
+                    .list(&ListParams::default().labels("app=proof"))
+                    .await
+                    .ok()?;
+                let on_nodes: Vec<_> = list
+                    .items
+                    .iter()
+                    .filter_map(|p| p.spec.as_ref().and_then(|s| s.node_name.clone()))
+                    .collect();
+                (list.items.len() == 1 && !on_nodes.contains(&gone)).then_some(())
+            }
+        },
+    )
     .await;
 
     set_node_label(&nodes_api, &chosen[1], &label, None).await;
@@ -99,7 +124,9 @@ async fn daemonset_gets_one_running_pod_per_matching_node_and_loses_it_when_unla
 
 #[tokio::test]
 async fn token_request_token_authenticates_and_rbac_denies_what_was_not_granted() {
-    let Some(client) = support::cluster().await else { return };
+    let Some(client) = support::cluster().await else {
+        return;
+    };
     let ns = support::TestNamespace::create(&client, "cp-rbac").await;
     let pp = PostParams::default();
     let sa: ServiceAccount =
@@ -111,7 +138,10 @@ async fn token_request_token_authenticates_and_rbac_denies_what_was_not_granted(
         "rules": [{"apiGroups": [""], "resources": ["configmaps"], "verbs": ["get", "list"]}]
     }))
     .expect("role literal");
-    Api::<Role>::namespaced(client.clone(), &ns.name).create(&pp, &role).await.expect("create role");
+    Api::<Role>::namespaced(client.clone(), &ns.name)
+        .create(&pp, &role)
+        .await
+        .expect("create role");
     let binding: RoleBinding = serde_json::from_value(json!({
         "metadata": {"name": "cm-reader"},
         "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": "cm-reader"},
@@ -137,9 +167,11 @@ async fn token_request_token_authenticates_and_rbac_denies_what_was_not_granted(
         .expect("token issued");
     assert!(!token.is_empty());
 
-    let mut config = support::config_from_kubeconfig(&support::kubeconfig_path()).await.expect("kubeconfig");
+    let mut config = support::config_from_kubeconfig(&support::kubeconfig_path())
+        .await
+        .expect("kubeconfig");
     config.auth_info.token = Some(token.into());
-        let sa_client = Client::try_from(config).expect("client with sa token");
+    let sa_client = Client::try_from(config).expect("client with sa token");
 
     // RBAC grants may take a moment to reach the authorizer's cache.
     let cms: Api<ConfigMap> = Api::namespaced(sa_client.clone(), &ns.name);
@@ -153,7 +185,9 @@ async fn token_request_token_authenticates_and_rbac_denies_what_was_not_granted(
         Err(kube::Error::Api(status)) => {
             assert_eq!(status.code, 403, "forbidden, got {status:?}");
             assert!(
-                status.message.contains(&format!("system:serviceaccount:{}:reader", ns.name)),
+                status
+                    .message
+                    .contains(&format!("system:serviceaccount:{}:reader", ns.name)),
                 "the denial names the service account: {}",
                 status.message
             );
@@ -165,5 +199,7 @@ async fn token_request_token_authenticates_and_rbac_denies_what_was_not_granted(
 
 async fn set_node_label(api: &Api<Node>, node: &str, key: &str, value: Option<&str>) {
     let patch = json!({"metadata": {"labels": {key: value}}});
-    api.patch(node, &PatchParams::default(), &Patch::Merge(&patch)).await.expect("label node");
+    api.patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+        .expect("label node");
 }

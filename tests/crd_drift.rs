@@ -9,7 +9,10 @@ fn concatenated(dir: &Path) -> String {
         .filter(|p| p.extension().is_some_and(|x| x == "yaml"))
         .collect();
     files.sort();
-    files.iter().map(|p| std::fs::read_to_string(p).expect("readable CRD file")).collect()
+    files
+        .iter()
+        .map(|p| std::fs::read_to_string(p).expect("readable CRD file"))
+        .collect()
 }
 
 #[test]
@@ -24,7 +27,10 @@ fn committed_crds_match_generated_output() {
 
 #[test]
 fn every_kind_has_a_crd_file() {
-    let names: Vec<String> = nodepatch::api::crds().iter().map(nodepatch::api::crd_file_name).collect();
+    let names: Vec<String> = nodepatch::api::crds()
+        .iter()
+        .map(nodepatch::api::crd_file_name)
+        .collect();
     assert_eq!(
         names,
         [

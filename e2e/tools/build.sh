@@ -2,9 +2,11 @@
 # Builds the pinned control-plane tools from the Go module proxy into .local/bin.
 #
 # Each tool is built from a wrapper module of ours (e2e/tools/<group>/go.mod + go.sum), so the
-# versions are pinned and verified by go.sum. A binary is rebuilt only when it is missing or its
-# stamp (hash of the wrapper's go.mod/go.sum, the Go version and this script's build flags) changed,
-# so a warm cache costs nothing and a pin bump rebuilds exactly what moved.
+# versions are pinned and verified by go.sum. Built binaries are kept in a machine-wide cache
+# ($NODEPATCH_CACHE, default ~/.cache/nodepatch) under a stamp (hash of the wrapper's go.mod/go.sum,
+# the Go version and this script's build flags) and linked into .local/bin. A binary is built only
+# when no cached one has its stamp, so a fresh clone on a warm machine builds nothing and a pin
+# bump rebuilds exactly what moved.
 #
 # Usage: e2e/tools/build.sh [tool ...]    (default: every tool)
 set -euo pipefail
@@ -12,8 +14,8 @@ set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
 bin="$root/.local/bin"
-log="$root/.local/log"
-mkdir -p "$bin" "$log"
+cache="${NODEPATCH_CACHE:-$HOME/.cache/nodepatch}/tools"
+mkdir -p "$bin" "$cache"
 
 export GOTOOLCHAIN=local GOFLAGS=-mod=readonly CGO_ENABLED=0
 K8S_VERSION=v1.37.2
@@ -54,16 +56,18 @@ build_tool() {
   spec=${TOOLS[$tool]}
   IFS='|' read -r group pkg ldflags tags <<<"$spec"
   stamp=$(stamp_of "$tool")
-  if [[ -x "$bin/$tool" && "$(cat "$bin/.$tool.stamp" 2>/dev/null)" == "$stamp" ]]; then
+  local cached="$cache/$tool-$stamp"
+  if [[ -x "$cached" ]]; then
+    ln -sfn "$cached" "$bin/$tool"
     echo "build.sh: $tool up to date ($stamp)"
     return 0
   fi
   [[ $ldflags == K8S ]] && ldflags=$(k8s_ldflags) || ldflags="-s -w $ldflags"
   echo "build.sh: building $tool from $pkg (stamp $stamp)"
   local start=$SECONDS
-  (cd "$here/$group" && go build -trimpath ${tags:+-tags=$tags} -ldflags="$ldflags" -o "$bin/$tool.tmp" "$pkg")
-  mv "$bin/$tool.tmp" "$bin/$tool"
-  echo "$stamp" >"$bin/.$tool.stamp"
+  (cd "$here/$group" && go build -trimpath ${tags:+-tags=$tags} -ldflags="$ldflags" -o "$cached.tmp" "$pkg")
+  mv "$cached.tmp" "$cached"
+  ln -sfn "$cached" "$bin/$tool"
   echo "build.sh: built $tool in $((SECONDS - start))s"
 }
 

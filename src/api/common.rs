@@ -5,7 +5,9 @@ use serde::{Deserialize, Serialize};
 
 /// Operating systems a PatchBaseline can target (the values of SSM's `OperatingSystem`, for the
 /// Linux distributions Kubernetes nodes run).
-#[derive(Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Clone, Copy, Debug, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum OperatingSystem {
     Debian,
     Ubuntu,
@@ -97,7 +99,18 @@ pub enum PackageFamily {
 
 /// Compliance level (severity assigned by the baseline) of a missing patch.
 #[derive(
-    Clone, Copy, Debug, Default, Deserialize, Serialize, JsonSchema, PartialEq, Eq, Hash, PartialOrd, Ord,
+    Clone,
+    Copy,
+    Debug,
+    Default,
+    Deserialize,
+    Serialize,
+    JsonSchema,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
 )]
 pub enum ComplianceLevel {
     /// No level assigned (lowest).

@@ -105,8 +105,7 @@ pub fn same_ignoring_time(a: &Condition, b: &Condition) -> bool {
 
 /// Compare two condition lists ignoring `lastTransitionTime` and order.
 pub fn same_conditions(a: &[Condition], b: &[Condition]) -> bool {
-    a.len() == b.len()
-        && a.iter().all(|x| b.iter().any(|y| same_ignoring_time(x, y)))
+    a.len() == b.len() && a.iter().all(|x| b.iter().any(|y| same_ignoring_time(x, y)))
 }
 
 /// Condition messages are bounded (the API allows 32768 bytes); we keep them short enough to
@@ -152,10 +151,24 @@ mod tests {
     fn changed_status_moves_last_transition_time() {
         let t0 = ts("2026-01-01T00:00:00Z");
         let t1 = ts("2026-01-02T00:00:00Z");
-        let mut conds = vec![new_condition(READY, ConditionStatus::True, "Valid", "ok", Some(1), t0)];
+        let mut conds = vec![new_condition(
+            READY,
+            ConditionStatus::True,
+            "Valid",
+            "ok",
+            Some(1),
+            t0,
+        )];
         assert!(set_condition(
             &mut conds,
-            new_condition(READY, ConditionStatus::False, "InvalidSchedule", "bad", Some(2), t1)
+            new_condition(
+                READY,
+                ConditionStatus::False,
+                "InvalidSchedule",
+                "bad",
+                Some(2),
+                t1
+            )
         ));
         assert_eq!(conds[0].last_transition_time.0, t1);
         assert_eq!(conds[0].reason, "InvalidSchedule");
@@ -164,7 +177,14 @@ mod tests {
     #[test]
     fn new_generation_with_same_status_is_a_change() {
         let t0 = ts("2026-01-01T00:00:00Z");
-        let mut conds = vec![new_condition(READY, ConditionStatus::True, "Valid", "ok", Some(1), t0)];
+        let mut conds = vec![new_condition(
+            READY,
+            ConditionStatus::True,
+            "Valid",
+            "ok",
+            Some(1),
+            t0,
+        )];
         assert!(set_condition(
             &mut conds,
             new_condition(READY, ConditionStatus::True, "Valid", "ok", Some(2), t0)
@@ -173,7 +193,14 @@ mod tests {
 
     #[test]
     fn long_messages_are_truncated_on_a_char_boundary() {
-        let c = new_condition(READY, ConditionStatus::False, "X", "é".repeat(5000), None, ts("2026-01-01T00:00:00Z"));
+        let c = new_condition(
+            READY,
+            ConditionStatus::False,
+            "X",
+            "é".repeat(5000),
+            None,
+            ts("2026-01-01T00:00:00Z"),
+        );
         assert!(c.message.len() <= 4096 + '…'.len_utf8());
         assert!(c.message.ends_with('…'));
     }

@@ -19,8 +19,8 @@ pub use patchbaseline::*;
 pub use patchpolicy::*;
 pub use patchrun::*;
 
-use kube::CustomResourceExt;
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
+use kube::CustomResourceExt;
 
 /// API group of every nodepatch kind.
 pub const GROUP: &str = "nodepatch.dev";
@@ -38,19 +38,49 @@ pub const AGENT_MANAGER: &str = "nodepatch-agent";
 
 /// Every CRD of the API, ordered by CRD name so that `cat crds/*.yaml` equals `nodepatch crd`.
 pub fn crds() -> Vec<CustomResourceDefinition> {
-    vec![
+    [
         MaintenanceWindow::crd(),
         NodePatchReport::crd(),
         PatchBaseline::crd(),
         PatchPolicy::crd(),
         PatchRun::crd(),
     ]
+    .into_iter()
+    .map(without_unknown_formats)
+    .collect()
+}
+
+/// schemars marks unsigned integers `format: uint32` / `uint8`, which the apiserver does not know
+/// and warns about on every apply; the `minimum: 0` it also emits carries the meaning.
+fn without_unknown_formats(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn strip(value: &mut serde_json::Value) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if map
+                    .get("format")
+                    .and_then(|f| f.as_str())
+                    .is_some_and(|f| f.starts_with("uint"))
+                {
+                    map.remove("format");
+                }
+                map.values_mut().for_each(strip);
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    let mut value = serde_json::to_value(&crd).expect("CRD serialises");
+    strip(&mut value);
+    serde_json::from_value(value).expect("CRD deserialises after removing formats")
 }
 
 /// One CRD as a YAML document starting with `---`.
 fn crd_document(crd: &CustomResourceDefinition) -> String {
     // Serialising a CRD we built ourselves cannot fail: it is plain data with string keys.
-    format!("---\n{}", serde_yaml::to_string(crd).expect("CRD serialises to YAML"))
+    format!(
+        "---\n{}",
+        serde_yaml::to_string(crd).expect("CRD serialises to YAML")
+    )
 }
 
 /// The CRDs as one multi-document YAML stream: the output of `nodepatch crd` and, file by file,

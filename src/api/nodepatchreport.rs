@@ -58,7 +58,9 @@ impl Compliance {
 }
 
 /// State of one patch on a node (SSM's patch compliance states).
-#[derive(JsonSchema, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    JsonSchema, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum PatchState {
     /// The approved version (or newer) is installed.
     Installed,

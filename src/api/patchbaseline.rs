@@ -60,7 +60,10 @@ pub struct PatchBaselineSpec {
     /// Patches approved regardless of the rules (package names with `*`; on rpm systems the
     /// NEVRA shapes, advisory ids and CVE ids). A patch also in rejectedPatches is rejected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 500), inner(length(min = 1, max = 255), pattern(PATCH_NAME_PATTERN)))]
+    #[schemars(
+        length(max = 500),
+        inner(length(min = 1, max = 255), pattern(PATCH_NAME_PATTERN))
+    )]
     pub approved_patches: Vec<String>,
     /// Compliance level of patches approved by approvedPatches.
     #[serde(default)]
@@ -71,7 +74,10 @@ pub struct PatchBaselineSpec {
     pub approved_patches_enable_non_security: bool,
     /// Patches never approved, whatever the rules and approvedPatches say.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 500), inner(length(min = 1, max = 255), pattern(PATCH_NAME_PATTERN)))]
+    #[schemars(
+        length(max = 500),
+        inner(length(min = 1, max = 255), pattern(PATCH_NAME_PATTERN))
+    )]
     pub rejected_patches: Vec<String>,
     /// What rejection means: AllowAsDependency installs a rejected package only when another
     /// approved update needs it (reported InstalledOther); Block never installs it, and an
@@ -92,12 +98,17 @@ pub struct PatchFilter {
     pub key: PatchFilterKey,
     /// Accepted values, OR-ed; each may contain `*` wildcards (e.g. `Security`, `*-security`,
     /// `linux-image-*`).
-    #[schemars(length(min = 1, max = 20), inner(length(min = 1, max = 64), pattern(FILTER_VALUE_PATTERN)))]
+    #[schemars(
+        length(min = 1, max = 20),
+        inner(length(min = 1, max = 64), pattern(FILTER_VALUE_PATTERN))
+    )]
     pub values: Vec<String>,
 }
 
 /// Patch properties a filter can match.
-#[derive(JsonSchema, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    JsonSchema, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord,
+)]
 pub enum PatchFilterKey {
     /// Security, Bugfix, Enhancement, Recommended, Newpackage (rpm: updateinfo type; apt:
     /// Security when the candidate comes from a security suite, else by suite).
@@ -163,7 +174,10 @@ pub struct PatchSource {
     #[schemars(length(min = 1, max = 50), pattern(r"^[a-z0-9][a-z0-9._-]*$"))]
     pub name: String,
     /// Products (e.g. `Ubuntu24.04`, `*`) whose nodes use this source.
-    #[schemars(length(min = 1, max = 20), inner(length(min = 1, max = 64), pattern(FILTER_VALUE_PATTERN)))]
+    #[schemars(
+        length(min = 1, max = 20),
+        inner(length(min = 1, max = 64), pattern(FILTER_VALUE_PATTERN))
+    )]
     pub products: Vec<String>,
     /// The source definition as the package manager reads it: apt sources lines / deb822, or a
     /// yum `.repo` file. Written to a file, never passed through a shell.

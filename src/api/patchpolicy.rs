@@ -5,7 +5,9 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use kube::{CustomResource, KubeSchema};
 use serde::{Deserialize, Serialize};
 
-use super::common::{DURATION_PATTERN, NAME_PATTERN, NodeComplianceCounts, RebootOption, SeverityCounts};
+use super::common::{
+    DURATION_PATTERN, NAME_PATTERN, NodeComplianceCounts, RebootOption, SeverityCounts,
+};
 
 /// Default scan schedule: daily at 01:00 UTC.
 pub const DEFAULT_SCAN_SCHEDULE: &str = "cron(0 1 * * ? *)";
@@ -36,7 +38,10 @@ pub struct PatchPolicySpec {
     /// PatchBaselines to use, at most one per operating system. A node whose OS has none here
     /// uses that OS's default PatchBaseline, else the predefined one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 13), inner(length(min = 1, max = 253), pattern(NAME_PATTERN)))]
+    #[schemars(
+        length(max = 13),
+        inner(length(min = 1, max = 253), pattern(NAME_PATTERN))
+    )]
     pub baseline_refs: Vec<String>,
     /// Read-only compliance scans.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -83,7 +88,10 @@ fn default_scan_schedule() -> String {
 
 impl Default for ScanSpec {
     fn default() -> Self {
-        ScanSpec { schedule: default_scan_schedule(), time_zone: None }
+        ScanSpec {
+            schedule: default_scan_schedule(),
+            time_zone: None,
+        }
     }
 }
 
@@ -92,7 +100,10 @@ impl Default for ScanSpec {
 #[serde(rename_all = "camelCase")]
 pub struct InstallSpec {
     /// MaintenanceWindows in which installs may run (any of them).
-    #[schemars(length(min = 1, max = 10), inner(length(min = 1, max = 253), pattern(NAME_PATTERN)))]
+    #[schemars(
+        length(min = 1, max = 10),
+        inner(length(min = 1, max = 253), pattern(NAME_PATTERN))
+    )]
     pub maintenance_window_refs: Vec<String>,
     /// RebootIfNeeded: cordon, drain, reboot and uncordon nodes whose updates need a reboot.
     /// NoReboot: never reboot.

@@ -5,7 +5,7 @@ use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{NAME_PATTERN, Operation, OperatingSystem, RebootOption};
+use super::common::{NAME_PATTERN, OperatingSystem, Operation, RebootOption};
 use super::patchbaseline::PatchBaselineSpec;
 
 /// One execution of a policy. Created by the controller on schedule, or by a user to
@@ -20,6 +20,7 @@ use super::patchbaseline::PatchBaselineSpec;
     category = "nodepatch",
     status = "PatchRunStatus",
     validation = Rule::new("self.spec == oldSelf.spec").message("spec is immutable: create a new PatchRun instead").field_path(".spec"),
+    validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name must be at most 63 characters: it is used as the nodepatch.dev/run label value"),
     printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".spec.policyRef"}"#,
     printcolumn = r#"{"name":"Operation","type":"string","jsonPath":".spec.operation"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
@@ -226,7 +227,10 @@ impl TargetState {
     pub fn is_done(self) -> bool {
         matches!(
             self,
-            TargetState::Succeeded | TargetState::SucceededRebootRequired | TargetState::Failed | TargetState::Skipped
+            TargetState::Succeeded
+                | TargetState::SucceededRebootRequired
+                | TargetState::Failed
+                | TargetState::Skipped
         )
     }
 }

@@ -6,6 +6,10 @@
 //! message saying how to get one (`make cluster-up`).
 #![allow(dead_code)]
 
+pub mod podrunner;
+
+pub mod roots;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -24,6 +28,18 @@ pub fn kubeconfig_path() -> PathBuf {
     std::env::var_os("NODEPATCH_KUBECONFIG")
         .map(PathBuf::from)
         .unwrap_or_else(|| repo_root().join(".local/kubeconfig"))
+}
+
+/// The `nodepatch` binary under test: Cargo's for integration tests; for examples (the demo),
+/// the debug build in the target directory.
+pub fn nodepatch_bin() -> PathBuf {
+    if let Some(bin) = option_env!("CARGO_BIN_EXE_nodepatch") {
+        return PathBuf::from(bin);
+    }
+    let target = std::env::var_os("CARGO_TARGET_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| repo_root().join("target"));
+    target.join("debug/nodepatch")
 }
 
 /// Path of a built control-plane tool (`kubectl`, `helm`, …).
@@ -92,7 +108,11 @@ async fn ready_client(path: &Path) -> Option<Client> {
 /// `<prefix>-<pid>-<n>`.
 pub fn unique_name(prefix: &str) -> String {
     static COUNTER: AtomicU32 = AtomicU32::new(0);
-    format!("{prefix}-{}-{}", std::process::id(), COUNTER.fetch_add(1, Ordering::Relaxed))
+    format!(
+        "{prefix}-{}-{}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
 }
 
 /// Poll `check` every 200 ms until it returns `Some`, or panic after `timeout` with `what`.
@@ -132,9 +152,11 @@ impl TestNamespace {
             .create(&PostParams::default(), &ns)
             .await
             .expect("create test namespace");
-        TestNamespace { name, client: client.clone() }
+        TestNamespace {
+            name,
+            client: client.clone(),
+        }
     }
-
 
     /// Delete the namespace (the namespace controller removes its content).
     pub async fn delete(self) {
@@ -154,16 +176,167 @@ pub async fn ensure_crds(client: &Client) {
     let pp = PatchParams::apply("nodepatch-tests").force();
     for crd in nodepatch::api::crds() {
         let name = crd.metadata.name.clone().expect("CRD has a name");
-        api.patch(&name, &pp, &Patch::Apply(&crd)).await.expect("apply CRD");
-        eventually(Duration::from_secs(30), &format!("CRD {name} established"), || {
-            let api = api.clone();
-            let name = name.clone();
-            async move {
-                let crd = api.get(&name).await.ok()?;
-                let established = crd.status?.conditions?.iter().any(|c| c.type_ == "Established" && c.status == "True");
-                established.then_some(())
-            }
-        })
+        api.patch(&name, &pp, &Patch::Apply(&crd))
+            .await
+            .expect("apply CRD");
+        eventually(
+            Duration::from_secs(30),
+            &format!("CRD {name} established"),
+            || {
+                let api = api.clone();
+                let name = name.clone();
+                async move {
+                    let crd = api.get(&name).await.ok()?;
+                    let established = crd
+                        .status?
+                        .conditions?
+                        .iter()
+                        .any(|c| c.type_ == "Established" && c.status == "True");
+                    established.then_some(())
+                }
+            },
+        )
         .await;
     }
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// The real `nodepatch controller` process, killed when dropped. Logs go to
+/// `.local/log/<name>.log`.
+pub struct ControllerProcess {
+    child: std::process::Child,
+    /// Port of /metrics, /healthz, /readyz.
+    pub metrics_port: u16,
+}
+
+impl ControllerProcess {
+    /// Start `nodepatch controller` with the admin kubeconfig and `extra` arguments.
+    pub fn start(name: &str, extra: &[&str]) -> ControllerProcess {
+        Self::start_with_kubeconfig(name, &kubeconfig_path(), extra)
+    }
+
+    /// Start `nodepatch controller` authenticated by `kubeconfig`.
+    pub fn start_with_kubeconfig(
+        name: &str,
+        kubeconfig: &Path,
+        extra: &[&str],
+    ) -> ControllerProcess {
+        let metrics_port = free_port();
+        let log_dir = repo_root().join(".local/log");
+        std::fs::create_dir_all(&log_dir).expect("log dir");
+        let log = std::fs::File::create(log_dir.join(format!("{name}.log"))).expect("log file");
+        let child = Command::new(nodepatch_bin())
+            .arg("controller")
+            .arg("--metrics-addr")
+            .arg(format!("127.0.0.1:{metrics_port}"))
+            .args(extra)
+            .env("KUBECONFIG", kubeconfig)
+            .env("RUST_LOG", "info,nodepatch=debug")
+            .stdout(log.try_clone().expect("log handle"))
+            .stderr(log)
+            .spawn()
+            .expect("start nodepatch controller");
+        ControllerProcess {
+            child,
+            metrics_port,
+        }
+    }
+
+    /// GET a path of the controller's HTTP server.
+    pub fn http_get(&self, path: &str) -> Option<String> {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", self.metrics_port)).ok()?;
+        write!(stream, "GET {path} HTTP/1.0\r\nHost: localhost\r\n\r\n").ok()?;
+        let mut out = String::new();
+        stream.read_to_string(&mut out).ok()?;
+        let ok = out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200");
+        ok.then_some(out)
+    }
+
+    /// Kill the process (also done on drop).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for ControllerProcess {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
+
+/// Sum of the apiserver's `apiserver_request_total` for `resource` over write verbs (not dry-run).
+pub async fn apiserver_write_count(client: &Client, resource: &str) -> f64 {
+    let req = http::Request::get("/metrics")
+        .body(Vec::new())
+        .expect("request");
+    let text = client.request_text(req).await.expect("GET /metrics");
+    text.lines()
+        .filter(|l| l.starts_with("apiserver_request_total{"))
+        .filter(|l| l.contains(&format!("resource=\"{resource}\"")))
+        .filter(|l| {
+            ["APPLY", "PATCH", "POST", "PUT", "DELETE"]
+                .iter()
+                .any(|v| l.contains(&format!("verb=\"{v}\"")))
+        })
+        .filter(|l| l.contains("dry_run=\"\""))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
+        .sum()
+}
+
+/// One object of the generated kustomize RBAC (`config/rbac/rbac.yaml`, rendered from the chart).
+pub fn config_rbac_object(kind: &str, name: &str) -> serde_json::Value {
+    let text = std::fs::read_to_string(repo_root().join("config/rbac/rbac.yaml"))
+        .expect("config/rbac/rbac.yaml");
+    for doc in serde_yaml::Deserializer::from_str(&text) {
+        let value: serde_json::Value = serde::Deserialize::deserialize(doc).expect("YAML document");
+        if value["kind"] == kind && value["metadata"]["name"] == name {
+            return value;
+        }
+    }
+    panic!("no {kind} {name} in config/rbac/rbac.yaml");
+}
+
+/// Server-side apply any object given as JSON (kind resolved by discovery).
+pub async fn apply_json(client: &Client, value: serde_json::Value) {
+    use kube::ResourceExt;
+    use kube::api::{Api, DynamicObject, Patch, PatchParams};
+    use kube::discovery::{Discovery, Scope};
+    let obj: DynamicObject = serde_json::from_value(value).expect("object");
+    let types = obj.types.clone().expect("apiVersion and kind");
+    let (group, version) = types
+        .api_version
+        .rsplit_once('/')
+        .unwrap_or(("", &types.api_version));
+    let discovery = Discovery::new(client.clone())
+        .filter(&[group])
+        .run()
+        .await
+        .expect("discovery");
+    let (ar, caps) = discovery
+        .resolve_gvk(&kube::core::GroupVersionKind::gvk(
+            group,
+            version,
+            &types.kind,
+        ))
+        .unwrap_or_else(|| panic!("{} not served", types.kind));
+    let api: Api<DynamicObject> = match (caps.scope, obj.metadata.namespace.as_deref()) {
+        (Scope::Namespaced, Some(ns)) => Api::namespaced_with(client.clone(), ns, &ar),
+        _ => Api::all_with(client.clone(), &ar),
+    };
+    api.patch(
+        &obj.name_any(),
+        &PatchParams::apply("nodepatch-tests").force(),
+        &Patch::Apply(&obj),
+    )
+    .await
+    .unwrap_or_else(|e| panic!("apply {} {}: {e}", types.kind, obj.name_any()));
 }

@@ -1,0 +1,5 @@
+//! Offline command-line tools of the `nodepatch` binary.
+
+pub mod evaluate;
+pub mod scan;
+pub mod windows;
