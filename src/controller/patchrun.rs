@@ -415,14 +415,28 @@ async fn apply(run: &PatchRun, ctx: &Context) -> Result<Action> {
 async fn start(run: &PatchRun, policy: &PatchPolicy, ctx: &Context) -> Result<Action> {
     let now = Timestamp::now();
     let name = run.name_any();
-    let older_active = ctx.stores.runs.state().into_iter().any(|other| {
-        other.spec.policy_ref == run.spec.policy_ref
-            && other.name_any() != name
-            && other
-                .status
-                .as_ref()
-                .is_some_and(|s| !s.phase.is_finished() && s.start_time.is_some())
-    });
+    // One active run per policy: only the oldest unfinished run of the policy starts (ties by
+    // name). Read from the API, not the cache: two runs created a moment apart (a user's "patch
+    // now" next to the policy's first scan) must agree on which one goes first, or both would
+    // label the same nodes.
+    let created = |r: &PatchRun| {
+        (
+            r.metadata.creation_timestamp.as_ref().map(|t| t.0),
+            r.name_any(),
+        )
+    };
+    let mine = created(run);
+    let older_active = Api::<PatchRun>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .any(|other| {
+            other.spec.policy_ref == run.spec.policy_ref
+                && other.name_any() != name
+                && !other.status.as_ref().is_some_and(|s| s.phase.is_finished())
+                && created(other) < mine
+        });
     if older_active {
         let mut status = run.status.clone().unwrap_or_default();
         status.observed_generation = run.metadata.generation;
@@ -743,7 +757,20 @@ async fn step(
     }
     for action in &plan.actions {
         match action {
-            RolloutAction::Label(node) => set_run_label(ctx, node, Some(name)).await?,
+            RolloutAction::Label(node) => {
+                // Never take a node from another run; the planner's timeout fails it instead.
+                let current = ctx
+                    .stores
+                    .nodes
+                    .get(&ObjectRef::new(node))
+                    .and_then(|n| n.labels().get(RUN_LABEL).cloned());
+                match current {
+                    Some(other) if other != name => {
+                        tracing::warn!(run = name, node, other_run = %other, "node is in another run; not labelling it")
+                    }
+                    _ => set_run_label(ctx, node, Some(name)).await?,
+                }
+            }
             RolloutAction::Unlabel(node) => set_run_label(ctx, node, None).await?,
         }
     }
