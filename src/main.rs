@@ -97,3 +97,15 @@ fn init_tracing() {
         builder.init();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// clap checks argument definitions (unique names, valid defaults) only when a command is
+    /// built: do it for every subcommand here rather than at a user's first run.
+    #[test]
+    fn every_subcommand_is_well_formed() {
+        super::Cli::command().debug_assert();
+    }
+}

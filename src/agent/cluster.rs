@@ -17,15 +17,16 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 
-use super::apt::install::AptCommands;
-use super::host::{HostExec, HostRoot};
+use super::apt::install::{AptCommands, repair_interrupted_dpkg};
+use super::host::{HostCommand, HostExec, HostExecutor, HostRoot};
 use super::operation::{BaselineChoice, NodeAgent, OperationRequest, bound_message, run_operation};
 use super::os::{boot_id, detect_os};
-use super::state::LastOperation;
+use super::state::{INSTALL_STARTED_PATH, LastOperation, REBOOT_REQUESTED_PATH, RunMarker};
 use crate::api::conditions::{ConditionStatus, READY, new_condition, set_condition};
 use crate::api::{
     AGENT_MANAGER, Compliance, NodePatchReport, NodePatchReportSpec, NodePatchReportStatus,
-    OperatingSystem, Operation, OperationPhase, OperationStatus, PatchRun,
+    OperatingSystem, Operation, OperationPhase, OperationStatus, PackageFamily, PatchRun,
+    TargetState,
 };
 use crate::baseline::ResolvedBaseline;
 
@@ -74,7 +75,8 @@ pub struct AgentArgs {
     #[arg(long, value_enum, default_value_t = HostExec::Nsenter)]
     pub host_exec: HostExec,
     /// The host command that reboots the node, as an argv (run through --host-exec). The agent
-    /// never reboots on its own; the reboot flow uses this.
+    /// runs it only when the PatchRun says so: its node's target is `Rebooting` (cordoned and
+    /// drained) for the boot the node is on.
     #[arg(long, value_name = "ARGV", num_args = 1.., default_values = ["systemctl", "reboot"])]
     pub reboot_command: Vec<String>,
     /// Skip `apt-get update` before the operation.
@@ -86,6 +88,9 @@ pub struct AgentArgs {
     /// Exit after writing the report instead of idling until terminated.
     #[arg(long)]
     pub exit_after_report: bool,
+    /// Seconds between looks at the PatchRun while waiting to be told to reboot.
+    #[arg(long, value_name = "SECONDS", default_value_t = 5)]
+    pub poll_seconds: u64,
 }
 
 /// The owner reference that ties a NodePatchReport to its Node (deleted with it).
@@ -240,15 +245,70 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     );
     ensure_report(&reports, &node).await?;
 
+    // The boot ID as the node sees it; the Node's status when the host's file is unreadable.
+    let node_boot_id = node
+        .status
+        .as_ref()
+        .and_then(|s| s.node_info.as_ref())
+        .map(|i| i.boot_id.clone())
+        .unwrap_or_default();
+    let current_boot = {
+        let root = root.clone();
+        move || {
+            Some(boot_id(&root))
+                .filter(|b| !b.is_empty())
+                .unwrap_or_else(|| node_boot_id.clone())
+        }
+    };
+    let executor = args.host_exec.executor(root.path());
+
+    // An install of this run that started and never finished: the previous agent died in the
+    // middle (pod deleted, OOM, node crash). Repair the package database and report the run
+    // Failed for this node instead of installing again.
+    let mut interrupted_note = None;
+    let install_run = Operation::from(args.operation) == Operation::Install && !run.is_empty();
+    if install_run {
+        let done =
+            matches!(LastOperation::load(&root), Ok(Some(ref l)) if l.install_done_for(&run));
+        match RunMarker::load(&root, INSTALL_STARTED_PATH) {
+            Ok(Some(marker)) if marker.run == run && !done => {
+                tracing::warn!(started = %marker.at, "the install of this run was interrupted; repairing and reporting Failed");
+                let repair = repair_package_database(&root, executor.as_ref(), args.lock_timeout);
+                interrupted_note = Some(format!(
+                    "the install started at {} was interrupted (agent restarted mid-install); {repair}",
+                    marker.at
+                ));
+                let record = LastOperation {
+                    run: run.clone(),
+                    operation: Operation::Install,
+                    boot_id: current_boot(),
+                    finished_at: Timestamp::now(),
+                    succeeded: false,
+                    failed: Vec::new(),
+                };
+                if let Err(e) = record.save(&root) {
+                    tracing::warn!("cannot record the interrupted install: {e}");
+                }
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!("{e}; ignoring the install marker"),
+        }
+        if let Err(e) = RunMarker::clear(&root, INSTALL_STARTED_PATH) {
+            tracing::warn!("cannot clear the install marker: {e}");
+        }
+    }
+
     // A finished install of this run (before a reboot, or before the pod restarted) is never
     // repeated: confirm with a scan that keeps its failures.
     let mut request = OperationRequest::new(args.operation.into(), run.clone());
     request.refresh = !args.no_refresh;
+    let mut earlier_install_failed = false;
     match LastOperation::load(&root) {
         Ok(Some(last)) if last.install_done_for(&run) => {
-            tracing::info!(boot_id = %last.boot_id, current_boot_id = %boot_id(&root), "install of this run already done; re-scanning");
+            tracing::info!(boot_id = %last.boot_id, current_boot_id = %current_boot(), "install of this run already done; re-scanning");
             request.operation = Operation::Scan;
             request.previous_failures = last.failed;
+            earlier_install_failed = !last.succeeded;
         }
         Ok(_) => {}
         Err(e) => tracing::warn!("{e}; treating the node as not yet operated on"),
@@ -283,16 +343,27 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             Operation::Scan => OperationPhase::Scanning,
             Operation::Install => OperationPhase::Installing,
         },
-        boot_id: Some(boot_id(&root)).filter(|b| !b.is_empty()),
+        boot_id: Some(current_boot()).filter(|b| !b.is_empty()),
         start_time: Some(Time(Timestamp::now())),
         end_time: None,
         message: None,
     });
     apply_report_status(&reports, &args.node_name, &in_progress).await?;
 
+    let installing = request.operation == Operation::Install;
+    if installing {
+        let marker = RunMarker {
+            run: run.clone(),
+            boot_id: current_boot(),
+            at: Timestamp::now(),
+        };
+        if let Err(e) = marker.save(&root, INSTALL_STARTED_PATH) {
+            tracing::warn!("cannot record the install start: {e}");
+        }
+    }
     let agent = NodeAgent {
-        executor: args.host_exec.executor(root.path()),
-        root,
+        executor: executor.clone(),
+        root: root.clone(),
         apt: AptCommands {
             lock_timeout_secs: args.lock_timeout,
             ..AptCommands::default()
@@ -304,12 +375,46 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     })
     .await
     .context("agent operation panicked")?;
-    if let (Some(note), Some(op)) = (baseline_note, status.operation.as_mut()) {
-        let message = match op.message.take() {
-            Some(m) => format!("{note}; {m}"),
-            None => note,
+    if installing && let Err(e) = RunMarker::clear(&root, INSTALL_STARTED_PATH) {
+        tracing::warn!("cannot clear the install marker: {e}");
+    }
+    if let Some(op) = status.operation.as_mut() {
+        if op.boot_id.is_none() {
+            op.boot_id = Some(current_boot()).filter(|b| !b.is_empty());
+            status.boot_id = op.boot_id.clone();
+        }
+        for note in [baseline_note, interrupted_note.clone()]
+            .into_iter()
+            .flatten()
+        {
+            let message = match op.message.take() {
+                Some(m) => format!("{note}; {m}"),
+                None => note,
+            };
+            op.message = Some(bound_message(message));
+        }
+    }
+    // The confirming scan of an install that failed (or was interrupted) keeps the run's
+    // verdict for this node: Failed.
+    if earlier_install_failed && let Some(op) = status.operation.as_mut() {
+        let reason = if interrupted_note.is_some() {
+            "InstallInterrupted"
+        } else {
+            "InstallFailed"
         };
-        op.message = Some(bound_message(message));
+        op.phase = OperationPhase::Failed;
+        let message = op.message.clone().unwrap_or_else(|| reason.to_string());
+        set_condition(
+            &mut status.conditions,
+            new_condition(
+                READY,
+                ConditionStatus::False,
+                reason,
+                message,
+                None,
+                Timestamp::now(),
+            ),
+        );
     }
     apply_report_status(&reports, &args.node_name, &status).await?;
     tracing::info!(
@@ -317,7 +422,155 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         phase = ?status.operation.as_ref().map(|o| o.phase),
         "report written"
     );
-    idle(args.exit_after_report).await
+    if args.exit_after_report {
+        return Ok(());
+    }
+    if install_run {
+        let waiter = RebootWaiter {
+            client: client.clone(),
+            run,
+            node: args.node_name.clone(),
+            root,
+            executor,
+            command: args.reboot_command.clone(),
+            poll: std::time::Duration::from_secs(args.poll_seconds.max(1)),
+            current_boot: Box::new(current_boot),
+        };
+        return waiter.serve().await;
+    }
+    idle(false).await
+}
+
+/// Repair an interrupted package manager transaction (dpkg `--configure -a` on Debian and
+/// Ubuntu); returns what happened, for the report.
+fn repair_package_database(
+    root: &HostRoot,
+    executor: &dyn HostExecutor,
+    lock_timeout: u32,
+) -> String {
+    match detect_os(root).map(|d| d.info.family) {
+        Ok(Some(PackageFamily::Deb)) => {
+            let apt = AptCommands {
+                lock_timeout_secs: lock_timeout,
+                ..AptCommands::default()
+            };
+            match repair_interrupted_dpkg(executor, &apt) {
+                Ok(outcome) => outcome
+                    .summary()
+                    .unwrap_or_else(|| "dpkg had nothing to repair".to_string()),
+                Err(e) => format!("dpkg repair could not run: {e}"),
+            }
+        }
+        Ok(_) => "no package database repair for this OS family".to_string(),
+        Err(e) => format!("cannot detect the OS to repair it: {e}"),
+    }
+}
+
+/// After an install, the agent waits for the controller to say "reboot": its target in the
+/// PatchRun's status turns `Rebooting` (after the node was cordoned and drained), with the
+/// boot ID the node is to leave. The agent then reboots the host with the reboot command,
+/// once per boot (again after [`REBOOT_RETRY`] if the node is still on that boot).
+struct RebootWaiter {
+    client: Client,
+    run: String,
+    node: String,
+    root: HostRoot,
+    executor: Arc<dyn HostExecutor>,
+    command: Vec<String>,
+    poll: std::time::Duration,
+    current_boot: Box<dyn Fn() -> String + Send + Sync>,
+}
+
+/// How long after asking for a reboot the agent asks again if the node is still on that boot.
+pub const REBOOT_RETRY: jiff::SignedDuration = jiff::SignedDuration::from_mins(10);
+
+impl RebootWaiter {
+    async fn serve(self) -> anyhow::Result<()> {
+        tracing::info!(poll = ?self.poll, "install done; waiting for the run to ask for a reboot");
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("installing SIGTERM handler")?;
+        loop {
+            tokio::select! {
+                _ = term.recv() => return Ok(()),
+                _ = tokio::signal::ctrl_c() => return Ok(()),
+                _ = tokio::time::sleep(self.poll) => {}
+            }
+            if let Err(e) = self.check().await {
+                tracing::warn!("reboot check: {e:#}");
+            }
+        }
+    }
+
+    async fn check(&self) -> anyhow::Result<()> {
+        let Some(run) = Api::<PatchRun>::all(self.client.clone())
+            .get_opt(&self.run)
+            .await
+            .with_context(|| format!("reading PatchRun {}", self.run))?
+        else {
+            return Ok(());
+        };
+        let target = run
+            .status
+            .iter()
+            .flat_map(|s| s.targets.iter())
+            .find(|t| t.node == self.node);
+        let Some(target) = target.filter(|t| t.state == TargetState::Rebooting) else {
+            return Ok(());
+        };
+        let boot = (self.current_boot)();
+        if target.boot_id.as_deref() != Some(boot.as_str()) {
+            // This boot is already the new one; the controller will notice.
+            return Ok(());
+        }
+        let now = Timestamp::now();
+        if let Ok(Some(asked)) = RunMarker::load(&self.root, REBOOT_REQUESTED_PATH)
+            && asked.run == self.run
+            && asked.boot_id == boot
+            && now.duration_since(asked.at) < REBOOT_RETRY
+        {
+            return Ok(());
+        }
+        let marker = RunMarker {
+            run: self.run.clone(),
+            boot_id: boot.clone(),
+            at: now,
+        };
+        marker
+            .save(&self.root, REBOOT_REQUESTED_PATH)
+            .context("recording the reboot request")?;
+        let reports: Api<NodePatchReport> = Api::all(self.client.clone());
+        let mut status = reports
+            .get_status(&self.node)
+            .await?
+            .status
+            .unwrap_or_default();
+        if let Some(op) = status.operation.as_mut() {
+            op.phase = OperationPhase::Rebooting;
+            op.message = Some(bound_message(format!(
+                "rebooting (boot {boot}) as PatchRun {} asked; {}",
+                self.run,
+                op.message.clone().unwrap_or_default()
+            )));
+        }
+        apply_report_status(&reports, &self.node, &status).await?;
+        tracing::warn!(command = ?self.command, boot_id = %boot, "rebooting the host");
+        let executor = self.executor.clone();
+        let mut command = HostCommand::new(self.command.clone());
+        command.timeout = std::time::Duration::from_secs(120);
+        let output = tokio::task::spawn_blocking(move || executor.run(&command))
+            .await
+            .context("reboot command panicked")?;
+        match output {
+            Ok(out) if out.exit_code == Some(0) => {
+                tracing::info!("reboot command accepted; waiting to be stopped")
+            }
+            Ok(out) => {
+                tracing::error!(exit = ?out.exit_code, stderr = %out.stderr, "reboot command failed; retrying later")
+            }
+            Err(e) => tracing::error!("reboot command could not run: {e}; retrying later"),
+        }
+        Ok(())
+    }
 }
 
 /// Wait for SIGTERM or SIGINT (the pod being removed), unless told to exit.

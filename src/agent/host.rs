@@ -336,6 +336,24 @@ impl HostRoot {
             }
         })
     }
+
+    /// Remove a host file; a missing file is fine.
+    pub fn remove_optional(&self, host_path: impl AsRef<Path>) -> Result<(), HostError> {
+        let host_path = host_path.as_ref();
+        let path = match self.resolve(host_path) {
+            Ok(p) => p,
+            Err(e) if e.is_not_found() => return Ok(()),
+            Err(e) => return Err(e),
+        };
+        match std::fs::remove_file(&path) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(HostError::Io {
+                path: host_path.display().to_string(),
+                source,
+            }),
+        }
+    }
 }
 
 /// Bytes of a host file: mapped, or read into memory.

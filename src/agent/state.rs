@@ -6,6 +6,11 @@
 //! - `/var/lib/nodepatch/last-operation.json`: the last operation the agent finished (run,
 //!   type, boot ID, failed packages), so that an agent restarted by a reboot re-scans instead
 //!   of installing again.
+//! - `/var/lib/nodepatch/install-started.json`: an install under way (run, boot ID). Present
+//!   at start-up without a finished record of that run, it means the previous agent died
+//!   mid-install: the new one repairs the package database and reports the run Failed.
+//! - `/var/lib/nodepatch/reboot-requested.json`: the boot the agent asked to leave, so it asks
+//!   once per boot.
 
 use std::collections::BTreeMap;
 
@@ -20,6 +25,10 @@ use crate::baseline::model::PackageRef;
 pub const FIRST_SEEN_PATH: &str = "/var/lib/nodepatch/first-seen.json";
 /// Host path of the last-operation record.
 pub const LAST_OPERATION_PATH: &str = "/var/lib/nodepatch/last-operation.json";
+/// Host path of the install-under-way marker.
+pub const INSTALL_STARTED_PATH: &str = "/var/lib/nodepatch/install-started.json";
+/// Host path of the reboot request record.
+pub const REBOOT_REQUESTED_PATH: &str = "/var/lib/nodepatch/reboot-requested.json";
 /// Entries not offered for this long are forgotten (bounds the file; a version that comes back
 /// later counts as new).
 pub const FIRST_SEEN_RETENTION: SignedDuration = SignedDuration::from_hours(90 * 24);
@@ -181,6 +190,45 @@ impl LastOperation {
     }
 }
 
+/// A small JSON record under the host root (a marker with a few fields).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct RunMarker {
+    /// PatchRun name.
+    pub run: String,
+    /// Boot ID when it was written.
+    #[serde(rename = "bootID")]
+    pub boot_id: String,
+    /// When it was written.
+    pub at: Timestamp,
+}
+
+impl RunMarker {
+    /// Load the marker at `path`, `None` when absent.
+    pub fn load(root: &HostRoot, path: &'static str) -> Result<Option<RunMarker>, StateError> {
+        match root.read_optional(path)? {
+            None => Ok(None),
+            Some(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|source| StateError::Corrupt { path, source }),
+        }
+    }
+
+    /// Write the marker at `path` (atomically).
+    pub fn save(&self, root: &HostRoot, path: &'static str) -> Result<(), StateError> {
+        let bytes = serde_json::to_vec_pretty(self)
+            .map_err(|source| StateError::Corrupt { path, source })?;
+        root.write_atomic(path, &bytes)?;
+        Ok(())
+    }
+
+    /// Remove the marker at `path` (absent is fine).
+    pub fn clear(root: &HostRoot, path: &'static str) -> Result<(), StateError> {
+        root.remove_optional(path)?;
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -241,5 +289,33 @@ mod tests {
         assert!(loaded.install_done_for("r1"));
         assert!(!loaded.install_done_for("r2"));
         assert!(!loaded.install_done_for(""));
+    }
+
+    #[test]
+    fn run_markers_round_trip_and_clear() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let root = HostRoot::new(dir.path());
+        assert!(
+            RunMarker::load(&root, INSTALL_STARTED_PATH)
+                .expect("none")
+                .is_none()
+        );
+        let m = RunMarker {
+            run: "r1".into(),
+            boot_id: "b1".into(),
+            at: "2026-01-01T00:00:00Z".parse().expect("ts"),
+        };
+        m.save(&root, INSTALL_STARTED_PATH).expect("save");
+        assert_eq!(
+            RunMarker::load(&root, INSTALL_STARTED_PATH).expect("load"),
+            Some(m)
+        );
+        RunMarker::clear(&root, INSTALL_STARTED_PATH).expect("clear");
+        RunMarker::clear(&root, INSTALL_STARTED_PATH).expect("clear twice");
+        assert!(
+            RunMarker::load(&root, INSTALL_STARTED_PATH)
+                .expect("none")
+                .is_none()
+        );
     }
 }

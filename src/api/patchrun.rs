@@ -262,7 +262,16 @@ pub struct RunTarget {
     /// Boot ID seen before the reboot was requested.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub boot_id: Option<String>,
+    /// When the node entered its current state (the drain timeout and the wait for the reboot
+    /// count from here).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state_time: Option<Time>,
     /// Reason for a failure or skip.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// Details of a failure found by the controller (a drain that could not finish, a node that
+    /// did not come back).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub message: Option<String>,
 }

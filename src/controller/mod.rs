@@ -1,6 +1,7 @@
 //! The controller: one process running a reconciler per kind, serving `/metrics`, `/healthz`
 //! and `/readyz`. Reconcilers are thin: read state, call a pure planner, apply its actions.
 
+pub mod drain;
 pub mod error;
 pub mod maintenancewindow;
 pub mod metrics;
@@ -31,12 +32,52 @@ pub struct ControllerArgs {
     /// How run DaemonSets are built.
     #[command(flatten)]
     pub agent: patchrun::AgentSettings,
+    /// Leader election between replicas.
+    #[command(flatten)]
+    pub leader: LeaderElection,
+}
+
+/// Leader election with a coordination.k8s.io Lease (through the `kube-lease-manager` crate):
+/// every replica keeps its caches warm, only the lease holder runs the reconcilers, and a
+/// replica that loses the lease exits (its pod restarts as a follower), so writes only ever
+/// come from the holder.
+#[derive(Clone, Debug, clap::Args)]
+pub struct LeaderElection {
+    /// Run the reconcilers only while holding the Lease (needed with more than one replica).
+    #[arg(long = "leader-elect", env = "NODEPATCH_LEADER_ELECT")]
+    pub enabled: bool,
+    /// Name of the Lease.
+    #[arg(
+        long = "leader-elect-lease-name",
+        env = "NODEPATCH_LEADER_ELECT_LEASE_NAME",
+        default_value = "nodepatch-controller"
+    )]
+    pub lease_name: String,
+    /// Namespace of the Lease (the controller's own).
+    #[arg(
+        long = "leader-elect-namespace",
+        env = "POD_NAMESPACE",
+        default_value = "nodepatch-system"
+    )]
+    pub lease_namespace: String,
+    /// Seconds a lease lasts without renewal: a dead leader is replaced after at most this long
+    /// (plus the followers' retry).
+    #[arg(
+        long = "leader-elect-lease-seconds",
+        env = "NODEPATCH_LEADER_ELECT_LEASE_SECONDS",
+        default_value_t = 10
+    )]
+    pub lease_seconds: u64,
 }
 
 /// Shared state of the reconcilers.
 pub struct Context {
     /// Kubernetes client.
     pub client: Client,
+    /// Client without kube's retry of 429 answers, for the Eviction API: a 429 there means "a
+    /// PodDisruptionBudget forbids it now" and the drain retries on its next step instead of
+    /// blocking the reconciler in backoff.
+    pub eviction_client: Client,
     /// Event recorder.
     pub recorder: Recorder,
     /// Metrics.
@@ -51,6 +92,7 @@ impl Context {
     /// Build the context for `client`.
     pub fn new(
         client: Client,
+        eviction_client: Client,
         instance: &str,
         metrics: Arc<Metrics>,
         stores: stores::Stores,
@@ -63,6 +105,7 @@ impl Context {
         Context {
             recorder: Recorder::new(client.clone(), reporter),
             client,
+            eviction_client,
             metrics,
             stores,
             agent,
@@ -73,6 +116,9 @@ impl Context {
 /// Run the controller until SIGTERM/SIGINT.
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let client = Client::try_default().await?;
+    let mut eviction_config = kube::Config::infer().await?;
+    eviction_config.default_retry = false;
+    let eviction_client = Client::try_from(eviction_config)?;
     // Fail fast, with a clear message, when the CRDs are not installed.
     let version = client.apiserver_version().await?;
     tracing::info!(apiserver = %version.git_version, "connected");
@@ -81,6 +127,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let (stores, drive_stores) = stores::Stores::start(&client);
     let ctx = Arc::new(Context::new(
         client.clone(),
+        eviction_client,
         &args.instance,
         metrics.clone(),
         stores.clone(),
@@ -92,6 +139,35 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     // Planners read the caches: act only once they hold the whole cluster.
     stores.ready().await;
     ready.store(true, Ordering::Relaxed);
+    // With leader election, followers keep their caches warm and wait here.
+    let mut leadership = None;
+    if args.leader.enabled {
+        let identity = format!("{}_{}", args.instance, std::process::id());
+        let duration = args.leader.lease_seconds.max(3);
+        let manager = kube_lease_manager::LeaseManagerBuilder::new(
+            client.clone(),
+            args.leader.lease_name.clone(),
+        )
+        .with_namespace(args.leader.lease_namespace.clone())
+        .with_identity(identity.clone())
+        .with_duration(duration)
+        .with_grace((duration / 3).max(1))
+        .build()
+        .await?;
+        let (mut leader, task) = manager.watch().await;
+        tracing::info!(%identity, lease = %args.leader.lease_name, namespace = %args.leader.lease_namespace, "waiting to be elected leader");
+        let elected = tokio::select! {
+            res = leader.wait_for(|l| *l) => { res?; true }
+            _ = shutdown_signal() => false,
+        };
+        if !elected {
+            drop(leader);
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+            return Ok(());
+        }
+        tracing::info!(%identity, "elected leader");
+        leadership = Some((leader, task));
+    }
     tracing::info!("caches synced; starting reconcilers");
     let controllers = async {
         tokio::join!(
@@ -101,12 +177,31 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
             patchrun::run(ctx.clone()),
         )
     };
+    let lost = async {
+        match &mut leadership {
+            Some((leader, _)) => {
+                let _ = leader.wait_for(|l| !*l).await;
+            }
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let mut lost_lease = false;
     tokio::select! {
         res = stores_task => tracing::error!(?res, "caches stopped"),
         _ = controllers => tracing::warn!("controllers stopped"),
         res = http => tracing::error!(?res, "http server stopped"),
+        _ = lost => {
+            tracing::error!("leader election lost: stopping so that only the new leader writes");
+            lost_lease = true;
+        }
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
+    if let Some((leader, task)) = leadership {
+        // Closing the channel releases the Lease, so a follower takes over at once.
+        drop(leader);
+        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    }
+    anyhow::ensure!(!lost_lease, "leader election lost");
     Ok(())
 }
 

@@ -21,6 +21,7 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
+use super::drain::{DrainOptions, drain_step};
 use super::{Context, Error, Result};
 use crate::api::conditions::{self, ConditionStatus, new_condition, set_condition};
 use crate::api::{
@@ -32,8 +33,8 @@ use crate::baseline::ResolvedBaseline;
 use crate::baseline::predefined::predefined_for;
 use crate::rollout::targeting::{membership, operating_system_of};
 use crate::rollout::{
-    AgentProgress, NodeObservation, RolloutAction, RolloutEvent, RolloutLimits, RunState,
-    WindowState, count, initial_targets, plan_rollout,
+    AgentProgress, NodeHealth, NodeObservation, RolloutAction, RolloutEvent, RolloutLimits,
+    RunState, WindowState, count, initial_targets, plan_rollout,
 };
 
 const KIND: &str = "PatchRun";
@@ -173,7 +174,10 @@ pub fn progress_of(
     else {
         return AgentProgress::NotStarted;
     };
-    if op.run != run || op.type_ != Some(operation) {
+    // An install run's agent that restarts after finishing (the reboot it asked for, a pod
+    // restart) confirms with a Scan of the same run instead of installing again.
+    let confirming = operation == Operation::Install && op.type_ == Some(Operation::Scan);
+    if op.run != run || (op.type_ != Some(operation) && !confirming) {
         return AgentProgress::NotStarted;
     }
     let status = report.and_then(|r| r.status.as_ref());
@@ -658,29 +662,78 @@ async fn step(
     ctx: &Context,
 ) -> Result<Action> {
     let now = Timestamp::now();
-    let limits = match RolloutLimits::resolve(&policy.spec.rollout, old.targets.len() as u32) {
+    let reboot_option = run
+        .spec
+        .reboot_option
+        .or(policy.spec.install.as_ref().map(|i| i.reboot_option))
+        .unwrap_or_default();
+    let reboots =
+        run.spec.operation == Operation::Install && reboot_option == RebootOption::RebootIfNeeded;
+    let limits =
+        RolloutLimits::resolve(&policy.spec.rollout, old.targets.len() as u32).and_then(|l| {
+            if reboots {
+                l.with_reboot(&policy.spec.drain)
+            } else {
+                Ok(l)
+            }
+        });
+    let limits = match limits {
         Ok(l) => l,
         Err(e) => return fail_run(ctx, run, "InvalidRollout", e.to_string()).await,
     };
+    let drain_options = match DrainOptions::from_spec(&policy.spec.drain) {
+        Ok(o) => o,
+        Err(e) if reboots => return fail_run(ctx, run, "InvalidDrain", e).await,
+        Err(_) => DrainOptions::default(),
+    };
     let window = window_state(run, policy, ctx, now).await?;
-    let observed: BTreeMap<String, NodeObservation> = old
-        .targets
-        .iter()
-        .filter_map(|t| {
-            let node = ctx.stores.nodes.get(&ObjectRef::new(&t.node))?;
-            let labelled = node.labels().get(RUN_LABEL).is_some_and(|v| v == name);
-            let report = ctx.stores.reports.get(&ObjectRef::new(&t.node));
-            let progress = progress_of(report.as_deref(), name, run.spec.operation);
-            Some((
-                t.node.clone(),
-                NodeObservation {
-                    exists: true,
-                    labelled,
-                    progress,
-                },
-            ))
-        })
-        .collect();
+    let mut observed: BTreeMap<String, NodeObservation> = BTreeMap::new();
+    for t in &old.targets {
+        let Some(node) = ctx.stores.nodes.get(&ObjectRef::new(&t.node)) else {
+            continue;
+        };
+        let labelled = node.labels().get(RUN_LABEL).is_some_and(|v| v == name);
+        let report = ctx.stores.reports.get(&ObjectRef::new(&t.node));
+        let progress = progress_of(report.as_deref(), name, run.spec.operation);
+        let mut obs = NodeObservation {
+            exists: true,
+            labelled,
+            progress,
+            report_boot_id: finished_boot_id(report.as_deref(), name),
+            ..NodeObservation::default()
+        };
+        // The Node's spec and status are read only for nodes in (or entering) the reboot
+        // sequence: the cache holds metadata only.
+        let entering = t.state == TargetState::InProgress
+            && matches!(
+                progress,
+                AgentProgress::Succeeded {
+                    reboot_required: true
+                }
+            );
+        let disrupting = matches!(
+            t.state,
+            TargetState::Draining | TargetState::Rebooting | TargetState::Verifying
+        );
+        if reboots && (entering || disrupting) {
+            match Api::<Node>::all(ctx.client.clone())
+                .get_opt(&t.node)
+                .await?
+            {
+                Some(n) => obs.health = node_health(&n),
+                None => obs.exists = false,
+            }
+        }
+        if obs.exists && t.state == TargetState::Draining {
+            // The cordon comes first: evicted pods must not land on the node again.
+            if t.cordoned && !obs.health.unschedulable {
+                set_unschedulable(ctx, &t.node, true).await?;
+            }
+            obs.drain =
+                drain_step(&ctx.client, &ctx.eviction_client, &t.node, &drain_options).await?;
+        }
+        observed.insert(t.node.clone(), obs);
+    }
     let state = RunState {
         phase: old.phase,
         targets: old.targets.clone(),
@@ -704,14 +757,12 @@ async fn step(
         .map(|t| FailedNode {
             node: t.node.clone(),
             reason: t.reason.clone().unwrap_or_else(|| "Failed".into()),
-            message: failure_message(ctx, &t.node, name),
+            message: t
+                .message
+                .clone()
+                .unwrap_or_else(|| failure_message(ctx, &t.node, name)),
         })
         .collect();
-    let reboot_option = run
-        .spec
-        .reboot_option
-        .or(policy.spec.install.as_ref().map(|i| i.reboot_option))
-        .unwrap_or_default();
     let generation = run.metadata.generation;
     if plan.phase.is_finished() {
         status.completion_time = Some(Time(now));
@@ -752,11 +803,20 @@ async fn step(
     // Status first, labels second: status is the durable intent. If the controller dies in
     // between, the next step sees an in-flight node without its label and labels it again; it
     // never starts extra nodes, because in-flight nodes are counted from status.
+    // Uncordons go before the status write: if the controller dies in between, the node is
+    // still recorded as cordoned by the run and the next step uncordons it again.
+    for action in &plan.actions {
+        if let RolloutAction::Uncordon(node) = action {
+            set_unschedulable(ctx, node, false).await?;
+        }
+    }
     if !same_status(&old, &status) {
         write_status(ctx, run, &status).await?;
     }
     for action in &plan.actions {
         match action {
+            RolloutAction::Uncordon(_) => {}
+            RolloutAction::Cordon(node) => set_unschedulable(ctx, node, true).await?,
             RolloutAction::Label(node) => {
                 // Never take a node from another run; the planner's timeout fails it instead.
                 let current = ctx
@@ -781,10 +841,43 @@ async fn step(
                 "WaveStarted",
                 format!("wave {wave}: {}", nodes.join(", ")),
             ),
-            RolloutEvent::NodeFailed { node, reason } => (
+            RolloutEvent::NodeFailed {
+                node,
+                reason,
+                message,
+            } => (
                 EventType::Warning,
                 "NodeFailed",
-                format!("node {node} failed: {reason}"),
+                match message {
+                    Some(m) => format!("node {node} failed: {reason}: {m}"),
+                    None => format!("node {node} failed: {reason}"),
+                },
+            ),
+            RolloutEvent::DrainStarted { node, cordoned } => (
+                EventType::Normal,
+                "Draining",
+                if *cordoned {
+                    format!("node {node} needs a reboot: cordoned, draining")
+                } else {
+                    format!(
+                        "node {node} needs a reboot: draining (it was already cordoned; it stays so)"
+                    )
+                },
+            ),
+            RolloutEvent::RebootRequested { node } => (
+                EventType::Normal,
+                "RebootRequested",
+                format!("node {node} drained; the agent reboots it"),
+            ),
+            RolloutEvent::Rebooted { node, boot_id } => (
+                EventType::Normal,
+                "Rebooted",
+                format!("node {node} is back with boot ID {boot_id}; waiting for the agent's scan"),
+            ),
+            RolloutEvent::Uncordoned { node } => (
+                EventType::Normal,
+                "Uncordoned",
+                format!("node {node} uncordoned"),
             ),
             RolloutEvent::Halted { failed, max_errors } => (
                 EventType::Warning,
@@ -814,6 +907,51 @@ async fn step(
         Some(at) => Action::requeue(until(now, at).min(safety) + Duration::from_millis(20)),
         None => Action::requeue(safety),
     })
+}
+
+/// Boot ID under which the agent finished its latest operation for `run`.
+pub fn finished_boot_id(report: Option<&NodePatchReport>, run: &str) -> Option<String> {
+    let op = report?.status.as_ref()?.operation.as_ref()?;
+    let finished = matches!(op.phase, OperationPhase::Succeeded | OperationPhase::Failed);
+    (op.run == run && finished)
+        .then(|| op.boot_id.clone())
+        .flatten()
+}
+
+/// Boot ID, readiness and cordon of a Node.
+pub fn node_health(node: &Node) -> NodeHealth {
+    let status = node.status.as_ref();
+    NodeHealth {
+        boot_id: status
+            .and_then(|s| s.node_info.as_ref())
+            .map(|i| i.boot_id.clone())
+            .unwrap_or_default(),
+        ready: status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+        unschedulable: node
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false),
+    }
+}
+
+/// Cordon or uncordon a node (a deleted node needs neither).
+async fn set_unschedulable(ctx: &Context, node: &str, unschedulable: bool) -> Result<()> {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let patch = json!({"spec": {"unschedulable": unschedulable}});
+    match nodes
+        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(node, unschedulable, "node cordon changed");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 fn failure_message(ctx: &Context, node: &str, run: &str) -> String {

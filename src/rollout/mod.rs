@@ -12,7 +12,14 @@
 //! - `nodeTimeout` → an in-progress node older than that is Failed;
 //! - scheduled installs: no new node after the window's cutoff; CancelTask also cancels
 //!   in-flight nodes that have not started installing; a closed window with nodes left ends the
-//!   run TimedOut (the next window's run picks them up).
+//!   run TimedOut (the next window's run picks them up);
+//! - `rebootOption: RebootIfNeeded`: a node whose install needs a reboot goes InProgress →
+//!   Draining (cordoned, only if it was schedulable; pods evicted by the reconciler) →
+//!   Rebooting (the agent reads this state and reboots) → Verifying (a new boot ID and Ready)
+//!   → Succeeded once the agent's confirming scan on the new boot is in, uncordoning only what
+//!   it cordoned. A drain that times out or is blocked fails the node and uncordons it; a node
+//!   that does not come back within `nodeTimeout` fails and stays cordoned. A node that needs
+//!   no reboot is never cordoned.
 
 pub mod targeting;
 
@@ -35,8 +42,15 @@ pub struct RolloutLimits {
     pub topology_key: Option<String>,
     /// Wait after a wave before the next.
     pub soak_time: SignedDuration,
-    /// A node in progress longer than this fails.
+    /// A node in progress longer than this fails (also the wait for a reboot and for the
+    /// confirming scan after it).
     pub node_timeout: SignedDuration,
+    /// Reboot nodes whose install needs it (install runs with `RebootIfNeeded`).
+    pub reboot_if_needed: bool,
+    /// Evict pods before rebooting (`drain.enabled`).
+    pub drain: bool,
+    /// Give up draining after this long (`drain.timeout`).
+    pub drain_timeout: SignedDuration,
 }
 
 /// Why a rollout setting cannot be used.
@@ -120,14 +134,35 @@ impl RolloutLimits {
             topology_key: spec.topology_key.clone(),
             soak_time: duration("spec.rollout.soakTime", &spec.soak_time)?,
             node_timeout: duration("spec.rollout.nodeTimeout", &spec.node_timeout)?,
+            reboot_if_needed: false,
+            drain: true,
+            drain_timeout: SignedDuration::from_mins(15),
         })
+    }
+
+    /// Reboot nodes that need it after their install, draining them first as `drain` says.
+    pub fn with_reboot(
+        mut self,
+        drain: &crate::api::DrainSpec,
+    ) -> Result<RolloutLimits, LimitError> {
+        self.reboot_if_needed = true;
+        self.drain = drain.enabled;
+        self.drain_timeout =
+            crate::schedule::duration::parse_duration(&drain.timeout).map_err(|e| {
+                LimitError::Duration {
+                    field: "spec.drain.timeout",
+                    message: e.to_string(),
+                }
+            })?;
+        Ok(self)
     }
 }
 
 /// What the agent reported for this run on a node.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum AgentProgress {
     /// Nothing reported for this run yet.
+    #[default]
     NotStarted,
     /// Started, not installing yet (scanning, pending).
     Preparing,
@@ -139,8 +174,33 @@ pub enum AgentProgress {
     Failed,
 }
 
+/// What the Node object shows (read for nodes in the reboot sequence only).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct NodeHealth {
+    /// `status.nodeInfo.bootID`.
+    pub boot_id: String,
+    /// The `Ready` condition is True.
+    pub ready: bool,
+    /// `spec.unschedulable` (cordoned).
+    pub unschedulable: bool,
+}
+
+/// The latest drain attempt on a node in Draining (made by the reconciler before planning).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub enum DrainProgress {
+    /// No attempt this step.
+    #[default]
+    NotAttempted,
+    /// Pods are still leaving (evictions refused by a PDB, pods terminating); why.
+    Pending(String),
+    /// No pod left to evict.
+    Done,
+    /// The drain cannot finish with these settings (an unmanaged pod without `force`, …); why.
+    Blocked(String),
+}
+
 /// What is observed of one target node now.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct NodeObservation {
     /// The Node object still exists.
     pub exists: bool,
@@ -148,6 +208,12 @@ pub struct NodeObservation {
     pub labelled: bool,
     /// The agent's progress for this run.
     pub progress: AgentProgress,
+    /// Boot ID under which the agent finished its latest operation for this run.
+    pub report_boot_id: Option<String>,
+    /// The Node's boot ID, readiness and cordon.
+    pub health: NodeHealth,
+    /// The drain attempt of this step.
+    pub drain: DrainProgress,
 }
 
 /// The maintenance window constraint of a scheduled install run.
@@ -171,6 +237,11 @@ pub enum RolloutAction {
     Label(String),
     /// Remove the run label (its pod is removed).
     Unlabel(String),
+    /// Mark the node unschedulable.
+    Cordon(String),
+    /// Make the node schedulable again (only nodes the run cordoned). The reconciler does this
+    /// *before* writing status, so a crash in between uncordons again rather than never.
+    Uncordon(String),
 }
 
 /// Something worth an Event.
@@ -179,7 +250,19 @@ pub enum RolloutEvent {
     /// A wave started with these nodes.
     WaveStarted { wave: u32, nodes: Vec<String> },
     /// A node failed.
-    NodeFailed { node: String, reason: String },
+    NodeFailed {
+        node: String,
+        reason: String,
+        message: Option<String>,
+    },
+    /// A node needs a reboot: cordoned (when it was schedulable) and being drained.
+    DrainStarted { node: String, cordoned: bool },
+    /// Drained: the agent is told to reboot the node.
+    RebootRequested { node: String },
+    /// The node came back with a new boot ID.
+    Rebooted { node: String, boot_id: String },
+    /// The run uncordoned a node it had cordoned.
+    Uncordoned { node: String },
     /// More nodes failed than allowed: no new nodes start.
     Halted { failed: u32, max_errors: u32 },
     /// The run finished in this phase.
@@ -234,7 +317,12 @@ fn finish(target: &mut RunTarget, state: TargetState, reason: Option<String>, no
     target.state = state;
     target.reason = reason;
     target.end_time = Some(Time(now));
+    target.state_time = Some(Time(now));
 }
+
+/// How often a node in the reboot sequence is looked at (evictions retried, the Node's boot ID
+/// read): these changes do not all wake the run.
+pub const REBOOT_POLL: SignedDuration = SignedDuration::from_secs(2);
 
 /// Decide the next step of a run. `observed` holds every target node by name (a missing entry
 /// means the node is gone).
@@ -252,11 +340,7 @@ pub fn plan_rollout(
     let mut wake = |t: Timestamp| {
         requeue_at = Some(requeue_at.map_or(t, |r: Timestamp| r.min(t)));
     };
-    let gone = NodeObservation {
-        exists: false,
-        labelled: false,
-        progress: AgentProgress::NotStarted,
-    };
+    let gone = NodeObservation::default();
 
     // 1. Fold in what happened to in-flight nodes.
     let mut wave_done_now = false;
@@ -278,42 +362,21 @@ pub fn plan_rollout(
         if !in_flight(t.state) {
             continue;
         }
-        let outcome = match obs.progress {
-            AgentProgress::Succeeded {
-                reboot_required: false,
-            } => Some((TargetState::Succeeded, None)),
-            AgentProgress::Succeeded {
-                reboot_required: true,
-            } => Some((TargetState::SucceededRebootRequired, None)),
-            AgentProgress::Failed => Some((TargetState::Failed, Some("AgentFailed".to_string()))),
-            _ => {
-                let started = t.start_time.as_ref().map(|s| s.0).unwrap_or(now);
-                let deadline = started + limits.node_timeout;
-                if now >= deadline {
-                    Some((TargetState::Failed, Some("NodeTimeout".to_string())))
-                } else {
-                    wake(deadline);
-                    // Status is written before labels; a controller that died in between
-                    // re-asserts the label of an in-flight node here.
-                    if !obs.labelled {
-                        actions.push(RolloutAction::Label(t.node.clone()));
-                    }
-                    None
-                }
-            }
-        };
-        if let Some((state, reason)) = outcome {
-            if state == TargetState::Failed {
-                events.push(RolloutEvent::NodeFailed {
-                    node: t.node.clone(),
-                    reason: reason.clone().unwrap_or_default(),
-                });
-            }
-            finish(t, state, reason, now);
+        let step = advance(t, obs, limits, now);
+        actions.extend(step.actions);
+        events.extend(step.events);
+        if let Some(at) = step.wake {
+            wake(at);
+        }
+        if t.state.is_done() {
             wave_done_now = true;
             if obs.labelled {
                 actions.push(RolloutAction::Unlabel(t.node.clone()));
             }
+        } else if !obs.labelled {
+            // Status is written before labels; a controller that died in between re-asserts
+            // the label of an in-flight node here.
+            actions.push(RolloutAction::Label(t.node.clone()));
         }
     }
 
@@ -385,6 +448,7 @@ pub fn plan_rollout(
                 t.state = TargetState::InProgress;
                 t.wave = current_wave;
                 t.start_time = Some(Time(now));
+                t.state_time = Some(Time(now));
                 actions.push(RolloutAction::Label(t.node.clone()));
                 wake(now + limits.node_timeout);
             }
@@ -435,6 +499,221 @@ pub fn plan_rollout(
         counts,
         requeue_at,
     }
+}
+
+/// What one in-flight node's step decided.
+#[derive(Default)]
+struct NodeStep {
+    actions: Vec<RolloutAction>,
+    events: Vec<RolloutEvent>,
+    wake: Option<Timestamp>,
+}
+
+fn enter(target: &mut RunTarget, state: TargetState, now: Timestamp) {
+    target.state = state;
+    target.state_time = Some(Time(now));
+}
+
+fn fail(
+    target: &mut RunTarget,
+    step: &mut NodeStep,
+    reason: &str,
+    message: Option<String>,
+    now: Timestamp,
+) {
+    step.events.push(RolloutEvent::NodeFailed {
+        node: target.node.clone(),
+        reason: reason.to_string(),
+        message: message.clone(),
+    });
+    target.message = message.map(|m| m.chars().take(1024).collect());
+    finish(target, TargetState::Failed, Some(reason.to_string()), now);
+}
+
+fn uncordon(target: &mut RunTarget, step: &mut NodeStep) {
+    if target.cordoned {
+        target.cordoned = false;
+        step.actions
+            .push(RolloutAction::Uncordon(target.node.clone()));
+        step.events.push(RolloutEvent::Uncordoned {
+            node: target.node.clone(),
+        });
+    }
+}
+
+/// Move one in-flight node through InProgress → Draining → Rebooting → Verifying → done as far
+/// as what is observed allows (several states in one step when the observations are in).
+fn advance(
+    t: &mut RunTarget,
+    obs: &NodeObservation,
+    limits: &RolloutLimits,
+    now: Timestamp,
+) -> NodeStep {
+    let mut step = NodeStep::default();
+    let since = |t: &RunTarget| {
+        t.state_time
+            .as_ref()
+            .or(t.start_time.as_ref())
+            .map(|s| s.0)
+            .unwrap_or(now)
+    };
+    if t.state == TargetState::InProgress {
+        match obs.progress {
+            AgentProgress::Succeeded {
+                reboot_required: true,
+            } if limits.reboot_if_needed => {
+                // Cordon only a schedulable node: one cordoned by someone else stays theirs.
+                t.cordoned = !obs.health.unschedulable;
+                if t.cordoned {
+                    step.actions.push(RolloutAction::Cordon(t.node.clone()));
+                }
+                step.events.push(RolloutEvent::DrainStarted {
+                    node: t.node.clone(),
+                    cordoned: t.cordoned,
+                });
+                enter(t, TargetState::Draining, now);
+                if !limits.drain {
+                    t.boot_id = Some(obs.health.boot_id.clone());
+                    enter(t, TargetState::Rebooting, now);
+                    step.events.push(RolloutEvent::RebootRequested {
+                        node: t.node.clone(),
+                    });
+                }
+                // The drain starts on the next step, after the cordon is in place.
+                step.wake = Some(now);
+                return step;
+            }
+            AgentProgress::Succeeded { reboot_required } => {
+                let state = if reboot_required {
+                    TargetState::SucceededRebootRequired
+                } else {
+                    TargetState::Succeeded
+                };
+                finish(t, state, None, now);
+                return step;
+            }
+            AgentProgress::Failed => {
+                fail(t, &mut step, "AgentFailed", None, now);
+                return step;
+            }
+            AgentProgress::NotStarted | AgentProgress::Preparing | AgentProgress::Installing => {
+                let started = t.start_time.as_ref().map(|s| s.0).unwrap_or(now);
+                let deadline = started + limits.node_timeout;
+                if now >= deadline {
+                    fail(t, &mut step, "NodeTimeout", None, now);
+                } else {
+                    step.wake = Some(deadline);
+                }
+                return step;
+            }
+        }
+    }
+    if t.state == TargetState::Draining {
+        match &obs.drain {
+            DrainProgress::Done => {
+                t.boot_id = Some(obs.health.boot_id.clone());
+                enter(t, TargetState::Rebooting, now);
+                step.events.push(RolloutEvent::RebootRequested {
+                    node: t.node.clone(),
+                });
+                // The agent reboots when it sees Rebooting; nothing more to see this step.
+                step.wake = Some(now + REBOOT_POLL);
+                return step;
+            }
+            DrainProgress::Blocked(why) => {
+                uncordon(t, &mut step);
+                fail(t, &mut step, "DrainFailed", Some(why.clone()), now);
+                return step;
+            }
+            DrainProgress::Pending(_) | DrainProgress::NotAttempted => {
+                let deadline = since(t) + limits.drain_timeout;
+                if now >= deadline {
+                    let why = match &obs.drain {
+                        DrainProgress::Pending(why) => format!(
+                            "drain did not finish within {}: {why}",
+                            limits.drain_timeout
+                        ),
+                        _ => format!("drain did not finish within {}", limits.drain_timeout),
+                    };
+                    uncordon(t, &mut step);
+                    fail(t, &mut step, "DrainTimeout", Some(why), now);
+                } else {
+                    step.wake = Some(deadline.min(now + REBOOT_POLL));
+                }
+                return step;
+            }
+        }
+    }
+    if t.state == TargetState::Rebooting {
+        let new_boot = !obs.health.boot_id.is_empty()
+            && t.boot_id.as_deref() != Some(obs.health.boot_id.as_str());
+        if new_boot && obs.health.ready {
+            step.events.push(RolloutEvent::Rebooted {
+                node: t.node.clone(),
+                boot_id: obs.health.boot_id.clone(),
+            });
+            enter(t, TargetState::Verifying, now);
+        } else {
+            let deadline = since(t) + limits.node_timeout;
+            if now >= deadline {
+                // Left cordoned: a node that did not come back must not get work.
+                let why = format!(
+                    "node did not come back (new boot ID and Ready) within nodeTimeout {}; left cordoned for inspection",
+                    limits.node_timeout
+                );
+                fail(t, &mut step, "RebootTimeout", Some(why), now);
+            } else {
+                step.wake = Some(deadline.min(now + REBOOT_POLL));
+            }
+            return step;
+        }
+    }
+    if t.state == TargetState::Verifying {
+        let confirmed = obs
+            .report_boot_id
+            .as_deref()
+            .is_some_and(|b| t.boot_id.as_deref() != Some(b));
+        match obs.progress {
+            AgentProgress::Succeeded { reboot_required } if confirmed => {
+                uncordon(t, &mut step);
+                let state = if reboot_required {
+                    TargetState::SucceededRebootRequired
+                } else {
+                    TargetState::Succeeded
+                };
+                finish(t, state, None, now);
+            }
+            AgentProgress::Failed if confirmed => {
+                uncordon(t, &mut step);
+                fail(
+                    t,
+                    &mut step,
+                    "VerifyFailed",
+                    Some("the agent's scan after the reboot failed".into()),
+                    now,
+                );
+            }
+            _ => {
+                let deadline = since(t) + limits.node_timeout;
+                if now >= deadline {
+                    uncordon(t, &mut step);
+                    fail(
+                        t,
+                        &mut step,
+                        "VerifyTimeout",
+                        Some(format!(
+                            "the node rebooted but the agent did not report a scan within nodeTimeout {}",
+                            limits.node_timeout
+                        )),
+                        now,
+                    );
+                } else {
+                    step.wake = Some(deadline.min(now + REBOOT_POLL));
+                }
+            }
+        }
+    }
+    step
 }
 
 /// Whether the soak after the last wave is over (always true with soakTime 0 or nothing in

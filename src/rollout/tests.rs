@@ -21,6 +21,9 @@ fn limits(max_concurrency: u32, max_errors: u32) -> RolloutLimits {
         topology_key: None,
         soak_time: SignedDuration::ZERO,
         node_timeout: SignedDuration::from_hours(1),
+        reboot_if_needed: false,
+        drain: true,
+        drain_timeout: SignedDuration::from_mins(15),
     }
 }
 
@@ -42,6 +45,7 @@ fn obs(progress: AgentProgress, labelled: bool) -> NodeObservation {
         exists: true,
         labelled,
         progress,
+        ..NodeObservation::default()
     }
 }
 
@@ -633,6 +637,395 @@ proptest! {
             }
             run = apply(&plan);
             now += SignedDuration::from_mins(1);
+        }
+    }
+}
+
+// ---- The reboot sequence (RebootIfNeeded) ----
+
+fn reboot_limits() -> RolloutLimits {
+    RolloutLimits {
+        reboot_if_needed: true,
+        drain_timeout: SignedDuration::from_mins(5),
+        ..limits(1, 0)
+    }
+}
+
+fn health(boot_id: &str, ready: bool, unschedulable: bool) -> NodeHealth {
+    NodeHealth {
+        boot_id: boot_id.into(),
+        ready,
+        unschedulable,
+    }
+}
+
+/// Node `a` alone in a run, installed and asking for a reboot, on boot `b1`.
+fn installed_needing_reboot(unschedulable: bool) -> (RunState, RolloutPlan) {
+    let run = run_of(&[("a", None)]);
+    let started = plan_rollout(
+        &run,
+        &reboot_limits(),
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    let run = apply(&started);
+    let mut o = obs(
+        AgentProgress::Succeeded {
+            reboot_required: true,
+        },
+        true,
+    );
+    o.health = health("b1", true, unschedulable);
+    let now = t0() + SignedDuration::from_secs(60);
+    let plan = plan_rollout(
+        &run,
+        &reboot_limits(),
+        &BTreeMap::from([("a".to_string(), o)]),
+        WindowState::Unconstrained,
+        now,
+    );
+    (run, plan)
+}
+
+fn one(node: &str, o: NodeObservation) -> BTreeMap<String, NodeObservation> {
+    BTreeMap::from([(node.to_string(), o)])
+}
+
+#[test]
+fn reboot_sequence_cordons_drains_reboots_verifies_and_uncordons() {
+    let (_, plan) = installed_needing_reboot(false);
+    assert_eq!(plan.targets[0].state, TargetState::Draining);
+    assert!(plan.targets[0].cordoned);
+    assert_eq!(plan.actions, vec![RolloutAction::Cordon("a".into())]);
+    assert_eq!(plan.phase, RunPhase::Running);
+    let run = apply(&plan);
+    let t1 = t0() + SignedDuration::from_secs(70);
+
+    // Pods still leaving: nothing changes, looked at again soon.
+    let mut o = obs(
+        AgentProgress::Succeeded {
+            reboot_required: true,
+        },
+        true,
+    );
+    o.health = health("b1", true, true);
+    o.drain = DrainProgress::Pending("eviction refused for ns/web-1".into());
+    let plan = plan_rollout(
+        &run,
+        &reboot_limits(),
+        &one("a", o.clone()),
+        WindowState::Unconstrained,
+        t1,
+    );
+    assert_eq!(plan.targets[0].state, TargetState::Draining);
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    assert_eq!(plan.requeue_at, Some(t1 + REBOOT_POLL));
+
+    // Drained: Rebooting, remembering the boot to leave.
+    o.drain = DrainProgress::Done;
+    let plan = plan_rollout(
+        &run,
+        &reboot_limits(),
+        &one("a", o.clone()),
+        WindowState::Unconstrained,
+        t1,
+    );
+    assert_eq!(plan.targets[0].state, TargetState::Rebooting);
+    assert_eq!(plan.targets[0].boot_id.as_deref(), Some("b1"));
+    let run = apply(&plan);
+
+    // Same boot, or a new boot that is not Ready yet: still Rebooting.
+    o.drain = DrainProgress::NotAttempted;
+    for h in [health("b1", true, true), health("b2", false, true)] {
+        o.health = h;
+        let plan = plan_rollout(
+            &run,
+            &reboot_limits(),
+            &one("a", o.clone()),
+            WindowState::Unconstrained,
+            t1,
+        );
+        assert_eq!(plan.targets[0].state, TargetState::Rebooting);
+    }
+
+    // Back on b2 and Ready, the agent's pre-reboot report still shows b1: Verifying, cordoned.
+    o.health = health("b2", true, true);
+    o.report_boot_id = Some("b1".into());
+    let plan = plan_rollout(
+        &run,
+        &reboot_limits(),
+        &one("a", o.clone()),
+        WindowState::Unconstrained,
+        t1,
+    );
+    assert_eq!(plan.targets[0].state, TargetState::Verifying);
+    assert!(plan.actions.is_empty(), "no uncordon before the scan");
+    let run = apply(&plan);
+
+    // The confirming scan on b2: uncordoned, Succeeded, run over.
+    o.report_boot_id = Some("b2".into());
+    o.progress = AgentProgress::Succeeded {
+        reboot_required: false,
+    };
+    let plan = plan_rollout(
+        &run,
+        &reboot_limits(),
+        &one("a", o),
+        WindowState::Unconstrained,
+        t1,
+    );
+    assert_eq!(plan.targets[0].state, TargetState::Succeeded);
+    assert!(!plan.targets[0].cordoned);
+    assert_eq!(
+        plan.actions,
+        vec![
+            RolloutAction::Uncordon("a".into()),
+            RolloutAction::Unlabel("a".into())
+        ]
+    );
+    assert_eq!(plan.phase, RunPhase::Succeeded);
+}
+
+#[test]
+fn a_node_cordoned_by_someone_else_is_drained_but_never_uncordoned() {
+    let (_, plan) = installed_needing_reboot(true);
+    assert_eq!(plan.targets[0].state, TargetState::Draining);
+    assert!(!plan.targets[0].cordoned);
+    assert!(plan.actions.is_empty(), "{:?}", plan.actions);
+    let run = apply(&plan);
+    let mut o = obs(AgentProgress::NotStarted, true);
+    o.health = health("b1", true, true);
+    o.drain = DrainProgress::Blocked("pod ns/bare is not managed".into());
+    let plan = plan_rollout(
+        &run,
+        &reboot_limits(),
+        &one("a", o),
+        WindowState::Unconstrained,
+        t0() + SignedDuration::from_secs(61),
+    );
+    assert_eq!(plan.targets[0].state, TargetState::Failed);
+    assert_eq!(plan.targets[0].reason.as_deref(), Some("DrainFailed"));
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, RolloutAction::Uncordon(_))),
+        "{:?}",
+        plan.actions
+    );
+}
+
+#[test]
+fn no_reboot_needed_or_no_reboot_option_never_cordons() {
+    let run = run_of(&[("a", None)]);
+    let run = apply(&plan_rollout(
+        &run,
+        &reboot_limits(),
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t0(),
+    ));
+    let done = obs(
+        AgentProgress::Succeeded {
+            reboot_required: false,
+        },
+        true,
+    );
+    let plan = plan_rollout(
+        &run,
+        &reboot_limits(),
+        &one("a", done),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    assert_eq!(plan.targets[0].state, TargetState::Succeeded);
+    assert!(!plan.targets[0].cordoned);
+    let needs = obs(
+        AgentProgress::Succeeded {
+            reboot_required: true,
+        },
+        true,
+    );
+    let plan = plan_rollout(
+        &run,
+        &limits(1, 0),
+        &one("a", needs),
+        WindowState::Unconstrained,
+        t0(),
+    );
+    assert_eq!(plan.targets[0].state, TargetState::SucceededRebootRequired);
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, RolloutAction::Cordon(_)))
+    );
+}
+
+#[test]
+fn drain_timeout_fails_and_uncordons_and_counts_against_max_errors() {
+    let (_, plan) = installed_needing_reboot(false);
+    let run = apply(&plan);
+    let mut o = obs(AgentProgress::NotStarted, true);
+    o.health = health("b1", true, true);
+    o.drain = DrainProgress::Pending("eviction refused for ns/web-1: budget".into());
+    let late = t0() + SignedDuration::from_secs(60) + SignedDuration::from_mins(5);
+    let plan = plan_rollout(
+        &run,
+        &reboot_limits(),
+        &one("a", o),
+        WindowState::Unconstrained,
+        late,
+    );
+    let t = &plan.targets[0];
+    assert_eq!(t.state, TargetState::Failed);
+    assert_eq!(t.reason.as_deref(), Some("DrainTimeout"));
+    assert!(
+        t.message.as_deref().is_some_and(|m| m.contains("budget")),
+        "{t:?}"
+    );
+    assert!(!t.cordoned);
+    assert_eq!(plan.actions[0], RolloutAction::Uncordon("a".into()));
+    assert_eq!(plan.phase, RunPhase::Halted, "maxErrors 0");
+}
+
+#[test]
+fn a_node_that_does_not_come_back_fails_and_stays_cordoned() {
+    let (_, plan) = installed_needing_reboot(false);
+    let run = apply(&plan);
+    let mut o = obs(AgentProgress::NotStarted, true);
+    o.health = health("b1", true, true);
+    o.drain = DrainProgress::Done;
+    let t1 = t0() + SignedDuration::from_secs(61);
+    let run = apply(&plan_rollout(
+        &run,
+        &reboot_limits(),
+        &one("a", o.clone()),
+        WindowState::Unconstrained,
+        t1,
+    ));
+    o.drain = DrainProgress::NotAttempted;
+    o.health = health("b2", false, true);
+    let plan = plan_rollout(
+        &run,
+        &reboot_limits(),
+        &one("a", o),
+        WindowState::Unconstrained,
+        t1 + SignedDuration::from_hours(1),
+    );
+    let t = &plan.targets[0];
+    assert_eq!(t.state, TargetState::Failed);
+    assert_eq!(t.reason.as_deref(), Some("RebootTimeout"));
+    assert!(t.cordoned, "left cordoned");
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, RolloutAction::Uncordon(_)))
+    );
+    assert!(plan.events.iter().any(|e| matches!(
+        e,
+        RolloutEvent::NodeFailed { reason, message: Some(m), .. } if reason == "RebootTimeout" && m.contains("left cordoned")
+    )));
+}
+
+#[test]
+fn nodes_in_the_reboot_sequence_hold_their_slot() {
+    let run = run_of(&[("a", None), ("b", None)]);
+    let run = apply(&plan_rollout(
+        &run,
+        &reboot_limits(),
+        &observe(&run, &BTreeMap::new()),
+        WindowState::Unconstrained,
+        t0(),
+    ));
+    // Still in flight: nothing else starts while a node is Draining, Rebooting or Verifying.
+    for state in [
+        TargetState::Draining,
+        TargetState::Rebooting,
+        TargetState::Verifying,
+    ] {
+        let mut r = run.clone();
+        r.targets[0].state = state;
+        r.targets[0].state_time = Some(Time(t0()));
+        let mut observed = observe(&r, &BTreeMap::new());
+        observed.get_mut("a").expect("a").labelled = true;
+        observed.get_mut("a").expect("a").health = health("b1", true, true);
+        let plan = plan_rollout(
+            &r,
+            &reboot_limits(),
+            &observed,
+            WindowState::Unconstrained,
+            t0(),
+        );
+        assert_eq!(plan.targets[1].state, TargetState::Pending, "{state:?}");
+        assert!(labelled(&plan).is_empty(), "{state:?}: {:?}", plan.actions);
+    }
+}
+
+proptest! {
+    /// With reboots, drains and random node health: never more than maxConcurrency nodes in
+    /// flight, a node is cordoned at most once, and when the run ends every node the run
+    /// cordoned is uncordoned unless it failed to come back from its reboot.
+    #[test]
+    fn reboot_sequences_keep_concurrency_and_uncordon(
+        n in 1usize..10,
+        max_concurrency in 1u32..4,
+        steps in proptest::collection::vec(proptest::collection::vec((0u8..5, 0u8..4, 0u8..3), 10), 1..60),
+    ) {
+        let names: Vec<String> = (0..n).map(|i| format!("node-{i:02}")).collect();
+        let mut run = RunState {
+            phase: RunPhase::Pending,
+            targets: initial_targets(names.iter().map(|n| (n.clone(), None))),
+            current_wave: 0,
+            last_wave_completion: None,
+        };
+        let l = RolloutLimits { reboot_if_needed: true, drain_timeout: SignedDuration::from_mins(3), node_timeout: SignedDuration::from_mins(10), ..limits(max_concurrency, 100) };
+        let mut cordons = BTreeMap::<String, u32>::new();
+        let mut uncordoned = std::collections::BTreeSet::new();
+        let mut boots: BTreeMap<String, u32> = BTreeMap::new();
+        let mut now = t0();
+        for step in steps {
+            let observed: BTreeMap<String, NodeObservation> = run.targets.iter().zip(step.iter()).map(|(t, (p, d, h))| {
+                let boot = boots.entry(t.node.clone()).or_insert(0);
+                if *h == 2 && t.state == TargetState::Rebooting { *boot += 1; }
+                let progress = match p {
+                    0 => AgentProgress::Installing,
+                    1 => AgentProgress::Succeeded { reboot_required: false },
+                    2 => AgentProgress::Succeeded { reboot_required: true },
+                    3 => AgentProgress::Failed,
+                    _ => AgentProgress::Preparing,
+                };
+                let o = NodeObservation {
+                    exists: true,
+                    labelled: !t.state.is_done() && t.state != TargetState::Pending,
+                    progress: if t.state == TargetState::Pending { AgentProgress::NotStarted } else { progress },
+                    report_boot_id: Some(format!("b{boot}")),
+                    health: NodeHealth { boot_id: format!("b{boot}"), ready: *h != 1, unschedulable: t.cordoned },
+                    drain: match d { 0 => DrainProgress::Done, 1 => DrainProgress::Pending("x".into()), 2 => DrainProgress::Blocked("y".into()), _ => DrainProgress::NotAttempted },
+                };
+                (t.node.clone(), o)
+            }).collect();
+            let plan = plan_rollout(&run, &l, &observed, WindowState::Unconstrained, now);
+            prop_assert!(plan.counts.in_progress <= max_concurrency);
+            for a in &plan.actions {
+                match a {
+                    RolloutAction::Cordon(node) => { *cordons.entry(node.clone()).or_default() += 1; }
+                    RolloutAction::Uncordon(node) => { prop_assert!(uncordoned.insert(node.clone()), "{} uncordoned twice", node); prop_assert!(cordons.contains_key(node)); }
+                    _ => {}
+                }
+            }
+            prop_assert!(cordons.values().all(|c| *c == 1), "{:?}", cordons);
+            run = apply(&plan);
+            now += SignedDuration::from_mins(1);
+        }
+        if run.phase.is_finished() {
+            for t in &run.targets {
+                if cordons.contains_key(&t.node) && t.reason.as_deref() != Some("RebootTimeout") {
+                    prop_assert!(uncordoned.contains(&t.node), "{} left cordoned: {:?}", t.node, t);
+                }
+            }
         }
     }
 }

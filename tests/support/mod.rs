@@ -6,6 +6,7 @@
 //! message saying how to get one (`make cluster-up`).
 #![allow(dead_code)]
 
+pub mod fleet;
 pub mod podrunner;
 
 pub mod roots;
@@ -17,6 +18,22 @@ use std::time::Duration;
 
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::{Client, Config};
+
+/// Make a child process die with the test process (SIGKILL on parent death), so that an
+/// interrupted test leaves no controller or agent running against the shared cluster.
+pub fn die_with_parent(mut command: Command) -> Command {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: prctl is async-signal-safe and touches only the calling (child) process.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    command
+}
 
 /// Root of the repository.
 pub fn repo_root() -> PathBuf {
@@ -232,7 +249,7 @@ impl ControllerProcess {
         let log_dir = repo_root().join(".local/log");
         std::fs::create_dir_all(&log_dir).expect("log dir");
         let log = std::fs::File::create(log_dir.join(format!("{name}.log"))).expect("log file");
-        let child = Command::new(nodepatch_bin())
+        let child = die_with_parent(Command::new(nodepatch_bin()))
             .arg("controller")
             .arg("--metrics-addr")
             .arg(format!("127.0.0.1:{metrics_port}"))

@@ -4,6 +4,12 @@
 //! kubeconfig holding a real token from the TokenRequest API for the pod's ServiceAccount,
 //! bound to the pod, so RBAC (and the node claim) is exercised for real. When the pod goes away
 //! the agent process is killed, as the kubelet would.
+//!
+//! Reboots are simulated: agents get `--reboot-command touch /run/nodepatch-e2e-reboot`
+//! (run through chroot in the node's root). The runner sees that file, and does what a reboot
+//! does: kills the agent, empties the root's /run (a tmpfs), gives the Node a new
+//! `status.nodeInfo.bootID` with Ready False then True, and starts the agent again for the
+//! same pod (the kubelet restarting its containers after boot).
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -34,12 +40,40 @@ pub struct AgentSpan {
     pub stopped: Option<Instant>,
 }
 
+/// Host path (in a node root) the simulated reboot command creates.
+pub const REBOOT_MARKER: &str = "run/nodepatch-e2e-reboot";
+
+/// One simulated reboot.
+#[derive(Clone, Debug)]
+pub struct RebootRecord {
+    /// Node rebooted.
+    pub node: String,
+    /// Boot ID it came back with.
+    pub boot_id: String,
+    /// When.
+    pub at: Instant,
+}
+
 /// Handle of a running pod runner; stops its agents when dropped.
 pub struct PodRunner {
     task: tokio::task::JoinHandle<()>,
+    rebooter: tokio::task::JoinHandle<()>,
     children: Arc<Mutex<BTreeMap<String, Child>>>,
     /// Every agent started, in order.
     pub spans: Arc<Mutex<Vec<AgentSpan>>>,
+    /// Every simulated reboot, in order.
+    pub reboots: Arc<Mutex<Vec<RebootRecord>>>,
+    /// How long a simulated reboot takes: (agent killed → new boot ID and Ready, Ready →
+    /// agent started again).
+    pub reboot_delays: Arc<Mutex<(std::time::Duration, std::time::Duration)>>,
+}
+
+/// What the runner keeps of a running agent to restart it after a simulated reboot.
+#[derive(Clone)]
+struct Running {
+    pod: Pod,
+    node: String,
+    root: PathBuf,
 }
 
 impl PodRunner {
@@ -54,11 +88,28 @@ impl PodRunner {
     ) -> PodRunner {
         let children: Arc<Mutex<BTreeMap<String, Child>>> = Arc::default();
         let spans: Arc<Mutex<Vec<AgentSpan>>> = Arc::default();
+        let running: Arc<Mutex<BTreeMap<String, Running>>> = Arc::default();
+        let reboots: Arc<Mutex<Vec<RebootRecord>>> = Arc::default();
+        let reboot_delays: Arc<Mutex<(std::time::Duration, std::time::Duration)>> =
+            Arc::new(Mutex::new((
+                std::time::Duration::from_millis(500),
+                std::time::Duration::ZERO,
+            )));
         let pods: Api<Pod> = Api::namespaced(client.clone(), namespace);
         let ns = namespace.to_string();
         let log_dir = log_dir.to_path_buf();
         std::fs::create_dir_all(&log_dir).expect("pod runner log dir");
-        let (c2, s2) = (children.clone(), spans.clone());
+        let (c2, s2, r2) = (children.clone(), spans.clone(), running.clone());
+        let rebooter = tokio::spawn(simulate_reboots(RebootSimulation {
+            client: client.clone(),
+            namespace: ns.clone(),
+            log_dir: log_dir.clone(),
+            children: children.clone(),
+            spans: spans.clone(),
+            running,
+            reboots: reboots.clone(),
+            delays: reboot_delays.clone(),
+        }));
         let task = tokio::spawn(async move {
             let cfg = watcher::Config::default().labels("app.kubernetes.io/name=nodepatch-agent");
             let mut stream = watcher::watcher(pods, cfg).boxed();
@@ -66,6 +117,7 @@ impl PodRunner {
                 let pods: Vec<Pod> = match event {
                     Ok(Event::Apply(p)) | Ok(Event::InitApply(p)) => vec![p],
                     Ok(Event::Delete(p)) => {
+                        r2.lock().expect("running").remove(&p.name_any());
                         stop(&c2, &s2, &p.name_any());
                         continue;
                     }
@@ -78,6 +130,7 @@ impl PodRunner {
                 for pod in pods {
                     let name = pod.name_any();
                     if pod.metadata.deletion_timestamp.is_some() {
+                        r2.lock().expect("running").remove(&name);
                         stop(&c2, &s2, &name);
                         continue;
                     }
@@ -93,6 +146,14 @@ impl PodRunner {
                     match launch(&client, &ns, &pod, &node, &root, &log_dir).await {
                         Ok((child, args)) => {
                             c2.lock().expect("children").insert(name.clone(), child);
+                            r2.lock().expect("running").insert(
+                                name.clone(),
+                                Running {
+                                    pod: pod.clone(),
+                                    node: node.clone(),
+                                    root: root.clone(),
+                                },
+                            );
                             s2.lock().expect("spans").push(AgentSpan {
                                 node,
                                 pod: name,
@@ -108,9 +169,23 @@ impl PodRunner {
         });
         PodRunner {
             task,
+            rebooter,
             children,
             spans,
+            reboots,
+            reboot_delays,
         }
+    }
+
+    /// Make simulated reboots take this long: `down` from the agent's death to the new boot ID
+    /// and Ready, then `agent` until the agent runs again.
+    pub fn set_reboot_delays(&self, down: std::time::Duration, agent: std::time::Duration) {
+        *self.reboot_delays.lock().expect("delays") = (down, agent);
+    }
+
+    /// Simulated reboots so far.
+    pub fn reboots(&self) -> Vec<RebootRecord> {
+        self.reboots.lock().expect("reboots").clone()
     }
 
     /// Agent spans so far.
@@ -122,6 +197,7 @@ impl PodRunner {
 impl Drop for PodRunner {
     fn drop(&mut self) {
         self.task.abort();
+        self.rebooter.abort();
         for (_, mut child) in std::mem::take(&mut *self.children.lock().expect("children")) {
             let _ = child.kill();
             let _ = child.wait();
@@ -224,8 +300,18 @@ async fn launch(
         "--host-exec".into(),
         "chroot".into(),
     ]);
-    let log = std::fs::File::create(log_dir.join(format!("{}.log", pod.name_any())))?;
-    let child = Command::new(super::nodepatch_bin())
+    // Last: --reboot-command takes the rest of the line.
+    args.extend(
+        ["--poll-seconds", "1", "--reboot-command", "touch"]
+            .iter()
+            .map(|s| s.to_string()),
+    );
+    args.push(format!("/{REBOOT_MARKER}"));
+    let log = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(log_dir.join(format!("{}.log", pod.name_any())))?;
+    let child = super::die_with_parent(Command::new(super::nodepatch_bin()))
         .args(&args)
         .env("NODE_NAME", node)
         .env("KUBECONFIG", &kubeconfig)
@@ -234,4 +320,123 @@ async fn launch(
         .stderr(log)
         .spawn()?;
     Ok((child, args))
+}
+
+/// Write the boot ID a node root's agent reads (`/proc/sys/kernel/random/boot_id`; test roots
+/// have no /proc mounted).
+pub fn write_boot_id(root: &Path, boot_id: &str) {
+    let dir = root.join("proc/sys/kernel/random");
+    std::fs::create_dir_all(&dir).expect("proc dir in root");
+    std::fs::write(dir.join("boot_id"), format!("{boot_id}\n")).expect("write boot_id");
+}
+
+/// Watch the roots of running agents for the reboot marker and simulate the reboot.
+/// What the reboot simulation shares with the runner.
+struct RebootSimulation {
+    client: Client,
+    namespace: String,
+    log_dir: PathBuf,
+    children: Arc<Mutex<BTreeMap<String, Child>>>,
+    spans: Arc<Mutex<Vec<AgentSpan>>>,
+    running: Arc<Mutex<BTreeMap<String, Running>>>,
+    reboots: Arc<Mutex<Vec<RebootRecord>>>,
+    delays: Arc<Mutex<(std::time::Duration, std::time::Duration)>>,
+}
+
+async fn simulate_reboots(sim: RebootSimulation) {
+    let RebootSimulation {
+        client,
+        namespace,
+        log_dir,
+        children,
+        spans,
+        running,
+        reboots,
+        delays,
+    } = sim;
+    let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    loop {
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let asked: Vec<(String, Running)> = running
+            .lock()
+            .expect("running")
+            .iter()
+            .filter(|(_, r)| r.root.join(REBOOT_MARKER).exists())
+            .map(|(k, r)| (k.clone(), r.clone()))
+            .collect();
+        for (pod_name, r) in asked {
+            // Shutdown: the agent dies with the host.
+            stop(&children, &spans, &pod_name);
+            // /run is a tmpfs: emptied by the reboot.
+            for entry in std::fs::read_dir(r.root.join("run"))
+                .into_iter()
+                .flatten()
+                .flatten()
+            {
+                if entry.file_type().is_ok_and(|t| t.is_file()) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+            let count = reboots
+                .lock()
+                .expect("reboots")
+                .iter()
+                .filter(|x| x.node == r.node)
+                .count();
+            let boot_id = format!("boot-{}-{}", r.node, count + 1);
+            write_boot_id(&r.root, &boot_id);
+            let set = |ready: &str| {
+                json!({"status": {
+                    "nodeInfo": {"bootID": boot_id},
+                    "conditions": [{"type": "Ready", "status": ready, "reason": "E2eReboot",
+                        "lastHeartbeatTime": k8s_openapi::jiff::Timestamp::now().to_string(),
+                        "lastTransitionTime": k8s_openapi::jiff::Timestamp::now().to_string()}]
+                }})
+            };
+            let params = kube::api::PatchParams::default();
+            if let Err(e) = nodes
+                .patch_status(&r.node, &params, &kube::api::Patch::Strategic(set("False")))
+                .await
+            {
+                eprintln!("pod runner: reboot of {}: {e}", r.node);
+            }
+            let (down, agent) = *delays.lock().expect("delays");
+            tokio::time::sleep(down).await;
+            if let Err(e) = nodes
+                .patch_status(&r.node, &params, &kube::api::Patch::Strategic(set("True")))
+                .await
+            {
+                eprintln!("pod runner: reboot of {}: {e}", r.node);
+            }
+            reboots.lock().expect("reboots").push(RebootRecord {
+                node: r.node.clone(),
+                boot_id: boot_id.clone(),
+                at: Instant::now(),
+            });
+            // Boot: the kubelet starts the pod's containers again.
+            tokio::time::sleep(agent).await;
+            if !running.lock().expect("running").contains_key(&pod_name) {
+                continue;
+            }
+            match launch(&client, &namespace, &r.pod, &r.node, &r.root, &log_dir).await {
+                Ok((child, args)) => {
+                    children
+                        .lock()
+                        .expect("children")
+                        .insert(pod_name.clone(), child);
+                    spans.lock().expect("spans").push(AgentSpan {
+                        node: r.node.clone(),
+                        pod: pod_name,
+                        args,
+                        started: Instant::now(),
+                        stopped: None,
+                    });
+                }
+                Err(e) => eprintln!(
+                    "pod runner: restarting agent on {} after reboot: {e:#}",
+                    r.node
+                ),
+            }
+        }
+    }
 }

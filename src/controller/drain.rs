@@ -1,0 +1,316 @@
+//! Draining a node before its reboot, the way `kubectl drain` does, one step per reconcile:
+//! list the node's pods, decide for each what the drain does with it ([`disposition`], pure),
+//! evict the ones that must go through the Eviction API (so PodDisruptionBudgets are
+//! respected: a 429 means "not now", retried on the next step), and report whether the node
+//! is empty ([`DrainProgress`]). Pods of DaemonSets and static (mirror) pods stay, as they
+//! would be recreated on the node anyway.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
+use kube::api::{Api, DeleteParams, EvictParams, ListParams};
+use kube::{Client, ResourceExt};
+
+use crate::api::DrainSpec;
+use crate::rollout::DrainProgress;
+use crate::rollout::targeting::selector_matches;
+
+/// Annotation the kubelet puts on mirror pods of static pods.
+const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
+/// Most pods named in a drain message.
+const MAX_NAMED: usize = 5;
+
+/// Drain settings resolved from a policy's `drain`.
+#[derive(Clone, Debug, Default)]
+pub struct DrainOptions {
+    /// Grace period given to evicted pods (`drain.gracePeriod`), seconds.
+    pub grace_period_seconds: Option<i64>,
+    /// Evict pods with emptyDir volumes.
+    pub delete_empty_dir_data: bool,
+    /// Only pods matching this are evicted.
+    pub pod_selector: Option<LabelSelector>,
+    /// Evict pods no controller manages.
+    pub force: bool,
+}
+
+impl DrainOptions {
+    /// Resolve a policy's drain settings; errors name the field.
+    pub fn from_spec(spec: &DrainSpec) -> Result<DrainOptions, String> {
+        let grace_period_seconds = match &spec.grace_period {
+            None => None,
+            Some(text) => {
+                let d = crate::schedule::duration::parse_duration(text)
+                    .map_err(|e| format!("spec.drain.gracePeriod: {e}"))?;
+                Some(d.as_secs())
+            }
+        };
+        if let Some(selector) = &spec.pod_selector {
+            selector_matches(selector, &BTreeMap::new())
+                .map_err(|e| format!("spec.drain.podSelector: {e}"))?;
+        }
+        Ok(DrainOptions {
+            grace_period_seconds,
+            delete_empty_dir_data: spec.delete_empty_dir_data,
+            pod_selector: spec.pod_selector.clone(),
+            force: spec.force,
+        })
+    }
+}
+
+/// What the drain does with one pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Disposition {
+    /// Left running (DaemonSet pod, mirror pod, finished pod, not selected); why.
+    Ignore(&'static str),
+    /// Already terminating: wait for it to go.
+    Wait,
+    /// Evict it.
+    Evict,
+    /// The drain cannot proceed with these settings; why.
+    Block(String),
+}
+
+/// Decide what the drain does with `pod` (pure: no API calls).
+pub fn disposition(pod: &Pod, options: &DrainOptions) -> Disposition {
+    let name = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
+    let owner = pod
+        .owner_references()
+        .iter()
+        .find(|o| o.controller == Some(true));
+    if owner.is_some_and(|o| o.kind == "DaemonSet") {
+        return Disposition::Ignore("DaemonSet pod");
+    }
+    if pod.annotations().contains_key(MIRROR_ANNOTATION) {
+        return Disposition::Ignore("static pod");
+    }
+    let phase = pod.status.as_ref().and_then(|s| s.phase.as_deref());
+    if matches!(phase, Some("Succeeded") | Some("Failed")) {
+        return Disposition::Ignore("finished pod");
+    }
+    if let Some(selector) = &options.pod_selector
+        && !selector_matches(selector, pod.labels()).unwrap_or(false)
+    {
+        return Disposition::Ignore("not selected by drain.podSelector");
+    }
+    if pod.metadata.deletion_timestamp.is_some() {
+        return Disposition::Wait;
+    }
+    if owner.is_none() && !options.force {
+        return Disposition::Block(format!(
+            "pod {name} is not managed by a controller and would not come back (set drain.force to evict it)"
+        ));
+    }
+    let empty_dir = pod
+        .spec
+        .as_ref()
+        .and_then(|s| s.volumes.as_ref())
+        .is_some_and(|v| v.iter().any(|v| v.empty_dir.is_some()));
+    if empty_dir && !options.delete_empty_dir_data {
+        return Disposition::Block(format!(
+            "pod {name} uses an emptyDir volume whose data would be lost (set drain.deleteEmptyDirData to evict it)"
+        ));
+    }
+    Disposition::Evict
+}
+
+fn named(pods: &[String]) -> String {
+    let mut text = pods
+        .iter()
+        .take(MAX_NAMED)
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ");
+    if pods.len() > MAX_NAMED {
+        text.push_str(&format!(" and {} more", pods.len() - MAX_NAMED));
+    }
+    text
+}
+
+/// One drain step on `node`: evict what must go, report what is left. `eviction_client` must
+/// not retry 429 answers itself (see `Context::eviction_client`).
+pub async fn drain_step(
+    client: &Client,
+    eviction_client: &Client,
+    node: &str,
+    options: &DrainOptions,
+) -> Result<DrainProgress, kube::Error> {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let on_node = pods
+        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await?;
+    let mut blocked = vec![];
+    let mut waiting = vec![];
+    let mut refused = vec![];
+    for pod in &on_node.items {
+        let name = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
+        match disposition(pod, options) {
+            Disposition::Ignore(_) => {}
+            Disposition::Wait => waiting.push(name),
+            Disposition::Block(why) => blocked.push(why),
+            Disposition::Evict => {
+                let ns: Api<Pod> = Api::namespaced(
+                    eviction_client.clone(),
+                    &pod.namespace().unwrap_or_default(),
+                );
+                let params = EvictParams {
+                    delete_options: Some(DeleteParams {
+                        grace_period_seconds: options.grace_period_seconds.map(|s| s as u32),
+                        ..DeleteParams::default()
+                    }),
+                    ..EvictParams::default()
+                };
+                match ns.evict(&pod.name_any(), &params).await {
+                    Ok(_) => waiting.push(name),
+                    // Already gone.
+                    Err(kube::Error::Api(s)) if s.code == 404 => {}
+                    // 429: a PodDisruptionBudget does not allow it now; retried next step.
+                    Err(kube::Error::Api(s)) => refused.push(format!("{name}: {}", s.message)),
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+    }
+    if !blocked.is_empty() {
+        return Ok(DrainProgress::Blocked(named(&blocked)));
+    }
+    if waiting.is_empty() && refused.is_empty() {
+        return Ok(DrainProgress::Done);
+    }
+    let mut why = vec![];
+    if !refused.is_empty() {
+        why.push(format!("eviction refused for {}", named(&refused)));
+    }
+    if !waiting.is_empty() {
+        why.push(format!("waiting for {} to terminate", named(&waiting)));
+    }
+    Ok(DrainProgress::Pending(why.join("; ")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(extra: serde_json::Value) -> Pod {
+        let mut base = json!({
+            "metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web"},
+                "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": "u", "controller": true}]},
+            "spec": {"containers": [{"name": "c", "image": "i"}]},
+            "status": {"phase": "Running"}
+        });
+        merge(&mut base, extra);
+        serde_json::from_value(base).expect("pod")
+    }
+
+    fn merge(a: &mut serde_json::Value, b: serde_json::Value) {
+        match (a, b) {
+            (serde_json::Value::Object(a), serde_json::Value::Object(b)) => {
+                for (k, v) in b {
+                    merge(a.entry(k).or_insert(serde_json::Value::Null), v);
+                }
+            }
+            (a, b) => *a = b,
+        }
+    }
+
+    fn defaults() -> DrainOptions {
+        DrainOptions::from_spec(&DrainSpec::default()).expect("defaults")
+    }
+
+    #[test]
+    fn replicaset_pods_are_evicted_daemonset_and_static_pods_stay() {
+        assert_eq!(
+            disposition(&pod(json!({})), &defaults()),
+            Disposition::Evict
+        );
+        let ds = pod(
+            json!({"metadata": {"ownerReferences": [{"apiVersion": "apps/v1", "kind": "DaemonSet", "name": "d", "uid": "u", "controller": true}]}}),
+        );
+        assert_eq!(
+            disposition(&ds, &defaults()),
+            Disposition::Ignore("DaemonSet pod")
+        );
+        let mirror = pod(json!({"metadata": {"annotations": {MIRROR_ANNOTATION: "x"}}}));
+        assert_eq!(
+            disposition(&mirror, &defaults()),
+            Disposition::Ignore("static pod")
+        );
+        let done = pod(json!({"status": {"phase": "Succeeded"}}));
+        assert_eq!(
+            disposition(&done, &defaults()),
+            Disposition::Ignore("finished pod")
+        );
+        let leaving = pod(json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}}));
+        assert_eq!(disposition(&leaving, &defaults()), Disposition::Wait);
+    }
+
+    #[test]
+    fn unmanaged_pods_block_unless_forced() {
+        let bare = pod(json!({"metadata": {"ownerReferences": []}}));
+        match disposition(&bare, &defaults()) {
+            Disposition::Block(why) => {
+                assert!(why.contains("ns/p") && why.contains("drain.force"), "{why}")
+            }
+            other => panic!("{other:?}"),
+        }
+        let forced = DrainOptions {
+            force: true,
+            ..defaults()
+        };
+        assert_eq!(disposition(&bare, &forced), Disposition::Evict);
+    }
+
+    #[test]
+    fn empty_dir_blocks_only_when_its_data_must_be_kept() {
+        let with_empty_dir =
+            pod(json!({"spec": {"volumes": [{"name": "scratch", "emptyDir": {}}]}}));
+        assert_eq!(
+            disposition(&with_empty_dir, &defaults()),
+            Disposition::Evict,
+            "deleteEmptyDirData defaults to true"
+        );
+        let keep = DrainOptions {
+            delete_empty_dir_data: false,
+            ..defaults()
+        };
+        match disposition(&with_empty_dir, &keep) {
+            Disposition::Block(why) => assert!(why.contains("deleteEmptyDirData"), "{why}"),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn pod_selector_limits_what_is_evicted() {
+        let spec: DrainSpec =
+            serde_json::from_value(json!({"podSelector": {"matchLabels": {"app": "db"}}}))
+                .expect("spec");
+        let options = DrainOptions::from_spec(&spec).expect("options");
+        assert_eq!(
+            disposition(&pod(json!({})), &options),
+            Disposition::Ignore("not selected by drain.podSelector")
+        );
+        let db = pod(json!({"metadata": {"labels": {"app": "db"}}}));
+        assert_eq!(disposition(&db, &options), Disposition::Evict);
+    }
+
+    #[test]
+    fn bad_settings_name_the_field() {
+        let spec: DrainSpec = serde_json::from_value(json!({"gracePeriod": "soon"})).expect("spec");
+        let err = DrainOptions::from_spec(&spec).expect_err("bad duration");
+        assert!(err.starts_with("spec.drain.gracePeriod"), "{err}");
+        let spec: DrainSpec = serde_json::from_value(json!({"gracePeriod": "30s"})).expect("spec");
+        assert_eq!(
+            DrainOptions::from_spec(&spec)
+                .expect("ok")
+                .grace_period_seconds,
+            Some(30)
+        );
+    }
+
+    #[test]
+    fn long_lists_are_cut() {
+        let pods: Vec<String> = (0..8).map(|i| format!("ns/p{i}")).collect();
+        assert_eq!(named(&pods), "ns/p0, ns/p1, ns/p2, ns/p3, ns/p4 and 3 more");
+    }
+}
