@@ -414,6 +414,7 @@ pub fn install(
             TargetOutcome {
                 target: t.clone(),
                 installed,
+                skipped: false,
                 reason: (!installed).then(|| super::rpm::reason_for(&t.name, &output)),
             }
         })

@@ -91,6 +91,9 @@ pub struct TargetOutcome {
     pub target: InstallTarget,
     /// Installed at (at least) the target version, read back from the package database.
     pub installed: bool,
+    /// Deliberately left out (not a failure): the reboot option forbids what installing it
+    /// takes. It stays Missing.
+    pub skipped: bool,
     /// Why not, when not.
     pub reason: Option<String>,
 }
@@ -114,7 +117,12 @@ impl InstallReport {
 
     /// Targets that failed.
     pub fn failed(&self) -> impl Iterator<Item = &TargetOutcome> {
-        self.outcomes.iter().filter(|o| !o.installed)
+        self.outcomes.iter().filter(|o| !o.installed && !o.skipped)
+    }
+
+    /// Targets deliberately left out.
+    pub fn skipped(&self) -> impl Iterator<Item = &TargetOutcome> {
+        self.outcomes.iter().filter(|o| !o.installed && o.skipped)
     }
 }
 

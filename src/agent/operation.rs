@@ -534,6 +534,22 @@ fn install(
             .notes
             .insert(1, format!("failed: {}", failures.join("; ")));
     }
+    let skipped: Vec<String> = report
+        .skipped()
+        .map(|o| {
+            format!(
+                "{} {}: {}",
+                o.target.name,
+                o.target.version,
+                o.reason.as_deref().unwrap_or("left out")
+            )
+        })
+        .collect();
+    if !skipped.is_empty() {
+        draft
+            .notes
+            .push(format!("left out: {}", skipped.join("; ")));
+    }
     let now = clock();
     let after = match evaluate_node(
         agent,

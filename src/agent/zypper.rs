@@ -493,36 +493,48 @@ pub fn install(
             patch_arguments.push(format!("patch:{}", patch.name));
         }
     }
-    let chosen: Vec<String> = patch_arguments
-        .into_iter()
-        .chain(
-            arguments
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| !skipped.contains_key(i))
-                .map(|(_, a)| a.clone()),
-        )
+    let patch_of = |i: usize| -> Vec<String> {
+        request.targets[i]
+            .advisories
+            .iter()
+            .map(|a| format!("patch:{a}"))
+            .filter(|a| patch_arguments.contains(a))
+            .collect()
+    };
+    let pending: Vec<usize> = (0..request.targets.len())
+        .filter(|i| !skipped.contains_key(i))
         .collect();
-    let mut last_output = None;
-    if !chosen.is_empty() {
-        let command = install_command(&chosen);
-        // 103: zypper updated itself first; the second run installs the rest.
-        for _ in 0..2 {
-            let output = agent.executor.run(&command).map_err(host_error)?;
-            report.runs.push(format!(
-                "zypper install {} → {}",
-                chosen.join(" "),
-                output.describe_status()
-            ));
-            match output.exit_code {
-                Some(EXIT_ZYPP_LOCKED) => return Err(locked(&command, &output)),
-                Some(EXIT_INF_REBOOT_NEEDED) => report.reboot_required = true,
-                _ => {}
+    let mut reasons: HashMap<usize, String> = HashMap::new();
+    if !pending.is_empty() {
+        let mut batch: Vec<String> = patch_arguments.clone();
+        batch.extend(pending.iter().map(|&i| arguments[i].clone()));
+        let output = run_install(agent, &batch, &mut report)?;
+        let installed = read_inventory(agent.executor.as_ref())?;
+        let not_done: Vec<usize> = pending
+            .iter()
+            .copied()
+            .filter(|&i| {
+                let t = &request.targets[i];
+                !is_satisfied(&installed, &t.name, t.arch.as_deref(), &t.version)
+            })
+            .collect();
+        let succeeded = matches!(
+            output.exit_code,
+            Some(0 | EXIT_INF_UPDATE_NEEDED | EXIT_INF_SEC_UPDATE_NEEDED | EXIT_INF_REBOOT_NEEDED)
+        );
+        if !succeeded && pending.len() > 1 {
+            // The solver refuses the whole transaction for one unsatisfiable package: install
+            // the rest one at a time (with its patch) so one broken package does not keep the
+            // others out.
+            for i in not_done {
+                let mut single = patch_of(i);
+                single.push(arguments[i].clone());
+                let output = run_install(agent, &single, &mut report)?;
+                reasons.insert(i, reason_for(&request.targets[i].name, &output));
             }
-            let again = output.exit_code == Some(EXIT_INF_RESTART_NEEDED);
-            last_output = Some(output);
-            if !again {
-                break;
+        } else {
+            for i in not_done {
+                reasons.insert(i, reason_for(&request.targets[i].name, &output));
             }
         }
     }
@@ -536,20 +548,45 @@ pub fn install(
             let reason = (!installed).then(|| {
                 skipped
                     .get(&i)
+                    .or_else(|| reasons.get(&i))
                     .cloned()
-                    .unwrap_or_else(|| match &last_output {
-                        Some(output) => reason_for(&t.name, output),
-                        None => "not installed".to_string(),
-                    })
+                    .unwrap_or_else(|| "not installed".to_string())
             });
             TargetOutcome {
                 target: t.clone(),
                 installed,
+                skipped: !installed && skipped.contains_key(&i),
                 reason,
             }
         })
         .collect();
     Ok(report)
+}
+
+/// One `zypper install` (run again once after exit 103, when zypper updated itself first).
+fn run_install(
+    agent: &NodeAgent,
+    arguments: &[String],
+    report: &mut InstallReport,
+) -> Result<CommandOutput, BackendError> {
+    let command = install_command(arguments);
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let output = agent.executor.run(&command).map_err(host_error)?;
+        report.runs.push(format!(
+            "zypper install {} → {}",
+            arguments.join(" "),
+            output.describe_status()
+        ));
+        match output.exit_code {
+            Some(EXIT_ZYPP_LOCKED) => return Err(locked(&command, &output)),
+            Some(EXIT_INF_REBOOT_NEEDED) => report.reboot_required = true,
+            Some(EXIT_INF_RESTART_NEEDED) if attempts < 2 => continue,
+            _ => {}
+        }
+        return Ok(output);
+    }
 }
 
 #[cfg(test)]

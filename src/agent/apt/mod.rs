@@ -393,6 +393,7 @@ pub fn install_targets(
         .map(|(o, t)| TargetOutcome {
             target: t.clone(),
             installed: o.installed,
+            skipped: false,
             reason: o.reason.clone(),
         })
         .collect();

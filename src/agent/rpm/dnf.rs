@@ -343,6 +343,7 @@ pub fn install(
             TargetOutcome {
                 target: t.clone(),
                 installed,
+                skipped: false,
                 reason: if installed {
                     None
                 } else {
