@@ -6,7 +6,8 @@
 //!   the indexes; apk repositories keep only the newest version of each package, so that is the
 //!   one candidate).
 //! - Security: Alpine's secdb (`secfixes`: fixed version → CVE ids; no severity, no date) when
-//!   present on the host under `/var/lib/nodepatch/secdb/*.json` (Alpine does not install it;
+//!   present on the host under `/var/lib/nodepatch/secdb/*.json`, keyed by origin (aports)
+//!   name, so `libcrypto3` gets `openssl`'s fixes (Alpine does not install it;
 //!   it is fetched from secdb.alpinelinux.org by whoever operates the nodes). A candidate is
 //!   `Security` with those CVEs when a fix lies between the installed and the candidate
 //!   version; the installed version gets a `Security` candidate too when it already contains
@@ -266,7 +267,12 @@ pub fn build_candidates(
     };
     for p in installed {
         let arch = Some(p.arch.clone()).filter(|a| !a.is_empty());
-        let applied = cves_between(fixes, &p.name, None, &p.version);
+        // secdb is keyed by the aports (origin) name: libcrypto3's fixes are openssl's.
+        let key = match &p.origin {
+            Some(origin) if !fixes.contains_key(&p.name) => origin.as_str(),
+            _ => p.name.as_str(),
+        };
+        let applied = cves_between(fixes, key, None, &p.version);
         if !applied.is_empty() {
             let mut c = Candidate {
                 name: p.name.clone(),
@@ -287,7 +293,7 @@ pub fn build_candidates(
                 ..Candidate::default()
             };
             security(
-                cves_between(fixes, &p.name, Some(&p.version), &u.available),
+                cves_between(fixes, key, Some(&p.version), &u.available),
                 &mut c,
             );
             out.push(c);
@@ -439,6 +445,66 @@ mod tests {
         assert_eq!(split_name_version("nover"), None);
         assert!(is_valid_apk_name("libcrypto3"));
         assert!(!is_valid_apk_name("-U"));
+    }
+
+    #[test]
+    fn recorded_database_version_list_and_secdb_parse() {
+        let installed =
+            parse_installed(include_str!("../../tests/fixtures/apk/installed")).expect("db");
+        let names: Vec<&str> = installed.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(
+            names,
+            vec![
+                "alpine-baselayout-data",
+                "musl",
+                "busybox",
+                "libcrypto3",
+                "zlib",
+                "linux-lts"
+            ]
+        );
+        assert_eq!(installed[3].origin.as_deref(), Some("openssl"));
+        assert_eq!(installed[1].version, "1.2.5-r0");
+        let upgrades = parse_version_list(
+            include_str!("../../tests/fixtures/apk/version-l.txt"),
+            &installed,
+        );
+        assert_eq!(
+            upgrades,
+            vec![
+                ApkUpgrade {
+                    name: "busybox".into(),
+                    installed: "1.36.1-r29".into(),
+                    available: "1.36.1-r30".into()
+                },
+                ApkUpgrade {
+                    name: "libcrypto3".into(),
+                    installed: "3.3.1-r0".into(),
+                    available: "3.3.2-r0".into()
+                },
+                ApkUpgrade {
+                    name: "musl".into(),
+                    installed: "1.2.5-r0".into(),
+                    available: "1.2.5-r1".into()
+                },
+            ]
+        );
+        let mut fixes = SecFixes::new();
+        parse_secdb(
+            include_bytes!("../../tests/fixtures/apk/secdb-main.json"),
+            &mut fixes,
+        )
+        .expect("secdb");
+        assert_eq!(
+            cves_between(&fixes, "openssl", None, "3.1.4-r0"),
+            vec!["CVE-2023-5363".to_string()],
+            "alias ids after the CVE are dropped"
+        );
+        assert!(parse_installed("P:x\nno colon here\n").is_err());
+        assert!(
+            parse_installed("A:x86_64\n\n").is_err(),
+            "record without P:/V:"
+        );
     }
 
     #[test]
