@@ -203,3 +203,44 @@ fn install_changes_exactly_the_approved_set_and_a_reboot_advisory_requires_a_reb
         message(&again)
     );
 }
+
+#[test]
+fn a_root_without_an_rpm_database_is_a_failed_scan_not_a_compliant_node() {
+    let test = "a_root_without_an_rpm_database_is_a_failed_scan_not_a_compliant_node";
+    if !require_tools(test, &DNF_TOOLS) {
+        return;
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::create_dir_all(dir.path().join("etc")).expect("mkdir");
+    std::fs::write(
+        dir.path().join("etc/os-release"),
+        support::rpmroots::ROCKY_OS_RELEASE,
+    )
+    .expect("os-release");
+    let agent = NodeAgent {
+        root: HostRoot::new(dir.path()),
+        executor: Arc::new(InstallrootExecutor::new(dir.path())),
+        apt: Default::default(),
+    };
+    let request = OperationRequest {
+        refresh: false,
+        ..OperationRequest::new(Operation::Scan, "")
+    };
+    let status = run_operation(
+        &agent,
+        &request,
+        &BaselineChoice::PredefinedForNode,
+        &Timestamp::now,
+    );
+    assert_eq!(status.compliance, Compliance::Unknown);
+    let condition = status.conditions.first().expect("Ready condition");
+    assert_eq!(
+        condition.reason, "RpmDatabaseEmpty",
+        "{}",
+        condition.message
+    );
+    assert_eq!(
+        status.operation.as_ref().map(|o| o.phase),
+        Some(OperationPhase::Failed)
+    );
+}

@@ -111,14 +111,27 @@ pub fn parse_inventory(text: &str) -> Result<Vec<RpmPackage>, BackendError> {
     Ok(packages)
 }
 
-/// Run the host's `rpm -qa` and parse it.
+/// Run the host's `rpm -qa` and parse it. An empty database is an error: every real node has
+/// packages, and rpm answers an absent database (wrong root, wrong `_dbpath`) with nothing
+/// rather than a failure, which would otherwise read as a compliant node.
 pub fn read_inventory(executor: &dyn HostExecutor) -> Result<Vec<RpmPackage>, BackendError> {
     let command = inventory_command();
     let output = executor
         .run(&command)
         .map_err(|e| BackendError::new(e.category(), e.to_string()))?;
     let output = require_success(&command, output, "RpmQueryFailed")?;
-    parse_inventory(&output.stdout)
+    let packages = parse_inventory(&output.stdout)?;
+    if packages.is_empty() {
+        return Err(BackendError::new(
+            "RpmDatabaseEmpty",
+            format!(
+                "`{}` through {} listed no installed package: no rpm database there",
+                command.display(),
+                executor.describe()
+            ),
+        ));
+    }
+    Ok(packages)
 }
 
 /// The output when the command succeeded, else an error of `category` with its tail.
