@@ -260,49 +260,6 @@ impl AptSnapshot {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dependencies_keep_single_alternatives_and_strip_qualifiers() {
-        let deps = parse_dependencies(
-            "libc6 (>= 2.34), np-lib:any (>> 2.0-1), a | b, perl:any, c [amd64], d (= 1:2.0) <!nocheck>",
-        );
-        let names: Vec<_> = deps.iter().map(|d| d.name.as_str()).collect();
-        assert_eq!(names, vec!["libc6", "np-lib", "perl", "c", "d"]);
-        assert_eq!(deps[0].relation, Some(Relation::GreaterOrEqual));
-        assert_eq!(deps[0].version.as_deref(), Some("2.34"));
-        assert_eq!(deps[1].relation, Some(Relation::Greater));
-        assert_eq!(deps[2].relation, None);
-        assert_eq!(deps[4].version.as_deref(), Some("1:2.0"));
-        assert!(parse_dependencies("").is_empty());
-    }
-
-    #[test]
-    fn classification_prefers_security_then_regular_suites() {
-        let sec = ReleaseInfo {
-            codename: "bookworm-security".into(),
-            suite: "oldstable-security".into(),
-            ..Default::default()
-        };
-        let upd = ReleaseInfo {
-            codename: "bookworm-updates".into(),
-            suite: "oldstable-updates".into(),
-            ..Default::default()
-        };
-        let bpo = ReleaseInfo {
-            codename: "bookworm-backports".into(),
-            suite: "oldstable-backports".into(),
-            ..Default::default()
-        };
-        assert_eq!(classify(&[&upd, &sec]), "Security");
-        assert_eq!(classify(&[&upd, &bpo]), "Bugfix");
-        assert_eq!(classify(&[&bpo]), "Enhancement");
-        assert_eq!(classify(&[]), "Bugfix");
-    }
-}
-
 /// The apt backend's install preparation: repair an interrupted dpkg (`dpkg --audit`, then
 /// `dpkg --configure -a`), since it blocks every apt run.
 pub fn prepare_install(
@@ -402,4 +359,47 @@ pub fn install_targets(
         runs: report.runs,
         reboot_required: false,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dependencies_keep_single_alternatives_and_strip_qualifiers() {
+        let deps = parse_dependencies(
+            "libc6 (>= 2.34), np-lib:any (>> 2.0-1), a | b, perl:any, c [amd64], d (= 1:2.0) <!nocheck>",
+        );
+        let names: Vec<_> = deps.iter().map(|d| d.name.as_str()).collect();
+        assert_eq!(names, vec!["libc6", "np-lib", "perl", "c", "d"]);
+        assert_eq!(deps[0].relation, Some(Relation::GreaterOrEqual));
+        assert_eq!(deps[0].version.as_deref(), Some("2.34"));
+        assert_eq!(deps[1].relation, Some(Relation::Greater));
+        assert_eq!(deps[2].relation, None);
+        assert_eq!(deps[4].version.as_deref(), Some("1:2.0"));
+        assert!(parse_dependencies("").is_empty());
+    }
+
+    #[test]
+    fn classification_prefers_security_then_regular_suites() {
+        let sec = ReleaseInfo {
+            codename: "bookworm-security".into(),
+            suite: "oldstable-security".into(),
+            ..Default::default()
+        };
+        let upd = ReleaseInfo {
+            codename: "bookworm-updates".into(),
+            suite: "oldstable-updates".into(),
+            ..Default::default()
+        };
+        let bpo = ReleaseInfo {
+            codename: "bookworm-backports".into(),
+            suite: "oldstable-backports".into(),
+            ..Default::default()
+        };
+        assert_eq!(classify(&[&upd, &sec]), "Security");
+        assert_eq!(classify(&[&upd, &bpo]), "Bugfix");
+        assert_eq!(classify(&[&bpo]), "Enhancement");
+        assert_eq!(classify(&[]), "Bugfix");
+    }
 }

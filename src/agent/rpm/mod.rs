@@ -280,6 +280,9 @@ pub struct RepoAdvisories {
     pub advisories: Vec<Advisory>,
 }
 
+/// (name, arch, evr) of an advisory package.
+type PackageKey<'a> = (&'a str, &'a str, String);
+
 /// The candidate of `name`/`arch`/`evr` described by `advisory` (or by nothing).
 fn candidate(
     name: &str,
@@ -361,7 +364,7 @@ pub fn build_candidates(
         })
     };
     // Advisories by the exact package they carry.
-    let mut by_package: HashMap<(&str, &str, String), Vec<(&str, &Advisory)>> = HashMap::new();
+    let mut by_package: HashMap<PackageKey<'_>, Vec<(&str, &Advisory)>> = HashMap::new();
     for repo in advisories {
         for a in &repo.advisories {
             for p in &a.packages {
