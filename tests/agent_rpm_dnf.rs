@@ -179,7 +179,11 @@ fn install_changes_exactly_the_approved_set_and_a_reboot_advisory_requires_a_reb
         msg.starts_with("installed 3 of 4 approved updates"),
         "{msg}"
     );
-    assert!(msg.contains("np-fail 1.1-1"), "{msg}");
+    assert!(
+        msg.contains("np-fail 1.1-1: dnf exited 0 without installing it")
+            && msg.contains("nothing provides np-nonexistent"),
+        "the failure names dnf's reason: {msg}"
+    );
     assert_eq!(patch(&status, "np-fail").state, PatchState::Failed);
     // np-crit's advisory suggests a reboot and it was installed after the (injected) boot.
     assert!(status.reboot_required, "{msg}");

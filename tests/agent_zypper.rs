@@ -122,6 +122,7 @@ fn install_applies_exact_versions_and_the_reboot_patch_requires_a_reboot() {
         "the approved versions exactly (not np-crit 1.2-1): {msg}"
     );
     assert_eq!(patch(&status, "np-fail").state, PatchState::Failed, "{msg}");
+    assert!(msg.contains("nothing provides np-nonexistent"), "{msg}");
     assert_eq!(
         status.operation.as_ref().map(|o| o.phase),
         Some(OperationPhase::Failed)

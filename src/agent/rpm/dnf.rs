@@ -310,8 +310,10 @@ pub fn install(
         for &i in &not_done {
             let t = &request.targets[i];
             let reason = if output.success() {
-                let mentioned = reason_for(&t.name, &output);
-                format!("dnf did not install it: {mentioned}")
+                format!(
+                    "dnf exited 0 without installing it: {}",
+                    reason_for(&t.name, &output)
+                )
             } else if output.timed_out {
                 format!("dnf upgrade {}", output.describe_status())
             } else {

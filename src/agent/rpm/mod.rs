@@ -434,26 +434,60 @@ pub fn build_candidates(
     out
 }
 
-/// Lines of `text` that mention `name`, for a failed package's reason (at most three), else
-/// the output's tail.
+/// Why `name` was not installed, from a package manager's output: the lines mentioning it that
+/// say what went wrong (`Problem:`, `nothing provides`, `error`, `No match`, …) first, else any
+/// line mentioning it (transaction-table rows and progress lines skipped), else the output's
+/// tail. At most three lines, whitespace collapsed.
 pub fn reason_for(name: &str, output: &CommandOutput) -> String {
+    const TELLING: [&str; 7] = [
+        "problem",
+        "nothing provides",
+        "error",
+        "no match",
+        "conflict",
+        "failed",
+        "not installed",
+    ];
     let text = format!("{}\n{}", output.stdout, output.stderr);
-    let lines: Vec<&str> = text
+    let mentioning: Vec<String> = text
         .lines()
-        .map(str::trim)
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .filter(|l| l.contains(name))
         .filter(|l| {
-            l.contains(name)
-                && !l.starts_with("Upgrading")
-                && !l.starts_with("Verifying")
-                && !l.starts_with("Cleanup")
-                && !l.starts_with("Running scriptlet")
+            // ` np-fail  noarch  1.1-1  np  6.0 k`: a row of dnf's transaction table.
+            l.split(' ').next() != Some(name)
+                && ![
+                    "Upgrading",
+                    "Verifying",
+                    "Cleanup",
+                    "Running scriptlet",
+                    "Installing",
+                ]
+                .iter()
+                .any(|p| l.starts_with(p))
         })
-        .take(3)
         .collect();
-    if lines.is_empty() {
+    let telling: Vec<&String> = mentioning
+        .iter()
+        .filter(|l| {
+            let lower = l.to_ascii_lowercase();
+            TELLING.iter().any(|t| lower.contains(t))
+        })
+        .collect();
+    let chosen: Vec<&String> = if telling.is_empty() {
+        mentioning.iter().collect()
+    } else {
+        telling
+    };
+    if chosen.is_empty() {
         output.tail(3)
     } else {
-        lines.join("; ")
+        chosen
+            .into_iter()
+            .take(3)
+            .map(String::as_str)
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 }
 
@@ -597,6 +631,21 @@ mod tests {
         assert_eq!(sec.repositories, vec!["np".to_string()]);
         assert_eq!(candidates[2].classification, None);
         assert_eq!(candidates[2].first_seen, Some(now));
+    }
+
+    #[test]
+    fn failure_reasons_prefer_the_lines_that_say_what_went_wrong() {
+        let output = CommandOutput {
+            exit_code: Some(0),
+            stdout: "Skipping packages with broken dependencies:\n np-fail    noarch    1.1-1    np    6.0 k\nSkipped:\n  np-fail-1.1-1.noarch\n".into(),
+            stderr: " Problem: cannot install the best update candidate for package np-fail-1.0-1.noarch\n  - nothing provides np-nonexistent needed by np-fail-1.1-1.noarch\n".into(),
+            ..CommandOutput::default()
+        };
+        assert_eq!(
+            reason_for("np-fail", &output),
+            "Problem: cannot install the best update candidate for package np-fail-1.0-1.noarch; - nothing provides np-nonexistent needed by np-fail-1.1-1.noarch"
+        );
+        assert_eq!(reason_for("np-other", &output), output.tail(3));
     }
 
     #[test]
