@@ -387,6 +387,79 @@ mod tests {
     }
 
     #[test]
+    fn read_runs_the_hosts_rpm_and_dnf_and_honours_needs_restarting() {
+        use crate::agent::host::{CommandOutput, ScriptedExecutor};
+        use std::sync::Arc;
+        let dir = tempfile::tempdir().expect("tempdir");
+        let cache = dir
+            .path()
+            .join("var/cache/dnf/baseos-0123456789abcdef/repodata");
+        std::fs::create_dir_all(&cache).expect("mkdir");
+        std::fs::write(
+            cache.join("abc-updateinfo.xml"),
+            r#"<updates><update type="security"><id>RHSA-2024:1</id><severity>Important</severity>
+            <issued date="2024-01-01 00:00:00"/><pkglist><collection>
+            <package name="bash" epoch="0" version="5.1" release="9.el9" arch="x86_64"/>
+            </collection></pkglist></update></updates>"#,
+        )
+        .expect("updateinfo");
+        std::fs::create_dir_all(dir.path().join("usr/bin")).expect("mkdir");
+        std::fs::write(dir.path().join("usr/bin/needs-restarting"), "").expect("write");
+        let ok = |stdout: &str, code: i32| CommandOutput {
+            exit_code: Some(code),
+            stdout: stdout.to_string(),
+            ..CommandOutput::default()
+        };
+        let scripted = ScriptedExecutor::new()
+            .on(
+                &["rpm", "-qa"],
+                ok(
+                    "bash\t0\t5.1\t8.el9\tx86_64\t1\tbash-5.1-8.el9.src.rpm\n",
+                    0,
+                ),
+            )
+            .on(
+                &["dnf", "-q", "-C", "repoquery", "--upgrades"],
+                ok("bash\t0\t5.1\t9.el9\tx86_64\tbaseos\n", 0),
+            )
+            .on(&["needs-restarting", "-r"], ok("Reboot is required", 1));
+        let agent = NodeAgent {
+            root: HostRoot::new(dir.path()),
+            executor: Arc::new(scripted.clone()),
+            apt: Default::default(),
+        };
+        let detected = crate::agent::os::classify(
+            &crate::agent::os::OsRelease::parse("ID=rocky\nVERSION_ID=9.4\n"),
+            false,
+            String::new(),
+        );
+        let now: Timestamp = "2024-06-01T00:00:00Z".parse().expect("ts");
+        let node = read_node(&agent, &detected, &mut FirstSeen::default(), now).expect("read");
+        assert_eq!(node.candidates.len(), 1);
+        let c = &node.candidates[0];
+        assert_eq!(
+            (
+                c.version.as_str(),
+                c.advisory.as_deref(),
+                c.repositories.as_slice()
+            ),
+            (
+                "5.1-9.el9",
+                Some("RHSA-2024:1"),
+                &["baseos".to_string()][..]
+            )
+        );
+        assert!(node.reboot.required, "needs-restarting -r exit 1");
+        let argv: Vec<Vec<String>> = scripted.calls().into_iter().map(|c| c.argv).collect();
+        assert_eq!(argv[0][..2], ["rpm".to_string(), "-qa".to_string()]);
+        assert_eq!(argv[1], upgrades_command().argv);
+        assert_eq!(
+            argv[2],
+            vec!["needs-restarting".to_string(), "-r".to_string()]
+        );
+    }
+
+    #[test]
     fn install_command_is_argv_with_an_option_terminator() {
         let command = install_command(
             &["np-sec-1.1-1.noarch".into()],
