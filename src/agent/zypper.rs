@@ -677,6 +677,63 @@ mod tests {
         assert_eq!(c.cves, vec!["CVE-2024-0001".to_string()]);
     }
 
+    fn scripted_agent(
+        answers: &[(&[&str], i32)],
+    ) -> (NodeAgent, crate::agent::host::ScriptedExecutor) {
+        let mut scripted = crate::agent::host::ScriptedExecutor::new();
+        for (prefix, code) in answers {
+            scripted = scripted.on(
+                prefix,
+                CommandOutput {
+                    exit_code: Some(*code),
+                    stdout: LIST_PATCHES.to_string(),
+                    stderr:
+                        "System management is locked by the application with pid 4242 (zypper)."
+                            .into(),
+                    ..CommandOutput::default()
+                },
+            );
+        }
+        let agent = NodeAgent {
+            root: HostRoot::new(std::env::temp_dir()),
+            executor: std::sync::Arc::new(scripted.clone()),
+            apt: Default::default(),
+        };
+        (agent, scripted)
+    }
+
+    #[test]
+    fn exit_codes_locked_reboot_and_restart() {
+        let (agent, _) = scripted_agent(&[(&["zypper"], EXIT_ZYPP_LOCKED)]);
+        let err = list_patches(&agent).expect_err("locked");
+        assert_eq!(err.category(), "ZypperLocked");
+        assert_eq!(
+            refresh(&agent).expect_err("locked").category(),
+            "ZypperLocked"
+        );
+        let mut report = InstallReport::default();
+        let err = run_install(&agent, &["np-sec=1.1-1".into()], &mut report).expect_err("locked");
+        assert!(err.message.contains("pid 4242"), "{err}");
+
+        let (agent, _) = scripted_agent(&[(&["zypper"], EXIT_INF_SEC_UPDATE_NEEDED)]);
+        assert_eq!(list_patches(&agent).expect("101 is success").len(), 2);
+
+        let (agent, _) = scripted_agent(&[(&["zypper"], EXIT_INF_REBOOT_NEEDED)]);
+        let mut report = InstallReport::default();
+        run_install(&agent, &["np-sec=1.1-1".into()], &mut report).expect("102");
+        assert!(report.reboot_required);
+
+        let (agent, scripted) = scripted_agent(&[(&["zypper"], EXIT_INF_RESTART_NEEDED)]);
+        let mut report = InstallReport::default();
+        run_install(&agent, &["np-sec=1.1-1".into()], &mut report).expect("103");
+        assert_eq!(
+            scripted.calls().len(),
+            2,
+            "run again once after zypper updated itself"
+        );
+        assert!(!report.reboot_required);
+    }
+
     #[test]
     fn install_command_ends_options_before_arguments() {
         let c = install_command(&["patch:NPSA-2024:0001".into(), "np-sec=1.1-1".into()]);
