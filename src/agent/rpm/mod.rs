@@ -293,7 +293,12 @@ fn candidate(
     first_seen: &mut FirstSeen,
     now: Timestamp,
 ) -> Candidate {
-    let seen = first_seen.observe(version_key(name, arch, evr), now);
+    // Only versions without a vendor date need a sighting (the fallback release date); dated
+    // advisories would only grow the node's record by every advisory ever applied.
+    let seen = advisory
+        .and_then(Advisory::release_date)
+        .is_none()
+        .then(|| first_seen.observe(version_key(name, arch, evr), now));
     let mut c = Candidate {
         name: name.to_string(),
         arch: Some(arch.to_string()),
@@ -303,7 +308,7 @@ fn candidate(
         } else {
             vec![repo.to_string()]
         },
-        first_seen: Some(seen),
+        first_seen: seen,
         ..Candidate::default()
     };
     if let Some(a) = advisory {
@@ -329,8 +334,7 @@ fn candidate(
 ///   installed one, so an applied advisory counts as Installed. Advisory versions newer than
 ///   the installed one that no repository offers are left out: they cannot be installed.
 ///
-/// First sightings are recorded for all (the fallback release date of versions no advisory
-/// dates).
+/// First sightings are recorded for versions no advisory dates (their fallback release date).
 pub fn build_candidates(
     installed: &[RpmPackage],
     available: &[AvailablePackage],
@@ -630,7 +634,13 @@ mod tests {
         assert!(sec.reboot_suggested);
         assert_eq!(sec.repositories, vec!["np".to_string()]);
         assert_eq!(candidates[2].classification, None);
-        assert_eq!(candidates[2].first_seen, Some(now));
+        assert_eq!(
+            candidates[2].first_seen,
+            Some(now),
+            "undated: first sighting"
+        );
+        assert_eq!(sec.first_seen, None, "dated by its advisory");
+        assert_eq!(seen.versions.len(), 1);
     }
 
     #[test]
