@@ -145,3 +145,71 @@ fn scan_of_a_root_without_dpkg_status_reports_failed_with_the_reason() {
             .contains("/var/lib/dpkg/status is missing")
     );
 }
+
+#[test]
+fn scan_of_an_rpm_root_through_the_installroot_executor() {
+    let test = "scan_of_an_rpm_root_through_the_installroot_executor";
+    if !support::rpmroots::require_tools(test, &support::rpmroots::DNF_TOOLS) {
+        return;
+    }
+    let root = support::rpmroots::RpmRoot::rocky();
+    let out = nodepatch()
+        .args([
+            "scan",
+            "--refresh",
+            "--host-exec",
+            "installroot",
+            "--output",
+            "json",
+            "--host-root",
+        ])
+        .arg(root.path())
+        .output()
+        .expect("run nodepatch scan");
+    assert!(
+        out.status.success(),
+        "stdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let status: NodePatchReportStatus =
+        serde_json::from_slice(&out.stdout).expect("stdout is a NodePatchReport status");
+    assert_eq!(status.os.as_ref().map(|o| o.id.as_str()), Some("rocky"));
+    assert_eq!(
+        status.baseline.as_ref().map(|b| b.name.as_str()),
+        Some("nodepatch-predefined-rocky"),
+        "the node's predefined baseline by default"
+    );
+    assert_eq!(status.compliance, Compliance::NonCompliant);
+    // At the real date every advisory is older than 7 days, so np-recent is approved too.
+    let mut missing: Vec<&str> = status.patches.iter().map(|p| p.name.as_str()).collect();
+    missing.sort();
+    assert_eq!(
+        missing,
+        vec!["np-bug", "np-crit", "np-fail", "np-imp", "np-recent"]
+    );
+
+    // Without --refresh the scan reads dnf's cache the refresh left in the root; the table
+    // shows the advisory columns.
+    let table = nodepatch()
+        .args([
+            "scan",
+            "--read-only",
+            "--host-exec",
+            "installroot",
+            "--host-root",
+        ])
+        .arg(root.path())
+        .output()
+        .expect("table");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(table.status.success(), "{text}");
+    assert!(text.contains("Rocky Linux 9.4"), "{text}");
+    let row = text
+        .lines()
+        .find(|l| l.starts_with("np-crit "))
+        .unwrap_or_else(|| panic!("np-crit row in:\n{text}"));
+    for cell in ["1.0-1", "1.1-1", "Missing", "Security", "Critical"] {
+        assert!(row.contains(cell), "{row}");
+    }
+}

@@ -9,7 +9,9 @@
 //!
 //! Commands go through one [`HostExecutor`]: production enters the host's namespaces with
 //! `nsenter -t 1 -m -u -i -n -p -- argv` ([`NsenterExecutor`]); tests run the same argv with
-//! `chroot <root> argv` on a real Debian root ([`ChrootExecutor`]); unit tests inject a fake.
+//! `chroot <root> argv` on a real Debian root ([`ChrootExecutor`]); rpm-family fixture roots,
+//! which have no shell or package manager inside, are driven by this machine's rpm/dnf/zypper
+//! with the root option injected ([`InstallrootExecutor`]); unit tests inject a fake.
 //! A command is always an argv vector (never a shell string built from data), runs with an
 //! environment we set (nothing inherited), a timeout, and bounded captured output.
 
@@ -554,6 +556,119 @@ impl HostExecutor for ChrootExecutor {
     }
 }
 
+/// Test executor for rpm-family and Alpine roots that cannot run their own programs (no shell,
+/// no dnf inside a fixture root): runs *this machine's* package manager with its root option
+/// injected, so the argv a backend builds for production (relative to the host's `/`) works
+/// unchanged:
+///
+/// | argv[0] | becomes |
+/// |---|---|
+/// | `rpm` | `rpm --root <root> --dbpath /var/lib/rpm …` |
+/// | `dnf`, `yum` | `dnf --installroot=<root> --noplugins --releasever=<os-release VERSION_ID major> …` |
+/// | `zypper` | `zypper --root <root> …` |
+/// | `apk` | `apk --root <root> …` |
+///
+/// Any other program is refused: there is no way to run it "inside" the root without chroot.
+/// librpm's database path is a macro, and Debian's rpm defaults it to `~/.rpmdb`, so every
+/// command also gets `HOME` pointing at a private directory whose `.rpmmacros` sets
+/// `%_dbpath /var/lib/rpm` (dnf and zypper have no `--dbpath`; they read the same macros).
+#[derive(Clone, Debug)]
+pub struct InstallrootExecutor {
+    root: PathBuf,
+}
+
+impl InstallrootExecutor {
+    /// Run package managers against `root`.
+    pub fn new(root: impl Into<PathBuf>) -> InstallrootExecutor {
+        InstallrootExecutor { root: root.into() }
+    }
+
+    /// The directory used as `HOME`, holding the `.rpmmacros` that sets the database path.
+    fn macro_home(&self) -> Result<PathBuf, HostError> {
+        let home = std::env::temp_dir().join(format!(
+            "nodepatch-installroot-{}-{}",
+            // SAFETY: geteuid has no preconditions.
+            unsafe { libc::geteuid() },
+            std::process::id()
+        ));
+        let macros = home.join(".rpmmacros");
+        let content = "%_dbpath /var/lib/rpm\n";
+        if std::fs::read_to_string(&macros).ok().as_deref() != Some(content) {
+            let io = |source| HostError::Io {
+                path: macros.display().to_string(),
+                source,
+            };
+            std::fs::create_dir_all(&home).map_err(io)?;
+            let tmp = home.join(format!(".rpmmacros.{:?}", std::thread::current().id()));
+            std::fs::write(&tmp, content).map_err(io)?;
+            std::fs::rename(&tmp, &macros).map_err(io)?;
+        }
+        Ok(home)
+    }
+
+    /// `--releasever` for dnf: the major of the root's os-release `VERSION_ID` (dnf would read it
+    /// from the root's `system-release` package, which fixture roots do not have).
+    fn releasever(&self) -> Option<String> {
+        let root = HostRoot::new(&self.root);
+        let text = root
+            .read_optional("/etc/os-release")
+            .ok()
+            .flatten()
+            .or_else(|| root.read_optional("/usr/lib/os-release").ok().flatten())?;
+        let release = super::os::OsRelease::parse(&String::from_utf8_lossy(&text));
+        let major = release.get("VERSION_ID")?.split('.').next()?.to_string();
+        (!major.is_empty() && major.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(major)
+    }
+
+    /// The argv actually run for `argv`.
+    pub fn rooted_argv(&self, argv: &[String]) -> Result<Vec<String>, HostError> {
+        let root = self.root.to_string_lossy().into_owned();
+        let rest = argv[1..].iter().cloned();
+        let mut out: Vec<String> = Vec::new();
+        match argv[0].as_str() {
+            "rpm" => {
+                out.extend(["rpm".into(), "--root".into(), root, "--dbpath".into()]);
+                out.push("/var/lib/rpm".into());
+            }
+            "dnf" | "yum" => {
+                out.push("dnf".into());
+                out.push(format!("--installroot={root}"));
+                out.push("--noplugins".into());
+                if let Some(release) = self.releasever() {
+                    out.push(format!("--releasever={release}"));
+                }
+            }
+            "zypper" => out.extend(["zypper".into(), "--root".into(), root]),
+            "apk" => out.extend(["apk".into(), "--root".into(), root]),
+            _ => {
+                return Err(HostError::InvalidCommand {
+                    argv: argv.to_vec(),
+                    reason: "only rpm, dnf, yum, zypper and apk can run against an installroot",
+                });
+            }
+        }
+        out.extend(rest);
+        Ok(out)
+    }
+}
+
+impl HostExecutor for InstallrootExecutor {
+    fn run(&self, command: &HostCommand) -> Result<CommandOutput, HostError> {
+        command.check()?;
+        let argv = self.rooted_argv(&command.argv)?;
+        let home = self.macro_home()?;
+        let mut command = command.clone();
+        command
+            .env
+            .push(("HOME".to_string(), home.to_string_lossy().into_owned()));
+        run_argv(&argv, &command)
+    }
+
+    fn describe(&self) -> String {
+        format!("installroot {}", self.root.display())
+    }
+}
+
 /// Keeps the first and last `half` bytes of a stream, counting what it dropped.
 struct BoundedCapture {
     half: usize,
@@ -724,6 +839,10 @@ pub enum HostExec {
     Nsenter,
     /// `chroot <host-root> argv`: for node roots that are not the running host (tests).
     Chroot,
+    /// This machine's rpm/dnf/zypper/apk with the root option (`--root`, `--installroot`)
+    /// pointing at the host root: for rpm-family fixture roots that have no shell or package
+    /// manager of their own (tests). See [`InstallrootExecutor`].
+    Installroot,
 }
 
 impl HostExec {
@@ -732,6 +851,7 @@ impl HostExec {
         match self {
             HostExec::Nsenter => Arc::new(NsenterExecutor),
             HostExec::Chroot => Arc::new(ChrootExecutor::new(root)),
+            HostExec::Installroot => Arc::new(InstallrootExecutor::new(root)),
         }
     }
 }
@@ -916,6 +1036,45 @@ mod tests {
         assert!(out.timed_out);
         assert!(!out.success());
         assert!(out.duration < Duration::from_secs(10));
+    }
+
+    #[test]
+    fn installroot_injects_the_root_option_per_package_manager() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("etc")).expect("mkdir");
+        std::fs::write(
+            dir.path().join("etc/os-release"),
+            "ID=rocky\nVERSION_ID=\"9.4\"\n",
+        )
+        .expect("write");
+        let exec = InstallrootExecutor::new(dir.path());
+        let root = dir.path().to_string_lossy().into_owned();
+        let argv = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            exec.rooted_argv(&argv(&["rpm", "-qa"])).expect("rpm"),
+            argv(&["rpm", "--root", &root, "--dbpath", "/var/lib/rpm", "-qa"])
+        );
+        assert_eq!(
+            exec.rooted_argv(&argv(&["dnf", "-y", "makecache"]))
+                .expect("dnf"),
+            argv(&[
+                "dnf",
+                &format!("--installroot={root}"),
+                "--noplugins",
+                "--releasever=9",
+                "-y",
+                "makecache"
+            ])
+        );
+        assert_eq!(
+            exec.rooted_argv(&argv(&["zypper", "-n", "ref"]))
+                .expect("zypper"),
+            argv(&["zypper", "--root", &root, "-n", "ref"])
+        );
+        assert!(matches!(
+            exec.rooted_argv(&argv(&["needs-restarting", "-r"])),
+            Err(HostError::InvalidCommand { .. })
+        ));
     }
 
     #[test]

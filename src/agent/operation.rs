@@ -1,6 +1,8 @@
 //! One agent operation on one node, from OS detection to the finished `NodePatchReport`
-//! status: Scan (read-only apart from `apt-get update` and the first-seen record) or Install
-//! (repair, refresh, evaluate, install the approved set, read back, evaluate again).
+//! status: Scan (read-only apart from the metadata refresh and the first-seen record) or
+//! Install (repair, refresh, evaluate, install the approved set, read back, evaluate again).
+//! The flow is the same for every package family; the [`Backend`] of the node's family reads
+//! it and installs.
 //!
 //! Operations never panic and never return an error: whatever goes wrong becomes a report with
 //! `operation.phase: Failed`, the reason in the `Ready` condition and the message, and
@@ -11,18 +13,14 @@ use std::sync::Arc;
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::apt::install::{
-    AptCommands, InstallTarget, RepairOutcome, install_packages, refresh_lists,
-    repair_interrupted_dpkg,
-};
-use super::apt::reboot::{RebootState, reboot_state};
-use super::apt::{AptError, AptSnapshot};
+use super::apt::install::AptCommands;
+use super::backend::{Backend, InstallRequest, InstallTarget, NodePackages};
 use super::host::{HostExecutor, HostRoot};
 use super::os::{DetectedOs, detect_os};
 use super::state::{FirstSeen, LastOperation};
 use crate::api::conditions::{ConditionStatus, READY, new_condition, set_condition};
 use crate::api::{
-    Compliance, NodePatchReportStatus, Operation, OperationPhase, OperationStatus, PackageFamily,
+    Compliance, NodePatchReportStatus, Operation, OperationPhase, OperationStatus, RebootOption,
     RejectedPatchesAction,
 };
 use crate::baseline::evaluate::{Evaluation, ResolvedBaseline, evaluate};
@@ -35,7 +33,8 @@ pub const MAX_MESSAGE_CHARS: usize = 4096;
 /// A source of the current time (the agent's only clock; tests pass a fixed one).
 pub type Clock<'a> = &'a dyn Fn() -> Timestamp;
 
-/// Where the agent works: the host root, how it runs host commands, and apt's settings.
+/// Where the agent works: the host root, how it runs host commands, and apt's settings (the
+/// other backends use fixed timeouts).
 #[derive(Clone)]
 pub struct NodeAgent {
     /// The host's root filesystem.
@@ -60,6 +59,9 @@ pub struct OperationRequest {
     /// Packages whose install failed earlier in this run (a confirming scan after a reboot
     /// keeps reporting them Failed).
     pub previous_failures: Vec<PackageRef>,
+    /// The run's reboot option: with NoReboot, updates the package manager only installs
+    /// together with a reboot (zypper's interactive, reboot-suggested patches) are left out.
+    pub reboot_option: RebootOption,
 }
 
 impl OperationRequest {
@@ -71,6 +73,7 @@ impl OperationRequest {
             refresh: true,
             record_first_seen: true,
             previous_failures: Vec::new(),
+            reboot_option: RebootOption::default(),
         }
     }
 }
@@ -207,13 +210,15 @@ pub fn run_operation(
         );
         return draft.failed("UnsupportedOperatingSystem", error, clock());
     };
-    if detected.info.family != Some(PackageFamily::Deb) {
+    let Some(family) = detected.info.family else {
         let error = format!(
-            "no package backend for {} nodes in this agent yet (apt only)",
-            operating_system.as_str()
+            "no package family known for {} ({})",
+            operating_system.as_str(),
+            detected.info.pretty_name
         );
         return draft.failed("UnsupportedPackageFamily", error, clock());
-    }
+    };
+    let backend = Backend::for_family(family);
     let baseline = match baseline {
         BaselineChoice::Resolved(b) => (**b).clone(),
         BaselineChoice::PredefinedForNode => {
@@ -240,21 +245,25 @@ pub fn run_operation(
         return draft.failed("OperatingSystemMismatch", error, clock());
     }
     match request.operation {
-        Operation::Scan => scan(agent, request, &baseline, &detected, draft, clock),
-        Operation::Install => install(agent, request, &baseline, &detected, draft, clock),
+        Operation::Scan => scan(agent, backend, request, &baseline, &detected, draft, clock),
+        Operation::Install => install(agent, backend, request, &baseline, &detected, draft, clock),
     }
 }
 
 /// The node read and evaluated once.
 struct NodeEvaluation {
-    snapshot: AptSnapshot,
-    reboot: RebootState,
+    /// What the backend read, without the installed packages and candidates (moved into
+    /// `input`).
+    packages: NodePackages,
+    input: EvaluationInput,
     evaluation: Evaluation,
 }
 
-/// Read dpkg and the lists, record first sightings, evaluate.
+/// Read the node through its backend, record first sightings, evaluate.
+#[allow(clippy::too_many_arguments)]
 fn evaluate_node(
     agent: &NodeAgent,
+    backend: Backend,
     request: &OperationRequest,
     baseline: &ResolvedBaseline,
     detected: &DetectedOs,
@@ -262,47 +271,38 @@ fn evaluate_node(
     notes: &mut Vec<String>,
     now: Timestamp,
 ) -> Result<NodeEvaluation, (String, &'static str)> {
-    let snapshot =
-        AptSnapshot::read(&agent.root).map_err(|e: AptError| (e.to_string(), e.category()))?;
-    if snapshot.dpkg.needs_repair() {
-        let broken: Vec<String> = snapshot
-            .dpkg
-            .broken()
-            .map(|p| format!("{} ({})", p.name, p.state.as_str()))
-            .collect();
-        notes.push(format!(
-            "dpkg was interrupted ({} pending journal records; half-done: {}); the next install repairs it",
-            snapshot.dpkg.pending_updates,
-            if broken.is_empty() { "none".to_string() } else { broken.join(", ") }
-        ));
-    }
-    let mut first_seen = match FirstSeen::load(&agent.root) {
-        Ok(record) => record,
-        Err(e) => {
-            notes.push(format!("{e}; starting a new first-seen record"));
-            FirstSeen::default()
-        }
+    let (mut first_seen, first_seen_note) = match FirstSeen::load(&agent.root) {
+        Ok(record) => (record, None),
+        Err(e) => (
+            FirstSeen::default(),
+            Some(format!("{e}; starting a new first-seen record")),
+        ),
     };
-    let candidates = snapshot.candidates(&mut first_seen, now);
+    let mut packages = backend
+        .read(agent, detected, &mut first_seen, now)
+        .map_err(|e| (e.to_string(), e.category()))?;
+    notes.append(&mut packages.notes);
+    notes.extend(first_seen_note);
     if request.record_first_seen {
         first_seen.prune(now);
         if let Err(e) = first_seen.save(&agent.root) {
             notes.push(format!("cannot record first-seen dates: {e}"));
         }
     }
-    let held: Vec<String> = snapshot
-        .held_upgrades()
-        .map(|u| format!("{} {}", u.name, u.candidate.version))
+    let held: Vec<String> = packages
+        .held
+        .iter()
+        .map(|(name, version)| format!("{name} {version}"))
         .collect();
     if !held.is_empty() && request.operation == Operation::Scan {
         notes.push(format!("held back (dpkg hold): {}", held.join(", ")));
     }
-    let reboot = reboot_state(&agent.root, &snapshot.dpkg, &detected.info.kernel);
+    let reboot = &packages.reboot;
     let input = EvaluationInput {
         operating_system: detected.operating_system,
         product: Some(detected.product()),
-        installed: snapshot.installed_packages(),
-        candidates,
+        installed: std::mem::take(&mut packages.installed),
+        candidates: std::mem::take(&mut packages.candidates),
         install_result: InstallResult {
             failed,
             pending_reboot: reboot
@@ -319,22 +319,22 @@ fn evaluate_node(
     };
     let evaluation = evaluate(baseline, &input, now).map_err(|e| (e.to_string(), e.category()))?;
     Ok(NodeEvaluation {
-        snapshot,
-        reboot,
+        packages,
+        input,
         evaluation,
     })
 }
 
-fn refresh_note(agent: &NodeAgent) -> Option<String> {
-    refresh_lists(agent.executor.as_ref(), &agent.apt)
+fn refresh_note(agent: &NodeAgent, backend: Backend) -> Option<String> {
+    backend
+        .refresh(agent)
         .err()
-        .map(|e| {
-            format!("apt-get update failed, using the lists of the last successful update: {e}")
-        })
+        .map(|e| backend.refresh_failure_note(&e))
 }
 
 fn scan(
     agent: &NodeAgent,
+    backend: Backend,
     request: &OperationRequest,
     baseline: &ResolvedBaseline,
     detected: &DetectedOs,
@@ -342,13 +342,14 @@ fn scan(
     clock: Clock<'_>,
 ) -> NodePatchReportStatus {
     if request.refresh
-        && let Some(note) = refresh_note(agent)
+        && let Some(note) = refresh_note(agent, backend)
     {
         draft.notes.push(note);
     }
     let now = clock();
     match evaluate_node(
         agent,
+        backend,
         request,
         baseline,
         detected,
@@ -357,10 +358,10 @@ fn scan(
         now,
     ) {
         Ok(node) => {
-            if node.reboot.required {
+            if node.packages.reboot.required {
                 draft.notes.push(format!(
                     "reboot required: {}",
-                    node.reboot.reasons.join(", ")
+                    node.packages.reboot.reasons.join(", ")
                 ));
             }
             let mut status = node.evaluation.status;
@@ -371,34 +372,47 @@ fn scan(
     }
 }
 
+/// The advisories (patch names) of the input candidates of `name`/`arch`/`version`.
+fn advisories_of(
+    input: &EvaluationInput,
+    name: &str,
+    arch: Option<&str>,
+    version: &str,
+) -> Vec<String> {
+    let mut out: Vec<String> = input
+        .candidates
+        .iter()
+        .filter(|c| c.name == name && c.arch.as_deref() == arch && c.version == version)
+        .filter_map(|c| c.advisory.clone())
+        .collect();
+    out.sort();
+    out.dedup();
+    out
+}
+
 fn install(
     agent: &NodeAgent,
+    backend: Backend,
     request: &OperationRequest,
     baseline: &ResolvedBaseline,
     detected: &DetectedOs,
     mut draft: ReportDraft,
     clock: Clock<'_>,
 ) -> NodePatchReportStatus {
-    let executor = agent.executor.as_ref();
-    // An interrupted dpkg blocks every apt run: repair it before anything else.
-    match repair_interrupted_dpkg(executor, &agent.apt) {
-        Ok(outcome) => {
-            if let Some(summary) = outcome.summary() {
-                draft.notes.push(summary);
-            }
-            if let RepairOutcome::Failed { .. } = outcome {
-                tracing::warn!("dpkg repair failed; installing anyway");
-            }
-        }
-        Err(e) => return draft.failed(e.category(), format!("cannot check dpkg: {e}"), clock()),
+    // An interrupted package manager blocks every run (apt: dpkg): repair it before anything.
+    match backend.prepare_install(agent) {
+        Ok(Some(summary)) => draft.notes.push(summary),
+        Ok(None) => {}
+        Err(e) => return draft.failed(e.category(), e.to_string(), clock()),
     }
     if request.refresh
-        && let Some(note) = refresh_note(agent)
+        && let Some(note) = refresh_note(agent, backend)
     {
         draft.notes.push(note);
     }
     let before = match evaluate_node(
         agent,
+        backend,
         request,
         baseline,
         detected,
@@ -409,11 +423,11 @@ fn install(
         Ok(node) => node,
         Err((error, category)) => return draft.failed(category, error, clock()),
     };
-    let native_arch = before.snapshot.dpkg.native_arch.clone();
     let held: Vec<&str> = before
-        .snapshot
-        .held_upgrades()
-        .map(|u| u.name.as_str())
+        .packages
+        .held
+        .iter()
+        .map(|(name, _)| name.as_str())
         .collect();
     let (kept_back, installable): (Vec<_>, Vec<_>) = before
         .evaluation
@@ -433,8 +447,9 @@ fn install(
         .into_iter()
         .map(|v| InstallTarget {
             name: v.name.clone(),
-            arch: v.arch.clone().unwrap_or_else(|| native_arch.clone()),
+            arch: v.arch.clone(),
             version: v.version.clone(),
+            advisories: advisories_of(&before.input, &v.name, v.arch.as_deref(), &v.version),
         })
         .collect();
     let blocked_patterns =
@@ -459,13 +474,12 @@ fn install(
             blocked.join(", ")
         ));
     }
-    let report = match install_packages(
-        &agent.root,
-        executor,
-        &agent.apt,
-        &targets,
-        &blocked_patterns,
-    ) {
+    let install_request = InstallRequest {
+        targets: &targets,
+        blocked_patterns: &blocked_patterns,
+        reboot_option: request.reboot_option,
+    };
+    let report = match backend.install(agent, &before.packages, &install_request) {
         Ok(report) => report,
         Err(e) => return draft.failed(e.category(), format!("install failed: {e}"), clock()),
     };
@@ -520,9 +534,26 @@ fn install(
             .notes
             .insert(1, format!("failed: {}", failures.join("; ")));
     }
+    let skipped: Vec<String> = report
+        .skipped()
+        .map(|o| {
+            format!(
+                "{} {}: {}",
+                o.target.name,
+                o.target.version,
+                o.reason.as_deref().unwrap_or("left out")
+            )
+        })
+        .collect();
+    if !skipped.is_empty() {
+        draft
+            .notes
+            .push(format!("left out: {}", skipped.join("; ")));
+    }
     let now = clock();
     let after = match evaluate_node(
         agent,
+        backend,
         request,
         baseline,
         detected,
@@ -539,11 +570,18 @@ fn install(
             );
         }
     };
-    if after.reboot.required {
-        draft.notes.push(format!(
-            "reboot required: {}",
-            after.reboot.reasons.join(", ")
+    let mut reboot = after.packages.reboot.clone();
+    if report.reboot_required && !reboot.required {
+        reboot.required = true;
+        reboot.reasons.push(format!(
+            "{} reported that a reboot is needed",
+            backend.name()
         ));
+    }
+    if reboot.required {
+        draft
+            .notes
+            .push(format!("reboot required: {}", reboot.reasons.join(", ")));
     }
     let end = clock();
     let record = LastOperation {
@@ -561,6 +599,9 @@ fn install(
     }
     let mut status = after.evaluation.status;
     status.last_scan_time = Some(Time(now));
+    if reboot.required {
+        status.reboot_required = true;
+    }
     if failures.is_empty() {
         status.last_install_time = Some(Time(end));
         draft.finish(status, OperationPhase::Succeeded, "Installed", true, end)

@@ -1,9 +1,13 @@
 //! `nodepatch scan`: scan a node root offline (no cluster) and print its NodePatchReport status:
 //! the OS, the compliance verdict against a baseline, and the missing patches.
 //!
-//! By default nothing runs on the host: dpkg's database and apt's lists are read in-process.
-//! `--refresh` runs the host's `apt-get update` first (through nsenter, or chroot with
-//! `--host-exec chroot`).
+//! On Debian/Ubuntu nothing runs on the host by default: dpkg's database and apt's lists are
+//! read in-process. rpm-family, SUSE and Alpine nodes are queried with the host's own `rpm`,
+//! `dnf`, `zypper` or `apk` (read-only queries from their caches). `--refresh` refreshes the
+//! metadata first (`apt-get update`, `dnf makecache`, `zypper refresh`, `apk update`). Host
+//! commands run through nsenter (the machine's own root), chroot (`--host-exec chroot`, a Debian
+//! root with its own apt), or this machine's package manager pointed at the root
+//! (`--host-exec installroot`, rpm-family fixture roots).
 
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -21,7 +25,7 @@ use crate::baseline::{
 /// Arguments of `nodepatch scan`.
 #[derive(clap::Args, Debug, Clone)]
 #[command(
-    after_help = "Examples:\n  nodepatch scan --host-root /\n  nodepatch scan --host-root /mnt/node --baseline nodepatch-predefined-debian --output json\n  nodepatch scan --host-root /srv/root --baseline my-baseline.yaml --refresh --host-exec chroot"
+    after_help = "Examples:\n  nodepatch scan --host-root /\n  nodepatch scan --host-root /mnt/node --baseline nodepatch-predefined-debian --output json\n  nodepatch scan --host-root /srv/root --baseline my-baseline.yaml --refresh --host-exec chroot\n  nodepatch scan --host-root /srv/rocky9 --refresh --host-exec installroot"
 )]
 pub struct ScanArgs {
     /// Directory holding the node's root filesystem (`/` for this machine).
@@ -35,10 +39,13 @@ pub struct ScanArgs {
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = ScanOutput::Table)]
     pub output: ScanOutput,
-    /// Run the host's `apt-get update` before reading the lists.
+    /// Refresh the package metadata first (`apt-get update`, `dnf makecache`, `zypper
+    /// refresh`, `apk update`).
     #[arg(long)]
     pub refresh: bool,
-    /// How host commands run (only with --refresh).
+    /// How host commands run (apt roots: only with --refresh; rpm, zypper and apk roots are
+    /// always queried with their package manager). For a root other than this machine's `/`,
+    /// use `chroot` (Debian roots) or `installroot` (rpm-family roots).
     #[arg(long, value_enum, default_value_t = HostExec::Nsenter)]
     pub host_exec: HostExec,
     /// Do not write the first-seen record under the host root.
@@ -316,15 +323,19 @@ pub fn render_table(status: &NodePatchReportStatus) -> String {
         "\nNon-compliant patches{}:",
         if status.truncated { " (truncated)" } else { "" }
     );
-    let mut rows: Vec<[String; 8]> = vec![[
+    // RELEASED is the vendor's release date (rpm updateinfo, zypper patches), or the first
+    // sighting on the node where the repositories carry no dates (apt, apk).
+    let mut rows: Vec<[String; 10]> = vec![[
         "NAME".into(),
         "ARCH".into(),
         "INSTALLED".into(),
         "AVAILABLE".into(),
         "STATE".into(),
         "CLASSIFICATION".into(),
+        "SEVERITY".into(),
         "LEVEL".into(),
-        "FIRST SEEN".into(),
+        "RELEASED".into(),
+        "ADVISORY".into(),
     ]];
     for p in &status.patches {
         rows.push([
@@ -334,14 +345,16 @@ pub fn render_table(status: &NodePatchReportStatus) -> String {
             p.available_version.clone().unwrap_or_else(|| "-".into()),
             format!("{:?}", p.state),
             p.classification.clone().unwrap_or_else(|| "-".into()),
+            p.severity.clone().unwrap_or_else(|| "-".into()),
             p.compliance_level.map_or("-", |l| l.as_str()).to_string(),
             p.release_date
                 .as_ref()
                 .map(|t| t.0.strftime("%Y-%m-%d").to_string())
                 .unwrap_or_else(|| "-".into()),
+            p.advisory.clone().unwrap_or_else(|| "-".into()),
         ]);
     }
-    let widths: Vec<usize> = (0..8)
+    let widths: Vec<usize> = (0..10)
         .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
         .collect();
     for row in &rows {

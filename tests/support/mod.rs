@@ -11,6 +11,8 @@ pub mod podrunner;
 
 pub mod roots;
 
+pub mod rpmroots;
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::atomic::{AtomicU32, Ordering};

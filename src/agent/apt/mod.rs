@@ -260,6 +260,107 @@ impl AptSnapshot {
     }
 }
 
+/// The apt backend's install preparation: repair an interrupted dpkg (`dpkg --audit`, then
+/// `dpkg --configure -a`), since it blocks every apt run.
+pub fn prepare_install(
+    agent: &crate::agent::operation::NodeAgent,
+) -> Result<Option<String>, crate::agent::backend::BackendError> {
+    match install::repair_interrupted_dpkg(agent.executor.as_ref(), &agent.apt) {
+        Ok(outcome) => {
+            if let install::RepairOutcome::Failed { .. } = outcome {
+                tracing::warn!("dpkg repair failed; installing anyway");
+            }
+            Ok(outcome.summary())
+        }
+        Err(e) => Err(crate::agent::backend::BackendError::new(
+            e.category(),
+            format!("cannot check dpkg: {e}"),
+        )),
+    }
+}
+
+/// The apt backend's read: dpkg's database and the lists in-process, held packages, the
+/// interrupted-dpkg note, reboot need.
+pub fn read_node(
+    agent: &crate::agent::operation::NodeAgent,
+    detected: &crate::agent::os::DetectedOs,
+    first_seen: &mut FirstSeen,
+    now: Timestamp,
+) -> Result<crate::agent::backend::NodePackages, crate::agent::backend::BackendError> {
+    let snapshot = AptSnapshot::read(&agent.root)
+        .map_err(|e| crate::agent::backend::BackendError::new(e.category(), e.to_string()))?;
+    let mut notes = Vec::new();
+    if snapshot.dpkg.needs_repair() {
+        let broken: Vec<String> = snapshot
+            .dpkg
+            .broken()
+            .map(|p| format!("{} ({})", p.name, p.state.as_str()))
+            .collect();
+        notes.push(format!(
+            "dpkg was interrupted ({} pending journal records; half-done: {}); the next install repairs it",
+            snapshot.dpkg.pending_updates,
+            if broken.is_empty() { "none".to_string() } else { broken.join(", ") }
+        ));
+    }
+    let candidates = snapshot.candidates(first_seen, now);
+    let held = snapshot
+        .held_upgrades()
+        .map(|u| (u.name.clone(), u.candidate.version.clone()))
+        .collect();
+    let reboot = reboot::reboot_state(&agent.root, &snapshot.dpkg, &detected.info.kernel);
+    Ok(crate::agent::backend::NodePackages {
+        installed: snapshot.installed_packages(),
+        candidates,
+        reboot,
+        held,
+        notes,
+        native_arch: Some(snapshot.dpkg.native_arch.clone()),
+    })
+}
+
+/// The apt backend's install: `apt-get install name=version` with apt's retry rules.
+pub fn install_targets(
+    agent: &crate::agent::operation::NodeAgent,
+    before: &crate::agent::backend::NodePackages,
+    request: &crate::agent::backend::InstallRequest<'_>,
+) -> Result<crate::agent::backend::InstallReport, crate::agent::backend::BackendError> {
+    use crate::agent::backend::{InstallReport, TargetOutcome};
+    let native_arch = before.native_arch.clone().unwrap_or_default();
+    let apt_targets: Vec<install::InstallTarget> = request
+        .targets
+        .iter()
+        .map(|t| install::InstallTarget {
+            name: t.name.clone(),
+            arch: t.arch.clone().unwrap_or_else(|| native_arch.clone()),
+            version: t.version.clone(),
+        })
+        .collect();
+    let report = install::install_packages(
+        &agent.root,
+        agent.executor.as_ref(),
+        &agent.apt,
+        &apt_targets,
+        request.blocked_patterns,
+    )
+    .map_err(|e| crate::agent::backend::BackendError::new(e.category(), e.to_string()))?;
+    let outcomes = report
+        .outcomes
+        .iter()
+        .zip(request.targets)
+        .map(|(o, t)| TargetOutcome {
+            target: t.clone(),
+            installed: o.installed,
+            skipped: false,
+            reason: o.reason.clone(),
+        })
+        .collect();
+    Ok(InstallReport {
+        outcomes,
+        runs: report.runs,
+        reboot_required: false,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
