@@ -113,21 +113,27 @@ async fn agent_service_account(client: &Client, namespace: &str, name: &str) -> 
     status.token.expect("token")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn agent_installs_from_the_run_snapshot_and_rescans_after_restart() {
-    let test = "agent_installs_from_the_run_snapshot_and_rescans_after_restart";
-    let Some(client) = support::cluster().await else {
-        return;
-    };
-    let Some(root) = tokio::task::spawn_blocking(move || {
+/// A node, an agent ServiceAccount token for it, a Debian root with the standard repository
+/// and an Install PatchRun whose Debian snapshot approves np-sec and np-bugfix.
+struct Fixture {
+    root: DebianRoot,
+    ns: support::TestNamespace,
+    name: String,
+    node: Node,
+    kubeconfig: std::path::PathBuf,
+    work: tempfile::TempDir,
+    runs: Api<PatchRun>,
+    resolved: ResolvedBaseline,
+}
+
+async fn fixture(client: &Client, test: &'static str) -> Option<Fixture> {
+    let root = tokio::task::spawn_blocking(move || {
         DebianRoot::with_standard_repo(test, &["bookworm", "bookworm-security", "bookworm-updates"])
     })
     .await
-    .expect("root") else {
-        return;
-    };
-    support::ensure_crds(&client).await;
-    let ns = support::TestNamespace::create(&client, "agent").await;
+    .expect("root")?;
+    support::ensure_crds(client).await;
+    let ns = support::TestNamespace::create(client, "agent").await;
     let name = support::unique_name("np-agent");
     let node: Node = serde_json::from_value(
         json!({"metadata": {"name": name, "labels": {"nodepatch.dev/test": "true"}}}),
@@ -137,11 +143,9 @@ async fn agent_installs_from_the_run_snapshot_and_rescans_after_restart() {
         .create(&PostParams::default(), &node)
         .await
         .expect("create node");
-    let token = agent_service_account(&client, &ns.name, &name).await;
+    let token = agent_service_account(client, &ns.name, &name).await;
     let work = tempfile::tempdir().expect("tempdir");
     let kubeconfig = support::podrunner::token_kubeconfig(work.path(), &name, &token);
-
-    // A run whose snapshot for Debian approves two packages.
     let spec: nodepatch::api::PatchBaselineSpec = serde_json::from_value(json!({
         "operatingSystem": "Debian",
         "approvedPatches": ["np-sec", "np-bugfix"],
@@ -170,6 +174,58 @@ async fn agent_installs_from_the_run_snapshot_and_rescans_after_restart() {
     )
     .await
     .expect("run status");
+    Some(Fixture {
+        root,
+        ns,
+        name,
+        node,
+        kubeconfig,
+        work,
+        runs,
+        resolved,
+    })
+}
+
+impl Fixture {
+    async fn cleanup(self, client: &Client) {
+        // The report goes with its Node (garbage collector).
+        let _ = Api::<Node>::all(client.clone())
+            .delete(&self.name, &DeleteParams::default())
+            .await;
+        let _ = self.runs.delete(&self.name, &DeleteParams::default()).await;
+        let _ = Api::<ClusterRoleBinding>::all(client.clone())
+            .delete(&self.name, &DeleteParams::default())
+            .await;
+        let _ = Api::<ClusterRole>::all(client.clone())
+            .delete(&self.name, &DeleteParams::default())
+            .await;
+        self.ns.delete().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agent_installs_from_the_run_snapshot_and_rescans_after_restart() {
+    let Some(client) = support::cluster().await else {
+        return;
+    };
+    let Some(f) = fixture(
+        &client,
+        "agent_installs_from_the_run_snapshot_and_rescans_after_restart",
+    )
+    .await
+    else {
+        return;
+    };
+    let Fixture {
+        root,
+        name,
+        node,
+        kubeconfig,
+        work,
+        resolved,
+        ..
+    } = &f;
+    let name = name.clone();
 
     let mut agent = start_agent(
         &kubeconfig,
@@ -275,18 +331,7 @@ async fn agent_installs_from_the_run_snapshot_and_rescans_after_restart() {
         .expect("wait");
     assert!(exit.success(), "--exit-after-report exits 0");
 
-    // Cleanup: the report goes with its Node (garbage collector).
-    let _ = Api::<Node>::all(client.clone())
-        .delete(&name, &DeleteParams::default())
-        .await;
-    let _ = runs.delete(&name, &DeleteParams::default()).await;
-    let _ = Api::<ClusterRoleBinding>::all(client.clone())
-        .delete(&name, &DeleteParams::default())
-        .await;
-    let _ = Api::<ClusterRole>::all(client.clone())
-        .delete(&name, &DeleteParams::default())
-        .await;
-    ns.delete().await;
+    f.cleanup(&client).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -336,4 +381,103 @@ async fn agent_without_rbac_fails_naming_what_it_could_not_read() {
     assert!(stderr.contains("reading Node some-node"), "{stderr}");
     assert!(stderr.contains("forbidden"), "{stderr}");
     ns.delete().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_install_interrupted_mid_way_is_repaired_and_reported_failed_not_repeated() {
+    let Some(client) = support::cluster().await else {
+        return;
+    };
+    let Some(f) = fixture(
+        &client,
+        "an_install_interrupted_mid_way_is_repaired_and_reported_failed_not_repeated",
+    )
+    .await
+    else {
+        return;
+    };
+    // What an agent killed in the middle of `apt-get install` leaves: its install mark, and
+    // a package unpacked but not configured.
+    f.root.apt_get(&["update"]);
+    f.root.chroot(&[
+        "sh",
+        "-c",
+        "cd /tmp && apt-get download np-sec=1.0-1+deb12u1 && dpkg --unpack /tmp/np-sec_*.deb",
+    ]);
+    assert!(
+        f.root.dpkg_status("np-sec").contains("unpacked"),
+        "{}",
+        f.root.dpkg_status("np-sec")
+    );
+    let mark = f.root.path().join("var/lib/nodepatch/install-started.json");
+    std::fs::create_dir_all(mark.parent().expect("dir")).expect("state dir");
+    std::fs::write(
+        &mark,
+        json!({"run": f.name, "bootID": "b0", "at": "2026-11-26T00:00:00Z"}).to_string(),
+    )
+    .expect("write mark");
+
+    let agent = start_agent(
+        &f.kubeconfig,
+        &f.name,
+        f.root.path(),
+        &[
+            "--operation",
+            "Install",
+            "--run",
+            &f.name,
+            "--exit-after-report",
+        ],
+        &f.work.path().join("agent.log"),
+    );
+    let exit = tokio::task::spawn_blocking(move || {
+        let mut agent = agent;
+        agent.0.wait()
+    })
+    .await
+    .expect("join")
+    .expect("wait");
+    let log = std::fs::read_to_string(f.work.path().join("agent.log")).unwrap_or_default();
+    assert!(exit.success(), "{log}");
+    let report = Api::<NodePatchReport>::all(client.clone())
+        .get(&f.name)
+        .await
+        .expect("report");
+    let status = report.status.expect("status");
+    let op = status.operation.clone().expect("operation");
+    assert_eq!(
+        (op.run.as_str(), op.type_, op.phase),
+        (
+            f.name.as_str(),
+            Some(Operation::Scan),
+            OperationPhase::Failed
+        ),
+        "a confirming scan that keeps the run Failed: {op:?}\n{log}"
+    );
+    let ready = status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == "Ready")
+        .expect("Ready");
+    assert_eq!(ready.reason, "InstallInterrupted", "{ready:?}");
+    assert!(
+        op.message
+            .as_deref()
+            .is_some_and(|m| m.contains("interrupted")),
+        "{op:?}"
+    );
+    assert!(
+        f.root
+            .dpkg_status("np-sec")
+            .contains("install ok installed"),
+        "dpkg repaired: {}",
+        f.root.dpkg_status("np-sec")
+    );
+    assert_eq!(
+        f.root.installed_version("np-bugfix").as_deref(),
+        Some("1.0-1"),
+        "the install is not run again"
+    );
+    assert!(!mark.exists(), "the mark is cleared");
+    f.cleanup(&client).await;
 }

@@ -17,7 +17,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 
-use super::apt::install::{AptCommands, repair_interrupted_dpkg};
+use super::apt::install::AptCommands;
+use super::backend::Backend;
 use super::host::{HostCommand, HostExec, HostExecutor, HostRoot};
 use super::operation::{BaselineChoice, NodeAgent, OperationRequest, bound_message, run_operation};
 use super::os::{boot_id, detect_os};
@@ -25,8 +26,7 @@ use super::state::{INSTALL_STARTED_PATH, LastOperation, REBOOT_REQUESTED_PATH, R
 use crate::api::conditions::{ConditionStatus, READY, new_condition, set_condition};
 use crate::api::{
     AGENT_MANAGER, Compliance, NodePatchReport, NodePatchReportSpec, NodePatchReportStatus,
-    OperatingSystem, Operation, OperationPhase, OperationStatus, PackageFamily, PatchRun,
-    TargetState,
+    OperatingSystem, Operation, OperationPhase, OperationStatus, PatchRun, TargetState,
 };
 use crate::baseline::ResolvedBaseline;
 
@@ -273,7 +273,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         match RunMarker::load(&root, INSTALL_STARTED_PATH) {
             Ok(Some(marker)) if marker.run == run && !done => {
                 tracing::warn!(started = %marker.at, "the install of this run was interrupted; repairing and reporting Failed");
-                let repair = repair_package_database(&root, executor.as_ref(), args.lock_timeout);
+                let repair = repair_package_database(&root, executor.clone(), args.lock_timeout);
                 interrupted_note = Some(format!(
                     "the install started at {} was interrupted (agent restarted mid-install); {repair}",
                     marker.at
@@ -314,6 +314,17 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         Err(e) => tracing::warn!("{e}; treating the node as not yet operated on"),
     }
 
+    // The reboot option in force (zypper leaves reboot-needing patches out under NoReboot).
+    if !run.is_empty()
+        && let Ok(Some(patch_run)) = Api::<PatchRun>::all(client.clone()).get_opt(&run).await
+    {
+        request.reboot_option = patch_run
+            .status
+            .as_ref()
+            .and_then(|s| s.reboot_option)
+            .or(patch_run.spec.reboot_option)
+            .unwrap_or_default();
+    }
     let os = detect_os(&root).ok().and_then(|d| d.operating_system);
     let (baseline, baseline_note) = match baseline_for(&client, &run, os).await {
         Ok(choice) => choice,
@@ -441,28 +452,33 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     idle(false).await
 }
 
-/// Repair an interrupted package manager transaction (dpkg `--configure -a` on Debian and
-/// Ubuntu); returns what happened, for the report.
+/// Repair what an interrupted install left behind (apt: `dpkg --configure -a`), through the
+/// node's backend; returns what happened, for the report.
 fn repair_package_database(
     root: &HostRoot,
-    executor: &dyn HostExecutor,
+    executor: Arc<dyn HostExecutor>,
     lock_timeout: u32,
 ) -> String {
-    match detect_os(root).map(|d| d.info.family) {
-        Ok(Some(PackageFamily::Deb)) => {
-            let apt = AptCommands {
-                lock_timeout_secs: lock_timeout,
-                ..AptCommands::default()
-            };
-            match repair_interrupted_dpkg(executor, &apt) {
-                Ok(outcome) => outcome
-                    .summary()
-                    .unwrap_or_else(|| "dpkg had nothing to repair".to_string()),
-                Err(e) => format!("dpkg repair could not run: {e}"),
-            }
-        }
-        Ok(_) => "no package database repair for this OS family".to_string(),
-        Err(e) => format!("cannot detect the OS to repair it: {e}"),
+    let family = match detect_os(root) {
+        Ok(os) => os.info.family,
+        Err(e) => return format!("cannot detect the OS to repair it: {e}"),
+    };
+    let Some(family) = family else {
+        return "no package manager to repair on this OS".to_string();
+    };
+    let backend = Backend::for_family(family);
+    let agent = NodeAgent {
+        root: root.clone(),
+        executor,
+        apt: AptCommands {
+            lock_timeout_secs: lock_timeout,
+            ..AptCommands::default()
+        },
+    };
+    match backend.prepare_install(&agent) {
+        Ok(Some(note)) => note,
+        Ok(None) => format!("{} had nothing to repair", backend.name()),
+        Err(e) => format!("{} repair failed: {e}", backend.name()),
     }
 }
 

@@ -110,6 +110,10 @@ pub struct PatchRunStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 13))]
     pub baseline_snapshots: Vec<BaselineSnapshot>,
+    /// Reboot option in force for an install run (the run's, else its policy's), fixed at
+    /// start; agents read it (zypper leaves out patches that need a reboot under NoReboot).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reboot_option: Option<RebootOption>,
     /// Node counts by outcome.
     #[serde(default)]
     pub nodes: RunNodeCounts,

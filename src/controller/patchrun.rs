@@ -555,10 +555,17 @@ async fn start(run: &PatchRun, policy: &PatchPolicy, ctx: &Context) -> Result<Ac
     }
     let mut all_targets = initial_targets(targets);
     all_targets.extend(skipped);
+    let reboot_option = (run.spec.operation == Operation::Install).then(|| {
+        run.spec
+            .reboot_option
+            .or(policy.spec.install.as_ref().map(|i| i.reboot_option))
+            .unwrap_or_default()
+    });
     let mut status = PatchRunStatus {
         observed_generation: run.metadata.generation,
         phase: RunPhase::Running,
         baseline_snapshots: snapshots.into_values().collect(),
+        reboot_option,
         nodes: count(&all_targets),
         targets: all_targets,
         start_time: Some(Time(now)),
