@@ -228,7 +228,7 @@ async fn agent_installs_from_the_run_snapshot_and_rescans_after_restart() {
     let name = name.clone();
 
     let mut agent = start_agent(
-        &kubeconfig,
+        kubeconfig,
         &name,
         root.path(),
         &["--operation", "Install", "--run", &name],
@@ -297,7 +297,7 @@ async fn agent_installs_from_the_run_snapshot_and_rescans_after_restart() {
 
     // Restarted (as after the reboot it would have asked for): re-scans, never re-installs.
     agent = start_agent(
-        &kubeconfig,
+        kubeconfig,
         &name,
         root.path(),
         &[
