@@ -189,6 +189,9 @@ async fn main() -> anyhow::Result<()> {
             &["bookworm", "bookworm-security", "bookworm-updates"],
         )
         .context("building a Debian root")?;
+        // The root's boot ID is what its Node reports; the pod runner changes both when it
+        // simulates the reboot an agent asks for.
+        support::podrunner::write_boot_id(r.path(), &format!("boot-{name}"));
         roots
             .lock()
             .expect("roots")
@@ -275,6 +278,22 @@ async fn main() -> anyhow::Result<()> {
 
     step("kubectl get pb,mw,pp,pr,npr");
     println!("{}", sh(kubectl().args(["get", "pb,mw,pp,pr,npr"]))?);
+
+    step("what the patch-now run did (its Events)");
+    println!(
+        "{}",
+        sh(kubectl().args([
+            "get",
+            "events.events.k8s.io",
+            "-n",
+            "default",
+            "--field-selector",
+            "regarding.name=production-patch-now",
+            "--sort-by=.metadata.creationTimestamp",
+            "-o",
+            "custom-columns=REASON:.reason,NOTE:.note",
+        ]))?
+    );
 
     step("compliance");
     let reports: Api<NodePatchReport> = Api::all(client.clone());

@@ -86,6 +86,8 @@ pub struct Context {
     pub stores: stores::Stores,
     /// Run DaemonSet settings.
     pub agent: patchrun::AgentSettings,
+    /// Serialises PatchRun starts (one active run per policy, decided against the API).
+    pub run_starts: tokio::sync::Mutex<()>,
 }
 
 impl Context {
@@ -109,6 +111,7 @@ impl Context {
             metrics,
             stores,
             agent,
+            run_starts: tokio::sync::Mutex::new(()),
         }
     }
 }

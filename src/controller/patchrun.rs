@@ -309,12 +309,30 @@ async fn set_run_label(ctx: &Context, node: &str, run: Option<&str>) -> Result<(
 }
 
 async fn publish(ctx: &Context, run: &PatchRun, type_: EventType, reason: &str, note: String) {
+    publish_about(ctx, run, None, type_, reason, note).await;
+}
+
+/// Publish an Event about `run`, related to `node` when it concerns one: Events are merged into a
+/// series by (reason, regarding, related), so per-node Events need the node to stay distinct.
+async fn publish_about(
+    ctx: &Context,
+    run: &PatchRun,
+    node: Option<&str>,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
     let ev = Event {
         type_,
         reason: reason.into(),
         note: Some(note),
         action: "Rollout".into(),
-        secondary: None,
+        secondary: node.map(|n| k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(n.to_string()),
+            ..Default::default()
+        }),
     };
     if let Err(e) = ctx.recorder.publish(&ev, &run.object_ref(&())).await {
         tracing::warn!(run = %run.name_any(), error = %e, "publishing event failed");
@@ -381,8 +399,18 @@ async fn fail_run(ctx: &Context, run: &PatchRun, reason: &str, message: String) 
     Ok(Action::await_change())
 }
 
-async fn apply(run: &PatchRun, ctx: &Context) -> Result<Action> {
-    let name = run.metadata.name.clone().ok_or(Error::MissingName)?;
+async fn apply(cached: &PatchRun, ctx: &Context) -> Result<Action> {
+    let name = cached.metadata.name.clone().ok_or(Error::MissingName)?;
+    // Plan from the run as it is now, not as the cache last saw it: a step requeued right after
+    // a status write could otherwise plan twice from the same old status (duplicate Events, and
+    // a node we just cordoned would look cordoned by someone else).
+    let Some(fresh) = Api::<PatchRun>::all(ctx.client.clone())
+        .get_opt(&name)
+        .await?
+    else {
+        return Ok(Action::await_change());
+    };
+    let run = &fresh;
     let status = run.status.clone().unwrap_or_default();
     if status.phase.is_finished() {
         // Idempotent: a controller that died between ending a run and cleaning up finishes here.
@@ -419,10 +447,12 @@ async fn apply(run: &PatchRun, ctx: &Context) -> Result<Action> {
 async fn start(run: &PatchRun, policy: &PatchPolicy, ctx: &Context) -> Result<Action> {
     let now = Timestamp::now();
     let name = run.name_any();
-    // One active run per policy: only the oldest unfinished run of the policy starts (ties by
-    // name). Read from the API, not the cache: two runs created a moment apart (a user's "patch
-    // now" next to the policy's first scan) must agree on which one goes first, or both would
-    // label the same nodes.
+    // One active run per policy: a run starts only when no other run of its policy has started
+    // and not finished, and no older one waits (creation time, then name: timestamps have
+    // one-second resolution). Starts are serialised in this process and read the API, not the
+    // cache, so a run that started a moment ago (its status just written) is always seen: a
+    // user's "patch now" created in the same second as the policy's scan must not run beside it.
+    let _start = ctx.run_starts.lock().await;
     let created = |r: &PatchRun| {
         (
             r.metadata.creation_timestamp.as_ref().map(|t| t.0),
@@ -436,10 +466,12 @@ async fn start(run: &PatchRun, policy: &PatchPolicy, ctx: &Context) -> Result<Ac
         .items
         .iter()
         .any(|other| {
+            let status = other.status.as_ref();
+            let started = status.is_some_and(|s| s.start_time.is_some() || !s.targets.is_empty());
             other.spec.policy_ref == run.spec.policy_ref
                 && other.name_any() != name
-                && !other.status.as_ref().is_some_and(|s| s.phase.is_finished())
-                && created(other) < mine
+                && !status.is_some_and(|s| s.phase.is_finished())
+                && (started || created(other) < mine)
         });
     if older_active {
         let mut status = run.status.clone().unwrap_or_default();
@@ -903,7 +935,16 @@ async fn step(
                 summary(&plan.counts, *phase, reboot_option),
             ),
         };
-        publish(ctx, run, type_, reason, note).await;
+        let node = match event {
+            RolloutEvent::WaveStarted { nodes, .. } => nodes.first().map(String::as_str),
+            RolloutEvent::NodeFailed { node, .. }
+            | RolloutEvent::DrainStarted { node, .. }
+            | RolloutEvent::RebootRequested { node }
+            | RolloutEvent::Rebooted { node, .. }
+            | RolloutEvent::Uncordoned { node } => Some(node.as_str()),
+            RolloutEvent::Halted { .. } | RolloutEvent::Finished(_) => None,
+        };
+        publish_about(ctx, run, node, type_, reason, note).await;
     }
     if plan.phase.is_finished() {
         cleanup(run, ctx).await?;
@@ -1012,9 +1053,16 @@ pub async fn run(ctx: Arc<Context>) {
     let reports: Api<NodePatchReport> = Api::all(ctx.client.clone());
     let daemonsets: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ctx.agent.namespace);
     Controller::new(runs, watcher::Config::default().any_semantic())
-        .owns(
+        // Not `owns`: that keys the (cluster-scoped) run by the DaemonSet's namespace, a second
+        // key for the same run, which kube-runtime reconciles concurrently with the first.
+        .watches(
             daemonsets,
             watcher::Config::default().labels("app.kubernetes.io/managed-by=nodepatch"),
+            |ds: DaemonSet| {
+                ds.labels()
+                    .get(RUN_LABEL)
+                    .map(|run| ObjectRef::<PatchRun>::new(run))
+            },
         )
         .watches(
             reports,
