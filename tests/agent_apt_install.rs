@@ -8,6 +8,7 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use support::reports::message;
 
 use jiff::Timestamp;
 use nodepatch::agent::host::{ChrootExecutor, CommandOutput, HostRoot, ScriptedExecutor};
@@ -85,14 +86,6 @@ fn patch_state(status: &NodePatchReportStatus, name: &str) -> Option<PatchState>
         .iter()
         .find(|p| p.name == name)
         .map(|p| p.state)
-}
-
-fn message(status: &NodePatchReportStatus) -> String {
-    status
-        .operation
-        .as_ref()
-        .and_then(|o| o.message.clone())
-        .unwrap_or_default()
 }
 
 #[test]

@@ -9,13 +9,12 @@ mod support;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use support::reports::{message, patch};
 
 use jiff::Timestamp;
 use nodepatch::agent::host::{HostRoot, InstallrootExecutor};
 use nodepatch::agent::operation::{BaselineChoice, NodeAgent, OperationRequest, run_operation};
-use nodepatch::api::{
-    Compliance, NodePatchReportStatus, Operation, OperationPhase, PatchState, PatchStatus,
-};
+use nodepatch::api::{Compliance, NodePatchReportStatus, Operation, OperationPhase, PatchState};
 use support::rpmroots::{DNF_TOOLS, NOW, RpmRoot, require_tools};
 
 fn agent(root: &RpmRoot) -> NodeAgent {
@@ -35,22 +34,6 @@ fn operate(root: &RpmRoot, operation: Operation) -> NodePatchReportStatus {
         &BaselineChoice::PredefinedForNode,
         &|| now,
     )
-}
-
-fn patch<'a>(status: &'a NodePatchReportStatus, name: &str) -> &'a PatchStatus {
-    status
-        .patches
-        .iter()
-        .find(|p| p.name == name)
-        .unwrap_or_else(|| panic!("{name} not among the patches: {:#?}", status.patches))
-}
-
-fn message(status: &NodePatchReportStatus) -> String {
-    status
-        .operation
-        .as_ref()
-        .and_then(|o| o.message.clone())
-        .unwrap_or_default()
 }
 
 #[test]

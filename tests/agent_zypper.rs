@@ -7,15 +7,14 @@
 
 mod support;
 
-use std::collections::BTreeMap;
 use std::sync::Arc;
+use support::reports::{changes, message, patch};
 
 use jiff::Timestamp;
 use nodepatch::agent::host::{HostRoot, InstallrootExecutor};
 use nodepatch::agent::operation::{BaselineChoice, NodeAgent, OperationRequest, run_operation};
 use nodepatch::api::{
-    Compliance, NodePatchReportStatus, Operation, OperationPhase, PatchState, PatchStatus,
-    RebootOption,
+    Compliance, NodePatchReportStatus, Operation, OperationPhase, PatchState, RebootOption,
 };
 use support::rpmroots::{NOW, RpmRoot, ZYPPER_TOOLS, require_tools};
 
@@ -34,30 +33,6 @@ fn operate(root: &RpmRoot, operation: Operation, reboot: RebootOption) -> NodePa
         &BaselineChoice::PredefinedForNode,
         &|| now,
     )
-}
-
-fn patch<'a>(status: &'a NodePatchReportStatus, name: &str) -> &'a PatchStatus {
-    status
-        .patches
-        .iter()
-        .find(|p| p.name == name)
-        .unwrap_or_else(|| panic!("{name} not among the patches: {:#?}", status.patches))
-}
-
-fn message(status: &NodePatchReportStatus) -> String {
-    status
-        .operation
-        .as_ref()
-        .and_then(|o| o.message.clone())
-        .unwrap_or_default()
-}
-
-fn changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
-    after
-        .iter()
-        .filter(|(n, v)| before.get(*n) != Some(*v))
-        .map(|(n, v)| format!("{n} {v}"))
-        .collect()
 }
 
 #[test]

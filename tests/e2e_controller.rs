@@ -7,9 +7,6 @@
 
 mod support;
 
-use std::collections::BTreeMap;
-use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
@@ -20,20 +17,15 @@ use nodepatch::api::{
     Compliance, MaintenanceWindow, PatchBaseline, PatchPolicy, PatchRun, RunPhase,
 };
 use serde_json::json;
-use support::fleet::{Env, debian_baseline, labelled_nodes, report, setup, wait_run};
-use support::podrunner::PodRunner;
+use support::fleet::{Env, debian_baseline, labelled_nodes, report, wait_run};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn controller_scans_patches_halts_resolves_conflicts_and_cleans_up() {
-    if !support::roots::require_roots("e2e_controller") {
-        return;
-    }
-    let Some(client) = support::cluster().await else {
+    let Some((mut env, controller_kubeconfig)) = Env::start("e2e_controller", "").await else {
         return;
     };
-    let run_id = format!("{}", std::process::id());
-    let log_dir = support::repo_root().join(format!(".local/log/e2e-{run_id}"));
-    let (namespace, controller_kubeconfig) = setup(&client, &log_dir).await;
+    let client = env.client.clone();
+    let run_id = env.run_id.clone();
     let kubeconfig_text =
         std::fs::read_to_string(&controller_kubeconfig).expect("controller kubeconfig");
     assert!(
@@ -47,28 +39,13 @@ async fn controller_scans_patches_halts_resolves_conflicts_and_cleans_up() {
         ),
         "no admin token in the controller's kubeconfig"
     );
-    let roots: Arc<Mutex<BTreeMap<String, PathBuf>>> = Arc::default();
-    let runner = PodRunner::start(client.clone(), &namespace, roots.clone(), &log_dir);
+    let args = env.controller_args();
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
     let _controller = support::ControllerProcess::start_with_kubeconfig(
         "controller-e2e",
         &controller_kubeconfig,
-        &[
-            "--agent-namespace",
-            &namespace,
-            "--agent-image",
-            "nodepatch:e2e",
-            "--agent-service-account",
-            "nodepatch-agent",
-        ],
+        &args,
     );
-    let mut env = Env {
-        client: client.clone(),
-        run_id: run_id.clone(),
-        roots,
-        kept_roots: vec![],
-        runner,
-        namespace,
-    };
     let pp = PostParams::default();
     let baselines: Api<PatchBaseline> = Api::all(client.clone());
     let policies: Api<PatchPolicy> = Api::all(client.clone());

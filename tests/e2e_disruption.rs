@@ -31,8 +31,7 @@ use nodepatch::api::{
 };
 use serde_json::json;
 use support::ControllerProcess;
-use support::fleet::{Env, debian_baseline, setup, wait_run};
-use support::podrunner::PodRunner;
+use support::fleet::{Env, debian_baseline, wait_run};
 
 /// What a sampler saw over a scenario: the most nodes cordoned at once among a group, the most
 /// targets in flight at once, and every node ever cordoned.
@@ -252,21 +251,14 @@ async fn wait_pdb_allows(client: &Client, namespace: &str, name: &str, allowed: 
 
 struct Controllers {
     kubeconfig: PathBuf,
-    namespace: String,
+    args: Vec<String>,
     started: usize,
 }
 
 impl Controllers {
     fn start(&mut self, extra: &[&str]) -> ControllerProcess {
         self.started += 1;
-        let mut args = vec![
-            "--agent-namespace",
-            &self.namespace,
-            "--agent-image",
-            "nodepatch:e2e",
-            "--agent-service-account",
-            "nodepatch-agent",
-        ];
+        let mut args: Vec<&str> = self.args.iter().map(String::as_str).collect();
         args.extend_from_slice(extra);
         ControllerProcess::start_with_kubeconfig(
             &format!(
@@ -282,28 +274,14 @@ impl Controllers {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn drains_reboots_survives_crashes_and_elects_a_leader() {
-    if !support::roots::require_roots("e2e_disruption") {
-        return;
-    }
-    let Some(client) = support::cluster().await else {
+    let Some((mut env, kubeconfig)) = Env::start("e2e_disruption", "d").await else {
         return;
     };
-    let run_id = format!("d{}", std::process::id());
-    let log_dir = support::repo_root().join(format!(".local/log/e2e-{run_id}"));
-    let (namespace, kubeconfig) = setup(&client, &log_dir).await;
-    let roots: Arc<Mutex<BTreeMap<String, PathBuf>>> = Arc::default();
-    let runner = PodRunner::start(client.clone(), &namespace, roots.clone(), &log_dir);
-    let mut env = Env {
-        client: client.clone(),
-        run_id: run_id.clone(),
-        roots,
-        kept_roots: vec![],
-        runner,
-        namespace: namespace.clone(),
-    };
+    let client = env.client.clone();
+    let run_id = env.run_id.clone();
     let mut controllers = Controllers {
         kubeconfig,
-        namespace,
+        args: env.controller_args(),
         started: 0,
     };
     let pp = PostParams::default();

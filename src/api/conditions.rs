@@ -108,6 +108,38 @@ pub fn same_conditions(a: &[Condition], b: &[Condition]) -> bool {
     a.len() == b.len() && a.iter().all(|x| b.iter().any(|y| same_ignoring_time(x, y)))
 }
 
+/// A status that carries conditions.
+pub trait WithConditions: Clone + PartialEq {
+    /// The status's conditions.
+    fn conditions_mut(&mut self) -> &mut Vec<Condition>;
+}
+
+/// Two statuses are the same for writing purposes when they are equal apart from their
+/// conditions' `lastTransitionTime` (a status is written only when this is false).
+pub fn same_status<S: WithConditions>(a: &S, b: &S) -> bool {
+    let (mut a2, mut b2) = (a.clone(), b.clone());
+    let (ca, cb) = (
+        std::mem::take(a2.conditions_mut()),
+        std::mem::take(b2.conditions_mut()),
+    );
+    a2 == b2 && same_conditions(&ca, &cb)
+}
+
+macro_rules! with_conditions {
+    ($($status:ty),*) => {$(
+        impl WithConditions for $status {
+            fn conditions_mut(&mut self) -> &mut Vec<Condition> {
+                &mut self.conditions
+            }
+        }
+    )*};
+}
+with_conditions!(
+    super::PatchRunStatus,
+    super::PatchPolicyStatus,
+    super::PatchBaselineStatus
+);
+
 /// Condition messages are bounded (the API allows 32768 bytes); we keep them short enough to
 /// read in `kubectl describe`.
 fn truncate_message(mut message: String) -> String {
@@ -203,5 +235,33 @@ mod tests {
         );
         assert!(c.message.len() <= 4096 + '…'.len_utf8());
         assert!(c.message.ends_with('…'));
+    }
+
+    #[test]
+    fn statuses_differing_only_in_condition_times_are_the_same() {
+        let at = |t: &str| {
+            vec![new_condition(
+                READY,
+                ConditionStatus::True,
+                "Started",
+                "run started",
+                Some(1),
+                ts(t),
+            )]
+        };
+        let a = crate::api::PatchRunStatus {
+            conditions: at("2026-01-01T00:00:00Z"),
+            ..Default::default()
+        };
+        let mut b = crate::api::PatchRunStatus {
+            conditions: at("2026-01-02T00:00:00Z"),
+            ..Default::default()
+        };
+        assert!(same_status(&a, &b));
+        b.phase = crate::api::RunPhase::Running;
+        assert!(!same_status(&a, &b), "other fields count");
+        b.phase = a.phase;
+        b.conditions[0].reason = "Other".into();
+        assert!(!same_status(&a, &b), "condition content counts");
     }
 }

@@ -94,14 +94,6 @@ pub fn plan_baseline_status<'a>(
     }
 }
 
-fn same(a: &PatchBaselineStatus, b: &PatchBaselineStatus) -> bool {
-    a.observed_generation == b.observed_generation
-        && a.nodes == b.nodes
-        && a.rules == b.rules
-        && a.hash == b.hash
-        && conditions::same_conditions(&a.conditions, &b.conditions)
-}
-
 /// Reconcile one baseline.
 pub async fn reconcile(baseline: Arc<PatchBaseline>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
@@ -115,7 +107,7 @@ pub async fn reconcile(baseline: Arc<PatchBaseline>, ctx: Arc<Context>) -> Resul
             reports.iter().map(|r| r.as_ref()),
             Timestamp::now(),
         );
-        if baseline.status.as_ref().is_none_or(|old| !same(old, &status)) {
+        if baseline.status.as_ref().is_none_or(|old| !conditions::same_status(old, &status)) {
             let api: Api<PatchBaseline> = Api::all(ctx.client.clone());
             let patch = json!({"apiVersion": PatchBaseline::api_version(&()), "kind": KIND, "status": status});
             api.patch_status(&name, &PatchParams::apply(CONTROLLER_MANAGER).force(), &Patch::Apply(&patch)).await?;

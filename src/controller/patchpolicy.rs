@@ -452,14 +452,6 @@ pub fn plan_policy(view: &PolicyView<'_>, now: Timestamp) -> PolicyPlan {
     }
 }
 
-fn same(a: &PatchPolicyStatus, b: &PatchPolicyStatus) -> bool {
-    let mut a2 = a.clone();
-    let mut b2 = b.clone();
-    a2.conditions.clear();
-    b2.conditions.clear();
-    a2 == b2 && conditions::same_conditions(&a.conditions, &b.conditions)
-}
-
 /// Reconcile one policy.
 pub async fn reconcile(policy: Arc<PatchPolicy>, ctx: Arc<Context>) -> Result<Action> {
     let started = Instant::now();
@@ -557,7 +549,7 @@ async fn reconcile_inner(policy: &PatchPolicy, ctx: &Context) -> Result<Action> 
     if policy
         .status
         .as_ref()
-        .is_none_or(|old| !same(old, &plan.status))
+        .is_none_or(|old| !conditions::same_status(old, &plan.status))
     {
         let api: Api<PatchPolicy> = Api::all(ctx.client.clone());
         let patch = json!({"apiVersion": PatchPolicy::api_version(&()), "kind": KIND, "status": plan.status});

@@ -355,14 +355,6 @@ async fn write_status(ctx: &Context, run: &PatchRun, status: &PatchRunStatus) ->
     Ok(())
 }
 
-fn same_status(a: &PatchRunStatus, b: &PatchRunStatus) -> bool {
-    let mut a2 = a.clone();
-    let mut b2 = b.clone();
-    a2.conditions.clear();
-    b2.conditions.clear();
-    a2 == b2 && conditions::same_conditions(&a.conditions, &b.conditions)
-}
-
 /// Finish a run that cannot proceed.
 async fn fail_run(ctx: &Context, run: &PatchRun, reason: &str, message: String) -> Result<Action> {
     let now = Timestamp::now();
@@ -491,7 +483,7 @@ async fn start(run: &PatchRun, policy: &PatchPolicy, ctx: &Context) -> Result<Ac
         if run
             .status
             .as_ref()
-            .is_none_or(|old| !same_status(old, &status))
+            .is_none_or(|old| !conditions::same_status(old, &status))
         {
             write_status(ctx, run, &status).await?;
         }
@@ -831,10 +823,7 @@ async fn step(
             } else {
                 "NoFailures"
             },
-            format!(
-                "{} of {} nodes failed (maxErrors {})",
-                plan.counts.failed, plan.counts.total, limits.max_errors
-            ),
+            degraded_message(&plan.targets, &plan.counts, limits.max_errors),
             generation,
             now,
         ),
@@ -849,7 +838,7 @@ async fn step(
             set_unschedulable(ctx, node, false).await?;
         }
     }
-    if !same_status(&old, &status) {
+    if !conditions::same_status(&old, &status) {
         write_status(ctx, run, &status).await?;
     }
     for action in &plan.actions {
@@ -955,6 +944,40 @@ async fn step(
         Some(at) => Action::requeue(until(now, at).min(safety) + Duration::from_millis(20)),
         None => Action::requeue(safety),
     })
+}
+
+/// The Degraded condition's message: how many failed, and which nodes with their reasons (a
+/// node left cordoned says so).
+fn degraded_message(
+    targets: &[RunTarget],
+    counts: &crate::api::RunNodeCounts,
+    max_errors: u32,
+) -> String {
+    let mut message = format!(
+        "{} of {} nodes failed (maxErrors {max_errors})",
+        counts.failed, counts.total
+    );
+    let failed: Vec<String> = targets
+        .iter()
+        .filter(|t| t.state == TargetState::Failed)
+        .take(5)
+        .map(|t| {
+            let reason = t.reason.as_deref().unwrap_or("Failed");
+            if t.cordoned {
+                format!("{} {reason} (left cordoned)", t.node)
+            } else {
+                format!("{} {reason}", t.node)
+            }
+        })
+        .collect();
+    if !failed.is_empty() {
+        message.push_str(": ");
+        message.push_str(&failed.join(", "));
+        if counts.failed as usize > failed.len() {
+            message.push_str(", …");
+        }
+    }
+    message
 }
 
 /// Boot ID under which the agent finished its latest operation for `run`.
@@ -1132,6 +1155,35 @@ mod tests {
         ];
         let err = baseline_for_os(OperatingSystem::Debian, &[], bs.iter()).expect_err("ambiguous");
         assert!(err.contains("a, b"), "{err}");
+    }
+
+    #[test]
+    fn degraded_message_names_failed_nodes_and_those_left_cordoned() {
+        let targets = vec![
+            RunTarget {
+                node: "a".into(),
+                state: TargetState::Failed,
+                reason: Some("RebootTimeout".into()),
+                cordoned: true,
+                ..Default::default()
+            },
+            RunTarget {
+                node: "b".into(),
+                state: TargetState::Failed,
+                reason: Some("DrainTimeout".into()),
+                ..Default::default()
+            },
+            RunTarget {
+                node: "c".into(),
+                state: TargetState::Succeeded,
+                ..Default::default()
+            },
+        ];
+        let counts = count(&targets);
+        assert_eq!(
+            degraded_message(&targets, &counts, 0),
+            "2 of 3 nodes failed (maxErrors 0): a RebootTimeout (left cordoned), b DrainTimeout"
+        );
     }
 
     #[test]

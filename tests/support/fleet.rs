@@ -29,6 +29,45 @@ pub struct Env {
 }
 
 impl Env {
+    /// What every e2e test needs before its controller: the cluster, the chart's RBAC, the pod
+    /// runner and an empty fleet; returns it with a kubeconfig for the controller's
+    /// ServiceAccount. `None` when the test is skipped (no cluster or roots outside CI).
+    pub async fn start(test: &str, prefix: &str) -> Option<(Env, PathBuf)> {
+        if !super::roots::require_roots(test) {
+            return None;
+        }
+        let client = super::cluster().await?;
+        let run_id = format!("{prefix}{}", std::process::id());
+        let log_dir = super::repo_root().join(format!(".local/log/e2e-{run_id}"));
+        let (namespace, kubeconfig) = setup(&client, &log_dir).await;
+        let roots: Arc<Mutex<BTreeMap<String, PathBuf>>> = Arc::default();
+        let runner = PodRunner::start(client.clone(), &namespace, roots.clone(), &log_dir);
+        let env = Env {
+            client,
+            run_id,
+            roots,
+            kept_roots: vec![],
+            runner,
+            namespace,
+        };
+        Some((env, kubeconfig))
+    }
+
+    /// Arguments of `nodepatch controller` for this fleet's agent namespace.
+    pub fn controller_args(&self) -> Vec<String> {
+        [
+            "--agent-namespace",
+            &self.namespace,
+            "--agent-image",
+            "nodepatch:e2e",
+            "--agent-service-account",
+            "nodepatch-agent",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
     /// Create `n` kwok nodes (Debian 12 in nodeInfo, so the controller picks the Debian
     /// baseline, like the roots' os-release), each with a fresh root unless `with_roots` is
     /// false (a node whose pods never run).

@@ -9,6 +9,8 @@
 pub mod fleet;
 pub mod podrunner;
 
+pub mod reports;
+
 pub mod roots;
 
 pub mod rpmroots;
