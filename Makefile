@@ -64,3 +64,8 @@ demo-down: ## stop the demo (and the local cluster)
 .PHONY: bench
 bench: ## criterion benchmarks (pure code)
 	$(CARGO) bench
+
+.PHONY: bench-scale
+bench-scale: deps tools ## the controller against the real apiserver with NODES (default 500) fake nodes
+	$(CARGO) build --release --bin nodepatch
+	$(CARGO) run --release --example scale

@@ -42,6 +42,10 @@ const KIND: &str = "PatchRun";
 pub const RUN_FINALIZER: &str = "nodepatch.dev/run-cleanup";
 /// Prefix of run DaemonSet names.
 pub const DAEMONSET_PREFIX: &str = "nodepatch-run-";
+/// Longest Event note the Events API accepts (1 kB).
+const MAX_EVENT_NOTE: usize = 1024;
+/// How often a run with nodes in flight is looked at even without events.
+const IN_FLIGHT_POLL: Duration = Duration::from_secs(5);
 /// Most failed nodes listed in status.
 const MAX_FAILED_LISTED: usize = 100;
 
@@ -322,6 +326,16 @@ async fn publish_about(
     reason: &str,
     note: String,
 ) {
+    // The Events API refuses notes over 1 kB (a wave of hundreds of nodes names them all).
+    let note = if note.len() > MAX_EVENT_NOTE {
+        let mut cut = MAX_EVENT_NOTE - 3;
+        while !note.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        format!("{}…", &note[..cut])
+    } else {
+        note
+    };
     let ev = Event {
         type_,
         reason: reason.into(),
@@ -867,7 +881,15 @@ async fn step(
             RolloutEvent::WaveStarted { wave, nodes } => (
                 EventType::Normal,
                 "WaveStarted",
-                format!("wave {wave}: {}", nodes.join(", ")),
+                if nodes.len() > 10 {
+                    format!(
+                        "wave {wave}: {} nodes ({}, …)",
+                        nodes.len(),
+                        nodes[..10].join(", ")
+                    )
+                } else {
+                    format!("wave {wave}: {}", nodes.join(", "))
+                },
             ),
             RolloutEvent::NodeFailed {
                 node,
@@ -939,7 +961,14 @@ async fn step(
         cleanup(run, ctx).await?;
         return Ok(Action::await_change());
     }
-    let safety = Duration::from_secs(300);
+    // Report changes wake the run through their own watch, which can deliver an event before
+    // the report cache (another watch) has it: the step then sees the old report and nothing
+    // else would wake it. While nodes are in flight, look again every few seconds.
+    let safety = if plan.counts.in_progress > 0 {
+        IN_FLIGHT_POLL
+    } else {
+        Duration::from_secs(300)
+    };
     Ok(match plan.requeue_at {
         Some(at) => Action::requeue(until(now, at).min(safety) + Duration::from_millis(20)),
         None => Action::requeue(safety),
