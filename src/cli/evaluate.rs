@@ -12,12 +12,9 @@ use std::process::ExitCode;
 use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 
-use crate::api::PatchBaselineSpec;
+use super::baseline_arg::{BaselineArgError, load_baseline_arg};
 use crate::baseline::model::parse_release_time;
-use crate::baseline::{
-    BaselineError, Evaluation, EvaluationError, EvaluationInput, PREDEFINED_PREFIX,
-    ResolvedBaseline, evaluate, predefined_baseline, predefined_baselines,
-};
+use crate::baseline::{Evaluation, EvaluationError, EvaluationInput, evaluate};
 
 /// Arguments of `nodepatch evaluate`.
 #[derive(clap::Args, Debug, Clone)]
@@ -29,8 +26,9 @@ pub struct EvaluateArgs {
     /// and installResult. `-` reads stdin.
     #[arg(short = 'i', long, value_name = "FILE")]
     pub input: PathBuf,
-    /// The baseline: a PatchBaseline manifest or a bare spec (YAML or JSON), or the name of a
-    /// predefined baseline (`nodepatch-predefined-<os>`, e.g. nodepatch-predefined-ubuntu).
+    /// The baseline: a PatchBaseline manifest or a bare spec (YAML or JSON, `-` for stdin), or the
+    /// name of a predefined baseline (`nodepatch-predefined-<os>`, e.g.
+    /// nodepatch-predefined-ubuntu).
     #[arg(short = 'b', long, value_name = "FILE|PREDEFINED-NAME")]
     pub baseline: String,
     /// Evaluate as of this time (RFC 3339, or a YYYY-MM-DD date at midnight UTC); default now.
@@ -76,20 +74,9 @@ pub enum EvaluateCliError {
         /// The parser's complaint.
         message: String,
     },
-    /// The baseline spec is invalid.
-    #[error("baseline {path}: {prefix}{source}")]
-    Baseline {
-        /// The file or predefined name.
-        path: String,
-        /// `spec.` when the file is a manifest (the error's field is inside the spec).
-        prefix: &'static str,
-        /// What is wrong (boxed: it is large and errors travel by value).
-        #[source]
-        source: Box<BaselineError>,
-    },
-    /// `--baseline` is neither a readable file nor a predefined baseline.
-    #[error("--baseline {0:?}: no such file, and not a predefined baseline (one of: {list})", list = predefined_names())]
-    UnknownBaseline(String),
+    /// `--baseline` cannot be used (unreadable, malformed, invalid, unknown name).
+    #[error(transparent)]
+    Baseline(#[from] BaselineArgError),
     /// `--now` is not a time.
     #[error("--now: {0}")]
     Now(String),
@@ -107,8 +94,7 @@ impl EvaluateCliError {
         match self {
             EvaluateCliError::Read { .. } => "ReadFailed",
             EvaluateCliError::Malformed { .. } => "MalformedDocument",
-            EvaluateCliError::Baseline { source, .. } => source.category(),
-            EvaluateCliError::UnknownBaseline(_) => "UnknownBaseline",
+            EvaluateCliError::Baseline(e) => e.category(),
             EvaluateCliError::Now(_) => "InvalidTime",
             EvaluateCliError::Evaluation(e) => e.category(),
             EvaluateCliError::Output(_) => "OutputFailed",
@@ -122,14 +108,6 @@ impl EvaluateCliError {
             _ => 2,
         }
     }
-}
-
-fn predefined_names() -> String {
-    predefined_baselines()
-        .into_iter()
-        .map(|p| p.name)
-        .collect::<Vec<_>>()
-        .join(", ")
 }
 
 /// Runs `nodepatch evaluate`: prints the verdict to stdout, or the error to stderr with exit
@@ -165,7 +143,7 @@ pub fn render(args: &EvaluateArgs, now: Timestamp) -> Result<String, EvaluateCli
         Some(text) => parse_release_time(text).map_err(EvaluateCliError::Now)?,
         None => now,
     };
-    let baseline = load_baseline(&args.baseline)?;
+    let baseline = load_baseline_arg(&args.baseline)?;
     let input_path = args.input.display().to_string();
     let input_text = read_text(&args.input)?;
     let input: EvaluationInput =
@@ -206,100 +184,6 @@ fn read_text(path: &Path) -> Result<String, EvaluateCliError> {
 fn parse_document<T: DeserializeOwned>(text: &str) -> Result<T, (String, String)> {
     serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text))
         .map_err(|e| (e.path().to_string(), e.inner().to_string()))
-}
-
-/// A baseline from a file (PatchBaseline manifest, possibly in a multi-document stream, or a
-/// bare spec) or a predefined name.
-fn load_baseline(arg: &str) -> Result<ResolvedBaseline, EvaluateCliError> {
-    let path = Path::new(arg);
-    if arg != "-" && !path.exists() {
-        if arg.starts_with(PREDEFINED_PREFIX)
-            && let Some(p) = predefined_baseline(arg)
-        {
-            return ResolvedBaseline::resolve(p.name, &p.spec).map_err(|source| {
-                EvaluateCliError::Baseline {
-                    path: arg.to_owned(),
-                    prefix: "",
-                    source: Box::new(source),
-                }
-            });
-        }
-        return Err(EvaluateCliError::UnknownBaseline(arg.to_owned()));
-    }
-    let text = read_text(path)?;
-    let malformed = |field: String, message: String| EvaluateCliError::Malformed {
-        what: "baseline",
-        path: arg.to_owned(),
-        field,
-        message,
-    };
-    // The first document that is a PatchBaseline, or the only document.
-    let mut documents = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let value: serde_yaml::Value = serde_path_to_error::deserialize(document)
-            .map_err(|e| malformed(e.path().to_string(), e.inner().to_string()))?;
-        if !value.is_null() {
-            documents.push(value);
-        }
-    }
-    let is_manifest = |v: &serde_yaml::Value| v.get("spec").is_some() && v.get("kind").is_some();
-    let chosen = match documents.iter().position(|v| {
-        is_manifest(v) && v.get("kind").and_then(|k| k.as_str()) == Some("PatchBaseline")
-    }) {
-        Some(i) => documents.swap_remove(i),
-        None if documents.len() == 1 => documents.swap_remove(0),
-        None if documents.is_empty() => {
-            return Err(malformed(".".into(), "the file is empty".into()));
-        }
-        None => {
-            return Err(malformed(
-                ".".into(),
-                "none of the documents is a PatchBaseline".into(),
-            ));
-        }
-    };
-    let file_stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "baseline".into());
-    let (name, spec_value, prefix) = if is_manifest(&chosen) {
-        let kind = chosen
-            .get("kind")
-            .and_then(|k| k.as_str())
-            .unwrap_or_default();
-        if kind != "PatchBaseline" {
-            return Err(malformed(
-                "kind".into(),
-                format!("expected PatchBaseline, found {kind:?}"),
-            ));
-        }
-        let name = chosen
-            .get("metadata")
-            .and_then(|m| m.get("name"))
-            .and_then(|n| n.as_str())
-            .map(str::to_owned)
-            .unwrap_or(file_stem);
-        let spec = chosen.get("spec").cloned().unwrap_or_default();
-        (name, spec, "spec.")
-    } else {
-        (file_stem, chosen, "")
-    };
-    let spec: PatchBaselineSpec = serde_path_to_error::deserialize(spec_value).map_err(|e| {
-        let inner = e.path().to_string();
-        let field = if prefix.is_empty() {
-            inner
-        } else if inner == "." {
-            "spec".into()
-        } else {
-            format!("spec.{inner}")
-        };
-        malformed(field, e.inner().to_string())
-    })?;
-    ResolvedBaseline::resolve(name, &spec).map_err(|source| EvaluateCliError::Baseline {
-        path: arg.to_owned(),
-        prefix,
-        source: Box::new(source),
-    })
 }
 
 /// The human-readable verdict.

@@ -1,5 +1,6 @@
 //! Offline command-line tools of the `nodepatch` binary.
 
+pub mod baseline_arg;
 pub mod evaluate;
 pub mod scan;
 pub mod windows;

@@ -10,17 +10,14 @@
 //! (`--host-exec installroot`, rpm-family fixture roots).
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use jiff::Timestamp;
 
 use crate::agent::host::{HostExec, HostRoot};
 use crate::agent::operation::{BaselineChoice, NodeAgent, OperationRequest, run_operation};
-use crate::api::{NodePatchReportStatus, Operation, OperationPhase, PatchBaselineSpec};
-use crate::baseline::{
-    BaselineError, PREDEFINED_PREFIX, ResolvedBaseline, predefined_baseline, predefined_baselines,
-};
+use crate::api::{NodePatchReportStatus, Operation, OperationPhase};
 
 /// Arguments of `nodepatch scan`.
 #[derive(clap::Args, Debug, Clone)]
@@ -31,9 +28,9 @@ pub struct ScanArgs {
     /// Directory holding the node's root filesystem (`/` for this machine).
     #[arg(long, value_name = "DIR")]
     pub host_root: PathBuf,
-    /// The baseline: a PatchBaseline manifest or bare spec (YAML/JSON file), or a predefined
-    /// baseline name (`nodepatch-predefined-<os>`); default: the predefined baseline of the
-    /// node's OS.
+    /// The baseline: a PatchBaseline manifest or bare spec (YAML/JSON file, `-` for stdin), or a
+    /// predefined baseline name (`nodepatch-predefined-<os>`); default: the predefined baseline
+    /// of the node's OS.
     #[arg(short = 'b', long, value_name = "FILE|PREDEFINED-NAME")]
     pub baseline: Option<String>,
     /// Output format.
@@ -64,142 +61,7 @@ pub enum ScanOutput {
     Yaml,
 }
 
-/// Why a baseline argument cannot be used.
-#[derive(Debug, thiserror::Error)]
-pub enum BaselineArgError {
-    /// The file could not be read.
-    #[error("--baseline {path}: {source}")]
-    Read {
-        /// The file.
-        path: String,
-        /// The I/O error.
-        #[source]
-        source: std::io::Error,
-    },
-    /// The file is not a PatchBaseline manifest or spec.
-    #[error("--baseline {path}: at {field}: {message}")]
-    Malformed {
-        /// The file.
-        path: String,
-        /// The offending field.
-        field: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// The spec is invalid (a malformed patch name, filter or date).
-    #[error("--baseline {path}: {prefix}{source}")]
-    Invalid {
-        /// The file or name.
-        path: String,
-        /// `spec.` for manifests.
-        prefix: &'static str,
-        /// What is wrong.
-        #[source]
-        source: Box<BaselineError>,
-    },
-    /// Neither a file nor a predefined name.
-    #[error("--baseline {0:?}: no such file, and not a predefined baseline (one of: {list})", list = predefined_baselines().into_iter().map(|p| p.name).collect::<Vec<_>>().join(", "))]
-    Unknown(String),
-}
-
-impl BaselineArgError {
-    /// Bounded category.
-    pub fn category(&self) -> &'static str {
-        match self {
-            BaselineArgError::Read { .. } => "ReadFailed",
-            BaselineArgError::Malformed { .. } => "MalformedBaseline",
-            BaselineArgError::Invalid { source, .. } => source.category(),
-            BaselineArgError::Unknown(_) => "UnknownBaseline",
-        }
-    }
-}
-
-/// Load and validate a baseline argument: a predefined name, or a file holding a PatchBaseline
-/// manifest (the first such document of a stream) or a bare spec. Validation (name grammar,
-/// filters, dates) happens here, before the agent runs anything.
-pub fn load_baseline_arg(arg: &str) -> Result<ResolvedBaseline, BaselineArgError> {
-    let path = Path::new(arg);
-    if !path.exists() {
-        if arg.starts_with(PREDEFINED_PREFIX)
-            && let Some(p) = predefined_baseline(arg)
-        {
-            return ResolvedBaseline::resolve(p.name, &p.spec).map_err(|source| {
-                BaselineArgError::Invalid {
-                    path: arg.to_string(),
-                    prefix: "",
-                    source: Box::new(source),
-                }
-            });
-        }
-        return Err(BaselineArgError::Unknown(arg.to_string()));
-    }
-    let text = std::fs::read_to_string(path).map_err(|source| BaselineArgError::Read {
-        path: arg.to_string(),
-        source,
-    })?;
-    let malformed = |field: String, message: String| BaselineArgError::Malformed {
-        path: arg.to_string(),
-        field,
-        message,
-    };
-    let mut documents: Vec<serde_yaml::Value> = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let value: serde_yaml::Value = serde_path_to_error::deserialize(document)
-            .map_err(|e| malformed(e.path().to_string(), e.inner().to_string()))?;
-        if !value.is_null() {
-            documents.push(value);
-        }
-    }
-    let kind_of =
-        |v: &serde_yaml::Value| v.get("kind").and_then(|k| k.as_str()).map(str::to_string);
-    let chosen = match documents
-        .iter()
-        .position(|v| kind_of(v).as_deref() == Some("PatchBaseline"))
-    {
-        Some(i) => documents.swap_remove(i),
-        None if documents.len() == 1 && kind_of(&documents[0]).is_none() => {
-            documents.swap_remove(0)
-        }
-        None => {
-            return Err(malformed(
-                ".".into(),
-                "expected a PatchBaseline manifest or a PatchBaseline spec".into(),
-            ));
-        }
-    };
-    let stem = path
-        .file_stem()
-        .map(|s| s.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "baseline".into());
-    let (name, spec_value, prefix) = match chosen.get("spec") {
-        Some(spec) if kind_of(&chosen).is_some() => {
-            let name = chosen
-                .get("metadata")
-                .and_then(|m| m.get("name"))
-                .and_then(|n| n.as_str())
-                .map(str::to_string);
-            (name.unwrap_or(stem), spec.clone(), "spec.")
-        }
-        _ => (stem, chosen, ""),
-    };
-    let spec: PatchBaselineSpec = serde_path_to_error::deserialize(spec_value).map_err(|e| {
-        let inner = e.path().to_string();
-        malformed(
-            format!(
-                "{prefix}{}",
-                if inner == "." { String::new() } else { inner }
-            )
-            .trim_end_matches('.')
-            .to_string(),
-            e.inner().to_string(),
-        )
-    })?;
-    ResolvedBaseline::resolve(name, &spec).map_err(|source| BaselineArgError::Invalid {
-        path: arg.to_string(),
-        prefix,
-        source: Box::new(source),
-    })
-}
+pub use super::baseline_arg::{BaselineArgError, load_baseline_arg};
 
 /// `nodepatch scan`.
 pub fn run(args: &ScanArgs) -> ExitCode {
@@ -366,57 +228,4 @@ pub fn render_table(status: &NodePatchReportStatus) -> String {
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     out
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn malformed_patch_name_is_refused_with_its_field() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("bad.yaml");
-        std::fs::write(
-            &file,
-            "apiVersion: nodepatch.dev/v1alpha1\nkind: PatchBaseline\nmetadata: {name: bad}\nspec:\n  operatingSystem: Debian\n  approvedPatches: [\"-oAPT::Get=1\"]\n",
-        )
-        .expect("write");
-        let err = load_baseline_arg(&file.to_string_lossy()).expect_err("refused");
-        let text = err.to_string();
-        assert!(text.contains("spec.approvedPatches[0]"), "{text}");
-        assert_eq!(err.category(), "InvalidPatchName");
-    }
-
-    #[test]
-    fn predefined_and_bare_spec_baselines_load() {
-        assert_eq!(
-            load_baseline_arg("nodepatch-predefined-debian")
-                .expect("predefined")
-                .name(),
-            "nodepatch-predefined-debian"
-        );
-        assert!(matches!(
-            load_baseline_arg("nodepatch-predefined-plan9"),
-            Err(BaselineArgError::Unknown(_))
-        ));
-        let dir = tempfile::tempdir().expect("tempdir");
-        let file = dir.path().join("mine.yaml");
-        std::fs::write(
-            &file,
-            "operatingSystem: Debian\napprovedPatches: [np-sec]\n",
-        )
-        .expect("write");
-        assert_eq!(
-            load_baseline_arg(&file.to_string_lossy())
-                .expect("spec")
-                .name(),
-            "mine"
-        );
-        std::fs::write(
-            &file,
-            "operatingSystem: Debian\napprovalRules: [{approveAfterDays: 999}]\n",
-        )
-        .expect("write");
-        assert!(load_baseline_arg(&file.to_string_lossy()).is_err());
-    }
 }
