@@ -108,6 +108,14 @@ pub struct AgentSettings {
         default_value = ""
     )]
     pub priority_class: String,
+    /// The host command agents reboot with, comma-separated argv (empty: the agent's default,
+    /// `systemctl reboot`). Each element is one argv entry; nothing goes through a shell.
+    #[arg(
+        long = "agent-reboot-command",
+        env = "NODEPATCH_AGENT_REBOOT_COMMAND",
+        value_delimiter = ','
+    )]
+    pub reboot_command: Vec<String>,
 }
 
 /// Name of a run's DaemonSet.
@@ -120,6 +128,25 @@ pub fn daemonset_name(run: &str) -> String {
 pub fn run_daemonset(run: &PatchRun, settings: &AgentSettings) -> serde_json::Value {
     let name = run.name_any();
     let owner = run.controller_owner_ref(&());
+    let mut args = vec![
+        "agent".to_string(),
+        "--operation".into(),
+        run.spec.operation.as_str().into(),
+        "--run".into(),
+        name.clone(),
+        "--host-root".into(),
+        "/host".into(),
+    ];
+    let reboot: Vec<&String> = settings
+        .reboot_command
+        .iter()
+        .filter(|a| !a.is_empty())
+        .collect();
+    if !reboot.is_empty() {
+        // Last: it takes the rest of the line.
+        args.push("--reboot-command".into());
+        args.extend(reboot.into_iter().cloned());
+    }
     let mut pod_spec = json!({
         "nodeSelector": {RUN_LABEL: name},
         "tolerations": [{"operator": "Exists"}],
@@ -130,7 +157,7 @@ pub fn run_daemonset(run: &PatchRun, settings: &AgentSettings) -> serde_json::Va
             "name": "agent",
             "image": settings.image,
             "imagePullPolicy": settings.image_pull_policy,
-            "args": ["agent", "--operation", run.spec.operation.as_str(), "--run", name, "--host-root", "/host"],
+            "args": args,
             "env": [{"name": "NODE_NAME", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}}],
             // The image's user is non-root (for the controller); the agent must be root to
             // enter the host's namespaces.
@@ -1265,6 +1292,7 @@ mod tests {
             memory_request: "64Mi".into(),
             memory_limit: "512Mi".into(),
             priority_class: String::new(),
+            reboot_command: vec![],
         };
         let ds = run_daemonset(&run, &settings);
         assert_eq!(ds["metadata"]["name"], "nodepatch-run-r1");
@@ -1290,6 +1318,20 @@ mod tests {
         assert_eq!(
             ds["spec"]["template"]["spec"]["volumes"][0]["hostPath"]["path"],
             "/"
+        );
+        let custom = AgentSettings {
+            reboot_command: vec!["/usr/local/sbin/safe-reboot".into(), "--now".into()],
+            ..settings
+        };
+        let ds = run_daemonset(&run, &custom);
+        let args = &ds["spec"]["template"]["spec"]["containers"][0]["args"];
+        assert_eq!(
+            args.as_array().expect("args")[7..],
+            [
+                json!("--reboot-command"),
+                json!("/usr/local/sbin/safe-reboot"),
+                json!("--now")
+            ]
         );
     }
 }
