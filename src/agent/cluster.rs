@@ -155,24 +155,22 @@ pub async fn apply_report_status(
     Ok(())
 }
 
-/// The baseline for this node: the run's snapshot for the node's OS, else predefined.
-async fn baseline_for(
-    client: &Client,
-    run: &str,
+/// The baseline for this node: the run's snapshot for the node's OS, else predefined (also
+/// without a run).
+fn baseline_for(
+    patch_run: Option<&PatchRun>,
     os: Option<OperatingSystem>,
 ) -> Result<(BaselineChoice, Option<String>), String> {
-    if run.is_empty() {
+    let Some(patch_run) = patch_run else {
         return Ok((BaselineChoice::PredefinedForNode, None));
-    }
-    let patch_run = Api::<PatchRun>::all(client.clone())
-        .get(run)
-        .await
-        .map_err(|e| format!("reading PatchRun {run}: {e}"))?;
+    };
+    let run = patch_run.name_any();
     let snapshots = patch_run
         .status
-        .map(|s| s.baseline_snapshots)
+        .as_ref()
+        .map(|s| s.baseline_snapshots.as_slice())
         .unwrap_or_default();
-    let Some(snapshot) = os.and_then(|os| snapshots.into_iter().find(|s| s.operating_system == os))
+    let Some(snapshot) = os.and_then(|os| snapshots.iter().find(|s| s.operating_system == os))
     else {
         return Ok((
             BaselineChoice::PredefinedForNode,
@@ -314,10 +312,18 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         Err(e) => tracing::warn!("{e}; treating the node as not yet operated on"),
     }
 
-    // The reboot option in force (zypper leaves reboot-needing patches out under NoReboot).
-    if !run.is_empty()
-        && let Ok(Some(patch_run)) = Api::<PatchRun>::all(client.clone()).get_opt(&run).await
-    {
+    // The run, read once: its baseline snapshot and the reboot option in force (zypper leaves
+    // reboot-needing patches out under NoReboot).
+    let patch_run = if run.is_empty() {
+        Ok(None)
+    } else {
+        Api::<PatchRun>::all(client.clone())
+            .get(&run)
+            .await
+            .map(Some)
+            .map_err(|e| format!("reading PatchRun {run}: {e}"))
+    };
+    if let Ok(Some(patch_run)) = &patch_run {
         request.reboot_option = patch_run
             .status
             .as_ref()
@@ -326,7 +332,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             .unwrap_or_default();
     }
     let os = detect_os(&root).ok().and_then(|d| d.operating_system);
-    let (baseline, baseline_note) = match baseline_for(&client, &run, os).await {
+    let chosen = patch_run.and_then(|patch_run| baseline_for(patch_run.as_ref(), os));
+    let (baseline, baseline_note) = match chosen {
         Ok(choice) => choice,
         Err(message) => {
             let status = setup_failure(

@@ -71,9 +71,14 @@ pub enum Disposition {
     Block(String),
 }
 
+/// `namespace/name` of a pod, as drain messages name it.
+fn pod_key(pod: &Pod) -> String {
+    format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any())
+}
+
 /// Decide what the drain does with `pod` (pure: no API calls).
 pub fn disposition(pod: &Pod, options: &DrainOptions) -> Disposition {
-    let name = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
+    let name = pod_key(pod);
     let owner = pod
         .owner_references()
         .iter()
@@ -143,7 +148,7 @@ pub async fn drain_step(
     let mut waiting = vec![];
     let mut refused = vec![];
     for pod in &on_node.items {
-        let name = format!("{}/{}", pod.namespace().unwrap_or_default(), pod.name_any());
+        let name = pod_key(pod);
         match disposition(pod, options) {
             Disposition::Ignore(_) => {}
             Disposition::Wait => waiting.push(name),

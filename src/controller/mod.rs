@@ -118,8 +118,9 @@ impl Context {
 
 /// Run the controller until SIGTERM/SIGINT.
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
-    let client = Client::try_default().await?;
-    let mut eviction_config = kube::Config::infer().await?;
+    let config = kube::Config::infer().await?;
+    let client = Client::try_from(config.clone())?;
+    let mut eviction_config = config;
     eviction_config.default_retry = false;
     let eviction_client = Client::try_from(eviction_config)?;
     // Fail fast, with a clear message, when the CRDs are not installed.

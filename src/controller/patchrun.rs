@@ -620,12 +620,8 @@ async fn start(run: &PatchRun, policy: &PatchPolicy, ctx: &Context) -> Result<Ac
     }
     let mut all_targets = initial_targets(targets);
     all_targets.extend(skipped);
-    let reboot_option = (run.spec.operation == Operation::Install).then(|| {
-        run.spec
-            .reboot_option
-            .or(policy.spec.install.as_ref().map(|i| i.reboot_option))
-            .unwrap_or_default()
-    });
+    let reboot_option =
+        (run.spec.operation == Operation::Install).then(|| reboot_option_of(run, policy));
     let mut status = PatchRunStatus {
         observed_generation: run.metadata.generation,
         phase: RunPhase::Running,
@@ -688,6 +684,14 @@ async fn start(run: &PatchRun, policy: &PatchPolicy, ctx: &Context) -> Result<Ac
     Ok(Action::requeue(Duration::from_millis(200)))
 }
 
+/// The reboot option in force for a run: its own, else its policy's install setting.
+fn reboot_option_of(run: &PatchRun, policy: &PatchPolicy) -> RebootOption {
+    run.spec
+        .reboot_option
+        .or(policy.spec.install.as_ref().map(|i| i.reboot_option))
+        .unwrap_or_default()
+}
+
 /// The window constraint of a run: only scheduled installs are bound to windows.
 async fn window_state(
     run: &PatchRun,
@@ -734,11 +738,7 @@ async fn step(
     ctx: &Context,
 ) -> Result<Action> {
     let now = Timestamp::now();
-    let reboot_option = run
-        .spec
-        .reboot_option
-        .or(policy.spec.install.as_ref().map(|i| i.reboot_option))
-        .unwrap_or_default();
+    let reboot_option = reboot_option_of(run, policy);
     let reboots =
         run.spec.operation == Operation::Install && reboot_option == RebootOption::RebootIfNeeded;
     let limits =
