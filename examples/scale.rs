@@ -190,32 +190,16 @@ async fn main() -> anyhow::Result<()> {
     // The controller, release build, admin credentials (RBAC is not what is measured here).
     let bin = support::repo_root().join("target/release/nodepatch");
     anyhow::ensure!(bin.exists(), "build it first: cargo build --release");
-    let port = support::free_port();
-    let log = std::fs::File::create(support::repo_root().join(".local/log/scale-controller.log"))?;
     let started = Instant::now();
-    let mut controller = support::die_with_parent(std::process::Command::new(&bin))
-        .args([
-            "controller",
-            "--metrics-addr",
-            &format!("127.0.0.1:{port}"),
-            "--agent-namespace",
-            "default",
-        ])
-        .env("KUBECONFIG", support::kubeconfig_path())
-        .env("RUST_LOG", "warn")
-        .stdout(log.try_clone()?)
-        .stderr(log)
-        .spawn()?;
-    let pid = controller.id();
-    let http = |path: &str| {
-        use std::io::{Read, Write};
-        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
-        write!(s, "GET {path} HTTP/1.0\r\n\r\n").ok()?;
-        let mut out = String::new();
-        s.read_to_string(&mut out).ok()?;
-        let ok = out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200");
-        ok.then_some(out)
-    };
+    let mut controller = support::ControllerProcess::spawn(
+        &bin,
+        "scale-controller",
+        &support::kubeconfig_path(),
+        &["--agent-namespace", "default"],
+        "warn",
+    );
+    let pid = controller.pid();
+    let http = |path: &str| controller.http_get(path);
     let metric = |text: &str, prefix: &str| -> f64 {
         text.lines()
             .filter(|l| l.starts_with(prefix))
@@ -350,8 +334,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     agents.abort();
-    let _ = controller.kill();
-    let _ = controller.wait();
+    controller.kill();
     // Clean up: the policy (its runs go with it) and the nodes (their reports go with them).
     let _ = Api::<PatchPolicy>::all(client.clone())
         .delete(policy_name, &DeleteParams::default())

@@ -78,6 +78,16 @@ fn observe(
         .collect()
 }
 
+/// A step of a run no window constrains (scans, manual runs): most tests.
+fn unconstrained(
+    run: &RunState,
+    limits: &RolloutLimits,
+    observed: &BTreeMap<String, NodeObservation>,
+    now: Timestamp,
+) -> RolloutPlan {
+    plan_rollout(run, limits, observed, WindowState::Unconstrained, now)
+}
+
 /// The durable state a reconciler would write back after `plan`.
 fn apply(plan: &RolloutPlan) -> RunState {
     RunState {
@@ -135,13 +145,7 @@ fn percent_rounds_down_with_at_least_one_node() {
 #[test]
 fn first_step_starts_max_concurrency_nodes_in_name_order() {
     let run = run_of(&[("c", None), ("a", None), ("b", None)]);
-    let plan = plan_rollout(
-        &run,
-        &limits(2, 0),
-        &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let plan = unconstrained(&run, &limits(2, 0), &observe(&run, &BTreeMap::new()), t0());
     assert_eq!(labelled(&plan), ["a", "b"]);
     assert_eq!(plan.phase, RunPhase::Running);
     assert_eq!(plan.current_wave, 1);
@@ -163,13 +167,7 @@ fn first_step_starts_max_concurrency_nodes_in_name_order() {
 #[test]
 fn finished_nodes_are_unlabelled_and_slots_refilled() {
     let run = run_of(&[("a", None), ("b", None), ("c", None)]);
-    let p1 = plan_rollout(
-        &run,
-        &limits(2, 0),
-        &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let p1 = unconstrained(&run, &limits(2, 0), &observe(&run, &BTreeMap::new()), t0());
     let run = apply(&p1);
     let progress = BTreeMap::from([(
         "a".to_string(),
@@ -177,13 +175,7 @@ fn finished_nodes_are_unlabelled_and_slots_refilled() {
             reboot_required: false,
         },
     )]);
-    let p2 = plan_rollout(
-        &run,
-        &limits(2, 0),
-        &observe(&run, &progress),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let p2 = unconstrained(&run, &limits(2, 0), &observe(&run, &progress), t0());
     assert!(p2.actions.contains(&RolloutAction::Unlabel("a".into())));
     assert_eq!(labelled(&p2), ["c"]);
     assert_eq!(p2.counts.succeeded, 1);
@@ -193,22 +185,10 @@ fn finished_nodes_are_unlabelled_and_slots_refilled() {
 #[test]
 fn max_errors_exceeded_halts_after_in_flight_nodes_finish() {
     let run = run_of(&[("a", None), ("b", None), ("c", None), ("d", None)]);
-    let p1 = plan_rollout(
-        &run,
-        &limits(2, 0),
-        &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let p1 = unconstrained(&run, &limits(2, 0), &observe(&run, &BTreeMap::new()), t0());
     let run = apply(&p1);
     let progress = BTreeMap::from([("a".to_string(), AgentProgress::Failed)]);
-    let p2 = plan_rollout(
-        &run,
-        &limits(2, 0),
-        &observe(&run, &progress),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let p2 = unconstrained(&run, &limits(2, 0), &observe(&run, &progress), t0());
     assert!(
         labelled(&p2).is_empty(),
         "no new node after the error budget is exceeded"
@@ -225,13 +205,7 @@ fn max_errors_exceeded_halts_after_in_flight_nodes_finish() {
             reboot_required: false,
         },
     )]);
-    let p3 = plan_rollout(
-        &run,
-        &limits(2, 0),
-        &observe(&run, &progress),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let p3 = unconstrained(&run, &limits(2, 0), &observe(&run, &progress), t0());
     assert_eq!(p3.phase, RunPhase::Halted);
     assert_eq!(p3.counts.pending, 2, "remaining nodes untouched");
     assert!(
@@ -249,13 +223,7 @@ fn max_errors_exceeded_halts_after_in_flight_nodes_finish() {
 #[test]
 fn failures_within_the_budget_still_succeed() {
     let run = run_of(&[("a", None), ("b", None)]);
-    let p1 = plan_rollout(
-        &run,
-        &limits(2, 1),
-        &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let p1 = unconstrained(&run, &limits(2, 1), &observe(&run, &BTreeMap::new()), t0());
     let run = apply(&p1);
     let progress = BTreeMap::from([
         ("a".to_string(), AgentProgress::Failed),
@@ -266,13 +234,7 @@ fn failures_within_the_budget_still_succeed() {
             },
         ),
     ]);
-    let p2 = plan_rollout(
-        &run,
-        &limits(2, 1),
-        &observe(&run, &progress),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let p2 = unconstrained(&run, &limits(2, 1), &observe(&run, &progress), t0());
     assert_eq!(p2.phase, RunPhase::Succeeded);
     assert_eq!(
         (
@@ -295,13 +257,7 @@ fn topology_goes_one_zone_at_a_time_smallest_first() {
     ]);
     let mut l = limits(5, 0);
     l.topology_key = Some("topology.kubernetes.io/zone".into());
-    let p1 = plan_rollout(
-        &run,
-        &l,
-        &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let p1 = unconstrained(&run, &l, &observe(&run, &BTreeMap::new()), t0());
     assert_eq!(
         labelled(&p1),
         ["b1", "b2"],
@@ -314,13 +270,7 @@ fn topology_goes_one_zone_at_a_time_smallest_first() {
             reboot_required: false,
         },
     )]);
-    let p2 = plan_rollout(
-        &run,
-        &l,
-        &observe(&run, &progress),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let p2 = unconstrained(&run, &l, &observe(&run, &progress), t0());
     assert!(
         labelled(&p2).is_empty(),
         "zone-a waits until zone-b is done"
@@ -332,13 +282,7 @@ fn topology_goes_one_zone_at_a_time_smallest_first() {
             reboot_required: false,
         },
     )]);
-    let p3 = plan_rollout(
-        &run,
-        &l,
-        &observe(&run, &progress),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let p3 = unconstrained(&run, &l, &observe(&run, &progress), t0());
     assert_eq!(labelled(&p3), ["a1", "a2", "a3"]);
 }
 
@@ -347,13 +291,7 @@ fn soak_time_separates_waves() {
     let run = run_of(&[("a", None), ("b", None)]);
     let mut l = limits(1, 0);
     l.soak_time = SignedDuration::from_mins(15);
-    let p1 = plan_rollout(
-        &run,
-        &l,
-        &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let p1 = unconstrained(&run, &l, &observe(&run, &BTreeMap::new()), t0());
     let run = apply(&p1);
     let done = BTreeMap::from([(
         "a".to_string(),
@@ -362,30 +300,22 @@ fn soak_time_separates_waves() {
         },
     )]);
     let t1 = t0() + SignedDuration::from_mins(5);
-    let p2 = plan_rollout(
-        &run,
-        &l,
-        &observe(&run, &done),
-        WindowState::Unconstrained,
-        t1,
-    );
+    let p2 = unconstrained(&run, &l, &observe(&run, &done), t1);
     assert!(labelled(&p2).is_empty(), "soaking");
     assert_eq!(p2.last_wave_completion, Some(t1));
     assert_eq!(p2.requeue_at, Some(t1 + SignedDuration::from_mins(15)));
     let run = apply(&p2);
-    let p3 = plan_rollout(
+    let p3 = unconstrained(
         &run,
         &l,
         &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
         t1 + SignedDuration::from_mins(14),
     );
     assert!(labelled(&p3).is_empty(), "still soaking");
-    let p4 = plan_rollout(
+    let p4 = unconstrained(
         &run,
         &l,
         &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
         t1 + SignedDuration::from_mins(15),
     );
     assert_eq!(labelled(&p4), ["b"]);
@@ -396,28 +326,20 @@ fn soak_time_separates_waves() {
 fn node_timeout_fails_the_node() {
     let run = run_of(&[("a", None)]);
     let l = limits(1, 0);
-    let p1 = plan_rollout(
-        &run,
-        &l,
-        &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let p1 = unconstrained(&run, &l, &observe(&run, &BTreeMap::new()), t0());
     let run = apply(&p1);
     let installing = BTreeMap::from([("a".to_string(), AgentProgress::Installing)]);
-    let p2 = plan_rollout(
+    let p2 = unconstrained(
         &run,
         &l,
         &observe(&run, &installing),
-        WindowState::Unconstrained,
         t0() + SignedDuration::from_mins(59),
     );
     assert_eq!(p2.counts.in_progress, 1);
-    let p3 = plan_rollout(
+    let p3 = unconstrained(
         &run,
         &l,
         &observe(&run, &installing),
-        WindowState::Unconstrained,
         t0() + SignedDuration::from_hours(1),
     );
     assert_eq!(p3.targets[0].state, TargetState::Failed);
@@ -534,17 +456,11 @@ fn closed_window_starts_nothing() {
 #[test]
 fn deleted_node_is_skipped() {
     let run = run_of(&[("a", None), ("b", None)]);
-    let p1 = plan_rollout(
-        &run,
-        &limits(1, 0),
-        &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let p1 = unconstrained(&run, &limits(1, 0), &observe(&run, &BTreeMap::new()), t0());
     let run = apply(&p1);
     let mut o = observe(&run, &BTreeMap::new());
     o.remove("a");
-    let p2 = plan_rollout(&run, &limits(1, 0), &o, WindowState::Unconstrained, t0());
+    let p2 = unconstrained(&run, &limits(1, 0), &o, t0());
     assert_eq!(p2.targets[0].reason.as_deref(), Some("NodeDeleted"));
     assert_eq!(labelled(&p2), ["b"], "the freed slot is reused");
 }
@@ -553,21 +469,9 @@ fn deleted_node_is_skipped() {
 fn restarted_planner_resumes_from_status_without_exceeding_concurrency() {
     // The same durable state planned twice (a controller restart between) starts nothing twice.
     let run = run_of(&[("a", None), ("b", None), ("c", None)]);
-    let p1 = plan_rollout(
-        &run,
-        &limits(1, 0),
-        &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let p1 = unconstrained(&run, &limits(1, 0), &observe(&run, &BTreeMap::new()), t0());
     let run = apply(&p1);
-    let again = plan_rollout(
-        &run,
-        &limits(1, 0),
-        &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let again = unconstrained(&run, &limits(1, 0), &observe(&run, &BTreeMap::new()), t0());
     assert!(labelled(&again).is_empty());
     assert_eq!(again.counts.in_progress, 1);
 }
@@ -577,17 +481,11 @@ fn in_flight_node_without_its_label_is_relabelled_not_duplicated() {
     // Crash between the status write (node InProgress) and the label: the next step labels it
     // again and starts no other node.
     let run = run_of(&[("a", None), ("b", None)]);
-    let p1 = plan_rollout(
-        &run,
-        &limits(1, 0),
-        &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let p1 = unconstrained(&run, &limits(1, 0), &observe(&run, &BTreeMap::new()), t0());
     let run = apply(&p1);
     let mut o = observe(&run, &BTreeMap::new());
     o.get_mut("a").expect("a").labelled = false;
-    let p2 = plan_rollout(&run, &limits(1, 0), &o, WindowState::Unconstrained, t0());
+    let p2 = unconstrained(&run, &limits(1, 0), &o, t0());
     assert_eq!(labelled(&p2), ["a"]);
     assert_eq!(p2.counts.in_progress, 1);
     assert_eq!(p2.current_wave, 1, "no new wave");
@@ -627,7 +525,7 @@ proptest! {
                     (name.clone(), p)
                 })
                 .collect();
-            let plan = plan_rollout(&run, &l, &observe(&run, &progress), WindowState::Unconstrained, now);
+            let plan = unconstrained(&run, &l, &observe(&run, &progress), now);
             prop_assert!(plan.counts.in_progress <= max_concurrency);
             for node in labelled(&plan) {
                 prop_assert!(labelled_once.insert(node.clone()), "{} labelled twice", node);
@@ -662,11 +560,10 @@ fn health(boot_id: &str, ready: bool, unschedulable: bool) -> NodeHealth {
 /// Node `a` alone in a run, installed and asking for a reboot, on boot `b1`.
 fn installed_needing_reboot(unschedulable: bool) -> (RunState, RolloutPlan) {
     let run = run_of(&[("a", None)]);
-    let started = plan_rollout(
+    let started = unconstrained(
         &run,
         &reboot_limits(),
         &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
         t0(),
     );
     let run = apply(&started);
@@ -678,11 +575,10 @@ fn installed_needing_reboot(unschedulable: bool) -> (RunState, RolloutPlan) {
     );
     o.health = health("b1", true, unschedulable);
     let now = t0() + SignedDuration::from_secs(60);
-    let plan = plan_rollout(
+    let plan = unconstrained(
         &run,
         &reboot_limits(),
         &BTreeMap::from([("a".to_string(), o)]),
-        WindowState::Unconstrained,
         now,
     );
     (run, plan)
@@ -711,26 +607,14 @@ fn reboot_sequence_cordons_drains_reboots_verifies_and_uncordons() {
     );
     o.health = health("b1", true, true);
     o.drain = DrainProgress::Pending("eviction refused for ns/web-1".into());
-    let plan = plan_rollout(
-        &run,
-        &reboot_limits(),
-        &one("a", o.clone()),
-        WindowState::Unconstrained,
-        t1,
-    );
+    let plan = unconstrained(&run, &reboot_limits(), &one("a", o.clone()), t1);
     assert_eq!(plan.targets[0].state, TargetState::Draining);
     assert!(plan.actions.is_empty(), "{:?}", plan.actions);
     assert_eq!(plan.requeue_at, Some(t1 + REBOOT_POLL));
 
     // Drained: Rebooting, remembering the boot to leave.
     o.drain = DrainProgress::Done;
-    let plan = plan_rollout(
-        &run,
-        &reboot_limits(),
-        &one("a", o.clone()),
-        WindowState::Unconstrained,
-        t1,
-    );
+    let plan = unconstrained(&run, &reboot_limits(), &one("a", o.clone()), t1);
     assert_eq!(plan.targets[0].state, TargetState::Rebooting);
     assert_eq!(plan.targets[0].boot_id.as_deref(), Some("b1"));
     let run = apply(&plan);
@@ -739,26 +623,14 @@ fn reboot_sequence_cordons_drains_reboots_verifies_and_uncordons() {
     o.drain = DrainProgress::NotAttempted;
     for h in [health("b1", true, true), health("b2", false, true)] {
         o.health = h;
-        let plan = plan_rollout(
-            &run,
-            &reboot_limits(),
-            &one("a", o.clone()),
-            WindowState::Unconstrained,
-            t1,
-        );
+        let plan = unconstrained(&run, &reboot_limits(), &one("a", o.clone()), t1);
         assert_eq!(plan.targets[0].state, TargetState::Rebooting);
     }
 
     // Back on b2 and Ready, the agent's pre-reboot report still shows b1: Verifying, cordoned.
     o.health = health("b2", true, true);
     o.report_boot_id = Some("b1".into());
-    let plan = plan_rollout(
-        &run,
-        &reboot_limits(),
-        &one("a", o.clone()),
-        WindowState::Unconstrained,
-        t1,
-    );
+    let plan = unconstrained(&run, &reboot_limits(), &one("a", o.clone()), t1);
     assert_eq!(plan.targets[0].state, TargetState::Verifying);
     assert!(plan.actions.is_empty(), "no uncordon before the scan");
     let run = apply(&plan);
@@ -768,13 +640,7 @@ fn reboot_sequence_cordons_drains_reboots_verifies_and_uncordons() {
     o.progress = AgentProgress::Succeeded {
         reboot_required: false,
     };
-    let plan = plan_rollout(
-        &run,
-        &reboot_limits(),
-        &one("a", o),
-        WindowState::Unconstrained,
-        t1,
-    );
+    let plan = unconstrained(&run, &reboot_limits(), &one("a", o), t1);
     assert_eq!(plan.targets[0].state, TargetState::Succeeded);
     assert!(!plan.targets[0].cordoned);
     assert_eq!(
@@ -797,11 +663,10 @@ fn a_node_cordoned_by_someone_else_is_drained_but_never_uncordoned() {
     let mut o = obs(AgentProgress::NotStarted, true);
     o.health = health("b1", true, true);
     o.drain = DrainProgress::Blocked("pod ns/bare is not managed".into());
-    let plan = plan_rollout(
+    let plan = unconstrained(
         &run,
         &reboot_limits(),
         &one("a", o),
-        WindowState::Unconstrained,
         t0() + SignedDuration::from_secs(61),
     );
     assert_eq!(plan.targets[0].state, TargetState::Failed);
@@ -819,11 +684,10 @@ fn a_node_cordoned_by_someone_else_is_drained_but_never_uncordoned() {
 #[test]
 fn no_reboot_needed_or_no_reboot_option_never_cordons() {
     let run = run_of(&[("a", None)]);
-    let run = apply(&plan_rollout(
+    let run = apply(&unconstrained(
         &run,
         &reboot_limits(),
         &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
         t0(),
     ));
     let done = obs(
@@ -832,13 +696,7 @@ fn no_reboot_needed_or_no_reboot_option_never_cordons() {
         },
         true,
     );
-    let plan = plan_rollout(
-        &run,
-        &reboot_limits(),
-        &one("a", done),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let plan = unconstrained(&run, &reboot_limits(), &one("a", done), t0());
     assert_eq!(plan.targets[0].state, TargetState::Succeeded);
     assert!(!plan.targets[0].cordoned);
     let needs = obs(
@@ -847,13 +705,7 @@ fn no_reboot_needed_or_no_reboot_option_never_cordons() {
         },
         true,
     );
-    let plan = plan_rollout(
-        &run,
-        &limits(1, 0),
-        &one("a", needs),
-        WindowState::Unconstrained,
-        t0(),
-    );
+    let plan = unconstrained(&run, &limits(1, 0), &one("a", needs), t0());
     assert_eq!(plan.targets[0].state, TargetState::SucceededRebootRequired);
     assert!(
         !plan
@@ -871,13 +723,7 @@ fn drain_timeout_fails_and_uncordons_and_counts_against_max_errors() {
     o.health = health("b1", true, true);
     o.drain = DrainProgress::Pending("eviction refused for ns/web-1: budget".into());
     let late = t0() + SignedDuration::from_secs(60) + SignedDuration::from_mins(5);
-    let plan = plan_rollout(
-        &run,
-        &reboot_limits(),
-        &one("a", o),
-        WindowState::Unconstrained,
-        late,
-    );
+    let plan = unconstrained(&run, &reboot_limits(), &one("a", o), late);
     let t = &plan.targets[0];
     assert_eq!(t.state, TargetState::Failed);
     assert_eq!(t.reason.as_deref(), Some("DrainTimeout"));
@@ -898,20 +744,18 @@ fn a_node_that_does_not_come_back_fails_and_stays_cordoned() {
     o.health = health("b1", true, true);
     o.drain = DrainProgress::Done;
     let t1 = t0() + SignedDuration::from_secs(61);
-    let run = apply(&plan_rollout(
+    let run = apply(&unconstrained(
         &run,
         &reboot_limits(),
         &one("a", o.clone()),
-        WindowState::Unconstrained,
         t1,
     ));
     o.drain = DrainProgress::NotAttempted;
     o.health = health("b2", false, true);
-    let plan = plan_rollout(
+    let plan = unconstrained(
         &run,
         &reboot_limits(),
         &one("a", o),
-        WindowState::Unconstrained,
         t1 + SignedDuration::from_hours(1),
     );
     let t = &plan.targets[0];
@@ -933,11 +777,10 @@ fn a_node_that_does_not_come_back_fails_and_stays_cordoned() {
 #[test]
 fn nodes_in_the_reboot_sequence_hold_their_slot() {
     let run = run_of(&[("a", None), ("b", None)]);
-    let run = apply(&plan_rollout(
+    let run = apply(&unconstrained(
         &run,
         &reboot_limits(),
         &observe(&run, &BTreeMap::new()),
-        WindowState::Unconstrained,
         t0(),
     ));
     // Still in flight: nothing else starts while a node is Draining, Rebooting or Verifying.
@@ -952,13 +795,7 @@ fn nodes_in_the_reboot_sequence_hold_their_slot() {
         let mut observed = observe(&r, &BTreeMap::new());
         observed.get_mut("a").expect("a").labelled = true;
         observed.get_mut("a").expect("a").health = health("b1", true, true);
-        let plan = plan_rollout(
-            &r,
-            &reboot_limits(),
-            &observed,
-            WindowState::Unconstrained,
-            t0(),
-        );
+        let plan = unconstrained(&r, &reboot_limits(), &observed, t0());
         assert_eq!(plan.targets[1].state, TargetState::Pending, "{state:?}");
         assert!(labelled(&plan).is_empty(), "{state:?}: {:?}", plan.actions);
     }
@@ -1007,7 +844,7 @@ proptest! {
                 };
                 (t.node.clone(), o)
             }).collect();
-            let plan = plan_rollout(&run, &l, &observed, WindowState::Unconstrained, now);
+            let plan = unconstrained(&run, &l, &observed, now);
             prop_assert!(plan.counts.in_progress <= max_concurrency);
             for a in &plan.actions {
                 match a {

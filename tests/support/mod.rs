@@ -249,17 +249,35 @@ impl ControllerProcess {
         kubeconfig: &Path,
         extra: &[&str],
     ) -> ControllerProcess {
+        Self::spawn(
+            &nodepatch_bin(),
+            name,
+            kubeconfig,
+            extra,
+            "info,nodepatch=debug",
+        )
+    }
+
+    /// Start `bin controller` (e.g. a release build) authenticated by `kubeconfig`, logging at
+    /// `rust_log` to `.local/log/<name>.log`.
+    pub fn spawn(
+        bin: &Path,
+        name: &str,
+        kubeconfig: &Path,
+        extra: &[&str],
+        rust_log: &str,
+    ) -> ControllerProcess {
         let metrics_port = free_port();
         let log_dir = repo_root().join(".local/log");
         std::fs::create_dir_all(&log_dir).expect("log dir");
         let log = std::fs::File::create(log_dir.join(format!("{name}.log"))).expect("log file");
-        let child = die_with_parent(Command::new(nodepatch_bin()))
+        let child = die_with_parent(Command::new(bin))
             .arg("controller")
             .arg("--metrics-addr")
             .arg(format!("127.0.0.1:{metrics_port}"))
             .args(extra)
             .env("KUBECONFIG", kubeconfig)
-            .env("RUST_LOG", "info,nodepatch=debug")
+            .env("RUST_LOG", rust_log)
             .stdout(log.try_clone().expect("log handle"))
             .stderr(log)
             .spawn()
@@ -279,6 +297,11 @@ impl ControllerProcess {
         stream.read_to_string(&mut out).ok()?;
         let ok = out.starts_with("HTTP/1.0 200") || out.starts_with("HTTP/1.1 200");
         ok.then_some(out)
+    }
+
+    /// Process ID.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
     }
 
     /// Kill the process (also done on drop).

@@ -145,7 +145,7 @@ impl PodRunner {
                     };
                     match launch(&client, &ns, &pod, &node, &root, &log_dir).await {
                         Ok((child, args)) => {
-                            c2.lock().expect("children").insert(name.clone(), child);
+                            started(&c2, &s2, &name, &node, child, args);
                             r2.lock().expect("running").insert(
                                 name.clone(),
                                 Running {
@@ -154,13 +154,6 @@ impl PodRunner {
                                     root: root.clone(),
                                 },
                             );
-                            s2.lock().expect("spans").push(AgentSpan {
-                                node,
-                                pod: name,
-                                args,
-                                started: Instant::now(),
-                                stopped: None,
-                            });
                         }
                         Err(e) => eprintln!("pod runner: starting agent for {name}: {e:#}"),
                     }
@@ -203,6 +196,28 @@ impl Drop for PodRunner {
             let _ = child.wait();
         }
     }
+}
+
+/// Record an agent process started for `pod` on `node`.
+fn started(
+    children: &Mutex<BTreeMap<String, Child>>,
+    spans: &Mutex<Vec<AgentSpan>>,
+    pod: &str,
+    node: &str,
+    child: Child,
+    args: Vec<String>,
+) {
+    children
+        .lock()
+        .expect("children")
+        .insert(pod.to_string(), child);
+    spans.lock().expect("spans").push(AgentSpan {
+        node: node.to_string(),
+        pod: pod.to_string(),
+        args,
+        started: Instant::now(),
+        stopped: None,
+    });
 }
 
 fn stop(children: &Mutex<BTreeMap<String, Child>>, spans: &Mutex<Vec<AgentSpan>>, pod: &str) {
@@ -420,17 +435,7 @@ async fn simulate_reboots(sim: RebootSimulation) {
             }
             match launch(&client, &namespace, &r.pod, &r.node, &r.root, &log_dir).await {
                 Ok((child, args)) => {
-                    children
-                        .lock()
-                        .expect("children")
-                        .insert(pod_name.clone(), child);
-                    spans.lock().expect("spans").push(AgentSpan {
-                        node: r.node.clone(),
-                        pod: pod_name,
-                        args,
-                        started: Instant::now(),
-                        stopped: None,
-                    });
+                    started(&children, &spans, &pod_name, &r.node, child, args);
                 }
                 Err(e) => eprintln!(
                     "pod runner: restarting agent on {} after reboot: {e:#}",
