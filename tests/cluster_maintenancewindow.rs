@@ -164,20 +164,27 @@ async fn window_opens_and_closes_on_time_invalid_one_is_reported_and_idle_contro
     // Events were recorded for the open and the close.
     let events: Api<k8s_openapi::api::events::v1::Event> =
         Api::namespaced(client.clone(), "default");
-    let reasons: Vec<String> = events
-        .list(&Default::default())
-        .await
-        .expect("list events")
-        .items
-        .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(soon.as_str()))
-        .filter_map(|e| e.reason)
-        .collect();
-    assert!(
-        reasons.contains(&"WindowOpened".to_string())
-            && reasons.contains(&"WindowClosed".to_string()),
-        "{reasons:?}"
-    );
+    // The Event follows the status write, so wait for it rather than reading once.
+    support::eventually_true(
+        Duration::from_secs(20),
+        "WindowOpened and WindowClosed Events",
+        || async {
+            let Ok(list) = events.list(&Default::default()).await else {
+                return false;
+            };
+            let reasons: Vec<String> = list
+                .items
+                .into_iter()
+                .filter(|e| {
+                    e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(soon.as_str())
+                })
+                .filter_map(|e| e.reason)
+                .collect();
+            reasons.iter().any(|r| r == "WindowOpened")
+                && reasons.iter().any(|r| r == "WindowClosed")
+        },
+    )
+    .await;
 
     // Nothing changes for the next 60 s: the controller writes nothing.
     tokio::time::sleep(Duration::from_secs(2)).await;

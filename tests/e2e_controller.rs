@@ -113,19 +113,18 @@ async fn controller_scans_patches_halts_resolves_conflicts_and_cleans_up() {
         pol.missing_by_severity
     );
     assert!(pol.last_scan_time.is_some());
-    assert!(
-        labelled_nodes(&client, &run_id).await.is_empty(),
-        "no node left labelled"
-    );
+    // The run's clean-up (unlabel, delete the DaemonSet) follows its Succeeded status.
+    support::eventually_true(Duration::from_secs(30), "no node left labelled", || async {
+        labelled_nodes(&client, &run_id).await.is_empty()
+    })
+    .await;
     let ds: Api<DaemonSet> = Api::namespaced(client.clone(), &env.namespace);
-    assert!(
+    support::eventually_true(Duration::from_secs(30), "run DaemonSet deleted", || async {
         ds.list(&ListParams::default())
             .await
-            .expect("list ds")
-            .items
-            .is_empty(),
-        "run DaemonSet deleted"
-    );
+            .is_ok_and(|l| l.items.is_empty())
+    })
+    .await;
     policies
         .delete(&scan_policy, &DeleteParams::default())
         .await
@@ -386,14 +385,16 @@ async fn controller_scans_patches_halts_resolves_conflicts_and_cleans_up() {
         },
     )
     .await;
-    assert!(
-        !ds.list(&ListParams::default())
-            .await
-            .expect("list ds")
-            .items
-            .is_empty(),
-        "run DaemonSet exists mid-run"
-    );
+    support::eventually_true(
+        Duration::from_secs(30),
+        "run DaemonSet exists mid-run",
+        || async {
+            ds.list(&ListParams::default())
+                .await
+                .is_ok_and(|l| !l.items.is_empty())
+        },
+    )
+    .await;
     policies
         .delete(&delete_policy, &DeleteParams::default())
         .await

@@ -95,6 +95,15 @@ fn sample(
     (watch, task)
 }
 
+/// Wait until `node`'s cordon is `cordoned`: the controller writes a target's state before it
+/// cordons or uncordons, so the effect is asserted with a deadline, not read once.
+async fn wait_cordon(client: &Client, node: &str, cordoned: bool, what: &str) {
+    support::eventually_true(Duration::from_secs(30), what, || async move {
+        unschedulable(client, node).await == cordoned
+    })
+    .await;
+}
+
 async fn unschedulable(client: &Client, node: &str) -> bool {
     Api::<Node>::all(client.clone())
         .get(node)
@@ -379,10 +388,7 @@ async fn drains_reboots_survives_crashes_and_elects_a_leader() {
         !w.ever_cordoned.contains(&clean),
         "a node without reboot need is never cordoned: {w:?}"
     );
-    assert!(
-        !unschedulable(&client, &needs).await,
-        "uncordoned after the reboot"
-    );
+    wait_cordon(&client, &needs, false, "uncordoned after the reboot").await;
     let reboots: Vec<_> = env
         .runner
         .reboots()
@@ -450,10 +456,7 @@ async fn drains_reboots_survives_crashes_and_elects_a_leader() {
         .await
         .expect("create patch-now run");
     wait_target(&client, &policy, &blocked, TargetState::Draining).await;
-    assert!(
-        unschedulable(&client, &blocked).await,
-        "cordoned while draining"
-    );
+    wait_cordon(&client, &blocked, true, "cordoned while draining").await;
     let run = wait_run(
         &client,
         &policy,
@@ -473,10 +476,13 @@ async fn drains_reboots_survives_crashes_and_elects_a_leader() {
         t.message.as_deref().is_some_and(|m| m.contains("db-")),
         "names the pod: {t:?}"
     );
-    assert!(
-        !unschedulable(&client, &blocked).await,
-        "uncordoned after the drain timeout"
-    );
+    wait_cordon(
+        &client,
+        &blocked,
+        false,
+        "uncordoned after the drain timeout",
+    )
+    .await;
     assert!(
         env.runner.reboots().iter().all(|r| r.node != blocked),
         "never rebooted"
@@ -527,11 +533,13 @@ async fn drains_reboots_survives_crashes_and_elects_a_leader() {
     controller = controllers.start(&[]);
     // Kill 2: mid-drain (the PDB holds the bare pod on nodes[1]).
     wait_target(&client, &policy, &nodes[1], TargetState::Draining).await;
+    // Kill once the cordon is in place (status is written first), mid-drain.
+    wait_cordon(&client, &nodes[1], true, "cordoned while draining").await;
     tokio::time::sleep(Duration::from_secs(1)).await;
     controller.kill();
     assert!(
         unschedulable(&client, &nodes[1]).await,
-        "cordoned while draining"
+        "still cordoned after the kill"
     );
     Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::namespaced(
         client.clone(),
@@ -572,7 +580,7 @@ async fn drains_reboots_survives_crashes_and_elects_a_leader() {
     let status = run.status.expect("status");
     assert_eq!(status.nodes.succeeded, 4, "{:?}", status.targets);
     for n in &nodes {
-        assert!(!unschedulable(&client, n).await, "{n} uncordoned");
+        wait_cordon(&client, n, false, &format!("{n} uncordoned")).await;
         assert_eq!(
             upgrades_in_dpkg_log(env.root_of(n).path(), "np-reboot"),
             1,

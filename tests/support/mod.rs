@@ -154,6 +154,23 @@ where
     }
 }
 
+/// Poll `check` every 200 ms until it returns `true`, or panic after `timeout` with `what`.
+///
+/// Every assertion on an *effect* of the controller (a cordon, an uncordon, a label) waits with
+/// this instead of reading once: the controller writes status before it acts, so the state a test
+/// waited for can be visible a moment before its effect is.
+pub async fn eventually_true<F, Fut>(timeout: Duration, what: &str, mut check: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    eventually(timeout, what, || {
+        let fut = check();
+        async move { fut.await.then_some(()) }
+    })
+    .await
+}
+
 /// A namespace created for one test; call `delete` at the end.
 pub struct TestNamespace {
     pub name: String,
