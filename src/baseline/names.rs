@@ -28,9 +28,9 @@
 //! Bugzilla ids. Names are case-sensitive.
 
 use crate::api::PackageFamily;
-use crate::baseline::fxhash::FxHashSet;
 use crate::baseline::version::rpm::Evr;
 use crate::baseline::wildcard::{has_wildcard, wildcard_match};
+use rustc_hash::FxHashSet;
 
 /// Longest entry accepted (the CRD's limit).
 pub const MAX_ENTRY_LEN: usize = 255;

@@ -142,7 +142,7 @@ pub enum WindowsError {
         path: String,
         /// The YAML failure.
         #[source]
-        source: serde_yaml::Error,
+        source: serde_saphyr::Error,
     },
     /// The manifest is of another kind.
     #[error("{path}: kind is {kind}, expected MaintenanceWindow")]
@@ -351,7 +351,7 @@ fn definition_from_manifest(
 ) -> Result<WindowDefinition, WindowsError> {
     let text = read_manifest(path)?;
     let manifest: Manifest =
-        serde_yaml::from_str(&text).map_err(|source| WindowsError::ParseManifest {
+        crate::cli::yaml::from_str(&text).map_err(|source| WindowsError::ParseManifest {
             path: path.display().to_string(),
             source,
         })?;
