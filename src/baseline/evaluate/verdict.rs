@@ -233,27 +233,8 @@ pub(super) fn judge(
         if !state.is_non_compliant() {
             continue;
         }
-        // The candidate that describes the patch: the approved one, or for a rejected
-        // installed version the candidate record of that version, if any.
-        let described = match state {
-            PatchState::InstalledRejected => group
-                .candidates
-                .iter()
-                .filter(|&i| newer(&candidates[i].version, &inst.version) == Ordering::Equal)
-                .max_by(|&i, &j| {
-                    tie_break(
-                        (&candidates[i], &assessments[i]),
-                        (&candidates[j], &assessments[j]),
-                    )
-                }),
-            _ => best,
-        };
-        let level = match state {
-            PatchState::InstalledRejected => ComplianceLevel::Unspecified,
-            _ => described
-                .and_then(|i| assessments[i].level())
-                .unwrap_or_default(),
-        };
+        let (described, level) =
+            describe_patch(family, candidates, assessments, group, inst, state, best);
         let security = described.is_some_and(|i| assessments[i].security);
         by_severity.add(level);
         if security {
@@ -287,6 +268,38 @@ pub(super) fn judge(
         status,
         candidates: verdicts,
     }
+}
+
+/// The candidate that describes a non-compliant patch (the approved one, or for a rejected
+/// installed version the candidate record of that version, if any) and the patch's level.
+fn describe_patch(
+    family: crate::api::PackageFamily,
+    candidates: &[Candidate],
+    assessments: &[Assessment<'_>],
+    group: &PackageGroup,
+    inst: &InstalledPackage,
+    state: PatchState,
+    best: Option<usize>,
+) -> (Option<usize>, ComplianceLevel) {
+    if state != PatchState::InstalledRejected {
+        let level = best
+            .and_then(|i| assessments[i].level())
+            .unwrap_or_default();
+        return (best, level);
+    }
+    let described = group
+        .candidates
+        .iter()
+        .filter(|&i| {
+            compare_versions(family, &candidates[i].version, &inst.version) == Ordering::Equal
+        })
+        .max_by(|&i, &j| {
+            tie_break(
+                (&candidates[i], &assessments[i]),
+                (&candidates[j], &assessments[j]),
+            )
+        });
+    (described, ComplianceLevel::Unspecified)
 }
 
 /// SSM's state of an installed package: `newer_approved` is the approved version newer than
