@@ -76,7 +76,7 @@ fn scan_prints_the_status_object_as_json_and_a_table() {
         .expect("yaml");
     assert!(yaml.status.success());
     let from_yaml: NodePatchReportStatus =
-        serde_yaml::from_slice(&yaml.stdout).expect("yaml status");
+        serde_saphyr::from_slice(&yaml.stdout).expect("yaml status");
     assert_eq!(from_yaml.counts, status.counts);
 
     let table = nodepatch()

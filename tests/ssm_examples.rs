@@ -727,7 +727,7 @@ fn load_baseline(source: &str) -> ResolvedBaseline {
         return ResolvedBaseline::resolve(p.name, &p.spec).expect("predefined baselines are valid");
     }
     let spec: PatchBaselineSpec =
-        serde_yaml::from_str(source).unwrap_or_else(|e| panic!("baseline YAML: {e}"));
+        serde_saphyr::from_str(source).unwrap_or_else(|e| panic!("baseline YAML: {e}"));
     ResolvedBaseline::resolve("example", &spec).unwrap_or_else(|e| panic!("baseline: {e}"))
 }
 
@@ -737,7 +737,7 @@ fn ssm_documented_examples() {
     let mut failures = Vec::new();
     for case in CASES {
         let baseline = load_baseline(case.baseline);
-        let input: EvaluationInput = serde_yaml::from_str(case.input)
+        let input: EvaluationInput = serde_saphyr::from_str(case.input)
             .unwrap_or_else(|e| panic!("{}: input YAML: {e}", case.name));
         let now: Timestamp = case
             .now

@@ -11,6 +11,7 @@ pub mod nodepatchreport;
 pub mod patchbaseline;
 pub mod patchpolicy;
 pub mod patchrun;
+pub mod yaml;
 
 pub use common::*;
 pub use maintenancewindow::*;
@@ -79,7 +80,7 @@ fn crd_document(crd: &CustomResourceDefinition) -> String {
     // Serialising a CRD we built ourselves cannot fail: it is plain data with string keys.
     format!(
         "---\n{}",
-        serde_yaml::to_string(crd).expect("CRD serialises to YAML")
+        yaml::to_yaml_string(crd).expect("CRD serialises to YAML")
     )
 }
 

@@ -13,7 +13,6 @@
 //! - [`compare_versions`] orders versions like dpkg, rpm or apk.
 
 pub mod evaluate;
-mod fxhash;
 pub mod hash;
 pub mod model;
 pub mod names;

@@ -292,7 +292,7 @@ installResult:
   failed: [{name: curl}]
   rebootRequired: true
 "#;
-        let input: EvaluationInput = serde_yaml::from_str(yaml).expect("parses");
+        let input: EvaluationInput = serde_saphyr::from_str(yaml).expect("parses");
         assert_eq!(input.operating_system, Some(OperatingSystem::Ubuntu));
         let c = &input.candidates[0];
         assert_eq!(
@@ -313,12 +313,12 @@ installResult:
 
     #[test]
     fn unknown_fields_and_bad_dates_are_rejected_with_their_name() {
-        let err = serde_yaml::from_str::<EvaluationInput>(
+        let err = serde_saphyr::from_str::<EvaluationInput>(
             "candidates: [{name: a, version: '1', severty: High}]",
         )
         .expect_err("typo");
         assert!(err.to_string().contains("severty"), "{err}");
-        let err = serde_yaml::from_str::<EvaluationInput>(
+        let err = serde_saphyr::from_str::<EvaluationInput>(
             "candidates: [{name: a, version: '1', releaseDate: yesterday}]",
         )
         .expect_err("date");
@@ -334,7 +334,7 @@ installResult:
                 && !Relation::GreaterOrEqual.accepts(Less)
         );
         assert!(Relation::Less.accepts(Less) && !Relation::Less.accepts(Equal));
-        let r: Relation = serde_yaml::from_str("'>'").expect("alias");
+        let r: Relation = serde_saphyr::from_str("'>'").expect("alias");
         assert_eq!(r, Relation::Greater);
     }
 }

@@ -100,17 +100,13 @@ pub fn load_baseline_arg(arg: &str) -> Result<ResolvedBaseline, BaselineArgError
         field,
         message,
     };
-    let mut documents = Vec::new();
-    for document in serde_yaml::Deserializer::from_str(&text) {
-        let value: serde_yaml::Value = serde_path_to_error::deserialize(document)
-            .map_err(|e| malformed(e.path().to_string(), e.inner().to_string()))?;
-        if !value.is_null() {
-            documents.push(value);
-        }
-    }
+    // Empty documents are skipped.
+    let mut documents: Vec<serde_json::Value> =
+        crate::cli::yaml::documents(&text).map_err(|e| malformed(".".into(), e.to_string()))?;
+    documents.retain(|v| !v.is_null());
     // The first document that is a PatchBaseline manifest, or the only document.
-    let kind_of = |v: &serde_yaml::Value| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned);
-    let is_manifest = |v: &serde_yaml::Value| v.get("spec").is_some() && v.get("kind").is_some();
+    let kind_of = |v: &serde_json::Value| v.get("kind").and_then(|k| k.as_str()).map(str::to_owned);
+    let is_manifest = |v: &serde_json::Value| v.get("spec").is_some() && v.get("kind").is_some();
     let chosen = match documents
         .iter()
         .position(|v| is_manifest(v) && kind_of(v).as_deref() == Some("PatchBaseline"))

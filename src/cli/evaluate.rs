@@ -158,9 +158,8 @@ pub fn render(args: &EvaluateArgs, now: Timestamp) -> Result<String, EvaluateCli
         OutputFormat::Json => serde_json::to_string_pretty(&evaluation)
             .map(|s| s + "\n")
             .map_err(|e| EvaluateCliError::Output(e.to_string())),
-        OutputFormat::Yaml => {
-            serde_yaml::to_string(&evaluation).map_err(|e| EvaluateCliError::Output(e.to_string()))
-        }
+        OutputFormat::Yaml => crate::api::yaml::to_yaml_string(&evaluation)
+            .map_err(|e| EvaluateCliError::Output(e.to_string())),
         OutputFormat::Table => Ok(table(&evaluation, now)),
     }
 }
@@ -180,10 +179,10 @@ fn read_text(path: &Path) -> Result<String, EvaluateCliError> {
     std::fs::read_to_string(path).map_err(read_error)
 }
 
-/// Deserialize a YAML (or JSON, a subset of YAML) document, reporting the path of a bad field.
+/// Deserialize a YAML (or JSON, a subset of YAML) document, reporting the path of a bad field
+/// and the message with its line and column.
 fn parse_document<T: DeserializeOwned>(text: &str) -> Result<T, (String, String)> {
-    serde_path_to_error::deserialize(serde_yaml::Deserializer::from_str(text))
-        .map_err(|e| (e.path().to_string(), e.inner().to_string()))
+    crate::cli::yaml::from_str_with_path(text)
 }
 
 /// The human-readable verdict.

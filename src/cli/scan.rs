@@ -96,7 +96,7 @@ pub fn run(args: &ScanArgs) -> ExitCode {
         ScanOutput::Json => serde_json::to_string_pretty(&status)
             .map(|s| s + "\n")
             .map_err(|e| e.to_string()),
-        ScanOutput::Yaml => serde_yaml::to_string(&status).map_err(|e| e.to_string()),
+        ScanOutput::Yaml => crate::api::yaml::to_yaml_string(&status).map_err(|e| e.to_string()),
         ScanOutput::Table => Ok(render_table(&status)),
     };
     match rendered {

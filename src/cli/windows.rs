@@ -140,9 +140,9 @@ pub enum WindowsError {
     ParseManifest {
         /// The file.
         path: String,
-        /// The YAML failure.
+        /// The YAML failure (boxed: the parser's error is large).
         #[source]
-        source: serde_yaml::Error,
+        source: Box<serde_saphyr::Error>,
     },
     /// The manifest is of another kind.
     #[error("{path}: kind is {kind}, expected MaintenanceWindow")]
@@ -351,9 +351,9 @@ fn definition_from_manifest(
 ) -> Result<WindowDefinition, WindowsError> {
     let text = read_manifest(path)?;
     let manifest: Manifest =
-        serde_yaml::from_str(&text).map_err(|source| WindowsError::ParseManifest {
+        crate::cli::yaml::from_str(&text).map_err(|source| WindowsError::ParseManifest {
             path: path.display().to_string(),
-            source,
+            source: Box::new(source),
         })?;
     if let Some(kind) = manifest.kind.filter(|kind| kind != "MaintenanceWindow") {
         return Err(WindowsError::WrongKind {

@@ -247,8 +247,8 @@ pub async fn setup(client: &Client, log_dir: &std::path::Path) -> (String, PathB
     }
     let text = std::fs::read_to_string(super::repo_root().join("config/rbac/rbac.yaml"))
         .expect("config/rbac/rbac.yaml");
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value: serde_json::Value = serde::Deserialize::deserialize(doc).expect("YAML");
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).expect("YAML");
+    for value in docs {
         super::apply_json(client, value).await;
     }
     let request: k8s_openapi::api::authentication::v1::TokenRequest =

@@ -357,8 +357,8 @@ pub async fn apiserver_write_count(client: &Client, resource: &str) -> f64 {
 pub fn config_rbac_object(kind: &str, name: &str) -> serde_json::Value {
     let text = std::fs::read_to_string(repo_root().join("config/rbac/rbac.yaml"))
         .expect("config/rbac/rbac.yaml");
-    for doc in serde_yaml::Deserializer::from_str(&text) {
-        let value: serde_json::Value = serde::Deserialize::deserialize(doc).expect("YAML document");
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).expect("YAML document");
+    for value in docs {
         if value["kind"] == kind && value["metadata"]["name"] == name {
             return value;
         }
