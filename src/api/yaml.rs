@@ -487,6 +487,69 @@ mod tests {
         );
     }
 
+    use proptest::prelude::*;
+
+    /// Strings that stress the quoting rules: YAML indicators, words that read back as other
+    /// types, line breaks, leading and trailing blanks, control and non-ASCII characters.
+    fn tricky_string() -> impl Strategy<Value = String> {
+        let piece = prop_oneof![
+            Just("true".to_owned()),
+            Just("null".to_owned()),
+            Just("~".to_owned()),
+            Just("1.5".to_owned()),
+            Just("0x1F".to_owned()),
+            Just("-".to_owned()),
+            Just("- ".to_owned()),
+            Just("---".to_owned()),
+            Just("...".to_owned()),
+            Just(": ".to_owned()),
+            Just(" #".to_owned()),
+            Just("'".to_owned()),
+            Just("\"".to_owned()),
+            Just("\n".to_owned()),
+            Just("\r\n".to_owned()),
+            Just("\t".to_owned()),
+            Just(" ".to_owned()),
+            Just("\u{7}".to_owned()),
+            Just("\u{85}".to_owned()),
+            Just("\u{2028}".to_owned()),
+            Just("é€".to_owned()),
+            Just("{[,]}".to_owned()),
+            Just("!&*%@`|>?".to_owned()),
+            "[a-zA-Z0-9]{0,6}",
+        ];
+        prop::collection::vec(piece, 0..5).prop_map(|v| v.concat())
+    }
+
+    fn value() -> impl Strategy<Value = serde_json::Value> {
+        use serde_json::Value;
+        let leaf = prop_oneof![
+            Just(Value::Null),
+            any::<bool>().prop_map(Value::Bool),
+            any::<i64>().prop_map(Value::from),
+            tricky_string().prop_map(Value::String),
+        ];
+        leaf.prop_recursive(4, 32, 5, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+                prop::collection::btree_map(tricky_string(), inner, 0..5)
+                    .prop_map(|m| Value::Object(m.into_iter().collect())),
+            ]
+        })
+    }
+
+    proptest! {
+        /// Whatever the writer prints, a YAML parser reads back as the same value: the quoting
+        /// rules never turn a string into another type or change its text.
+        #[test]
+        fn what_it_writes_reads_back_as_the_same_value(v in value()) {
+            let yaml = to_yaml_string(&v).expect("yaml");
+            let back: serde_json::Value = serde_saphyr::from_str(&yaml)
+                .map_err(|e| TestCaseError::fail(format!("{e}\n---\n{yaml}")))?;
+            prop_assert_eq!(back, v, "yaml:\n{}", yaml);
+        }
+    }
+
     #[test]
     fn sequences_sit_at_their_keys_indentation_and_multiline_text_is_literal() {
         let value = serde_json::json!({
