@@ -24,9 +24,9 @@ use std::time::Duration;
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::Timestamp;
 use nodepatch::agent::backend::apt::AptSnapshot;
+use nodepatch::agent::backend::contract::NodeAgent;
 use nodepatch::agent::host::HostRoot;
 use nodepatch::agent::host::exec::ChrootExecutor;
-use nodepatch::agent::backend::contract::NodeAgent;
 use nodepatch::agent::operation::{BaselineChoice, OperationRequest, run_operation};
 use nodepatch::api::Operation;
 

@@ -7,9 +7,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
+use nodepatch::agent::backend::contract::NodeAgent;
 use nodepatch::agent::host::command::{CommandOutput, HostCommand, HostExecutor};
 use nodepatch::agent::host::{HostError, HostRoot};
-use nodepatch::agent::backend::contract::NodeAgent;
 use nodepatch::agent::operation::{BaselineChoice, OperationRequest, run_operation};
 use nodepatch::api::{Compliance, NodePatchReportStatus, Operation, OperationPhase, PatchState};
 

@@ -11,11 +11,11 @@ use std::sync::Arc;
 use support::reports::message;
 
 use jiff::Timestamp;
+use nodepatch::agent::backend::contract::NodeAgent;
 use nodepatch::agent::host::HostRoot;
 use nodepatch::agent::host::command::CommandOutput;
 use nodepatch::agent::host::exec::ChrootExecutor;
 use nodepatch::agent::host::scripted::ScriptedExecutor;
-use nodepatch::agent::backend::contract::NodeAgent;
 use nodepatch::agent::operation::{BaselineChoice, OperationRequest, run_operation};
 use nodepatch::agent::state::{FIRST_SEEN_PATH, FirstSeen, LastOperation};
 use nodepatch::api::{

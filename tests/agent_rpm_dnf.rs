@@ -12,9 +12,9 @@ use std::sync::Arc;
 use support::reports::{message, patch};
 
 use jiff::Timestamp;
+use nodepatch::agent::backend::contract::NodeAgent;
 use nodepatch::agent::host::HostRoot;
 use nodepatch::agent::host::exec::InstallrootExecutor;
-use nodepatch::agent::backend::contract::NodeAgent;
 use nodepatch::agent::operation::{BaselineChoice, OperationRequest, run_operation};
 use nodepatch::api::{Compliance, NodePatchReportStatus, Operation, OperationPhase, PatchState};
 use support::rpmroots::{DNF_TOOLS, NOW, RpmRoot, require_tools};

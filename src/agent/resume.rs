@@ -110,7 +110,10 @@ mod tests {
 
     #[test]
     fn a_fresh_install_runs_as_asked() {
-        assert_eq!(resume(Operation::Install, "r1", None, None), Resume::AsAsked);
+        assert_eq!(
+            resume(Operation::Install, "r1", None, None),
+            Resume::AsAsked
+        );
         let other_run = last("r0", Operation::Install, true, &[]);
         assert_eq!(
             resume(Operation::Install, "r1", Some(&other_run), None),

@@ -187,8 +187,7 @@ pub type SecFixes = HashMap<String, Vec<(String, Vec<String>)>>;
 /// Parse one secdb JSON document (`main.json`, `community.json`) into `fixes`. CVE entries may
 /// carry alias ids after a space (`CVE-2024-1 XSA-1`); only the first word is kept.
 pub fn parse_secdb(json: &[u8], fixes: &mut SecFixes) -> Result<(), BackendError> {
-    let db: SecDb = serde_json::from_slice(json)
-        .map_err(BackendError::ApkSecdbMalformed)?;
+    let db: SecDb = serde_json::from_slice(json).map_err(BackendError::ApkSecdbMalformed)?;
     for entry in db.packages {
         let list = fixes.entry(entry.pkg.name).or_default();
         for (version, ids) in entry.pkg.secfixes {
@@ -206,8 +205,7 @@ pub fn parse_secdb(json: &[u8], fixes: &mut SecFixes) -> Result<(), BackendError
 /// Read every `*.json` under [`SECDB_DIR`]; `None` when there is none.
 pub fn read_secdb(root: &HostRoot) -> Result<Option<SecFixes>, BackendError> {
     let files: Vec<String> = root
-        .list_dir(SECDB_DIR)
-        ?
+        .list_dir(SECDB_DIR)?
         .into_iter()
         .filter(|f| f.ends_with(".json"))
         .collect();
@@ -216,9 +214,7 @@ pub fn read_secdb(root: &HostRoot) -> Result<Option<SecFixes>, BackendError> {
     }
     let mut fixes = SecFixes::new();
     for file in files {
-        let bytes = root
-            .read(format!("{SECDB_DIR}/{file}"))
-            ?;
+        let bytes = root.read(format!("{SECDB_DIR}/{file}"))?;
         parse_secdb(&bytes, &mut fixes)?;
     }
     Ok(Some(fixes))

@@ -209,7 +209,10 @@ mod tests {
 
     #[test]
     fn apt_dialect_falls_back_to_the_tail_when_no_line_says_why() {
-        let out = failed("Setting up np-x (1.0-2) ...\n", "E: Sub-process returned an error\n");
+        let out = failed(
+            "Setting up np-x (1.0-2) ...\n",
+            "E: Sub-process returned an error\n",
+        );
         assert_eq!(
             reason_for("np-x", &out, OutputDialect::Apt),
             "E: Sub-process returned an error"
@@ -250,6 +253,9 @@ mod tests {
             reason_for("np-fail", &output, OutputDialect::Rpm),
             "Problem: cannot install the best update candidate for package np-fail-1.0-1.noarch; - nothing provides np-nonexistent needed by np-fail-1.1-1.noarch"
         );
-        assert_eq!(reason_for("np-other", &output, OutputDialect::Rpm), output.tail(3));
+        assert_eq!(
+            reason_for("np-other", &output, OutputDialect::Rpm),
+            output.tail(3)
+        );
     }
 }

@@ -283,10 +283,8 @@ pub fn read_raw_updateinfo(
         };
         let path = format!("{repodata}/{file}");
         let bytes = root.read(&path)?;
-        let xml = updateinfo::decompress(&path, &bytes)
-            ?;
-        let advisories = updateinfo::parse(&path, &xml)
-            ?;
+        let xml = updateinfo::decompress(&path, &bytes)?;
+        let advisories = updateinfo::parse(&path, &xml)?;
         out.insert(alias.to_string(), advisories);
     }
     Ok(out)
@@ -514,11 +512,17 @@ pub fn install(
                 let mut single = patch_of(i);
                 single.push(arguments[i].clone());
                 let output = run_install(agent, &single, &mut report)?;
-                reasons.insert(i, reason_for(&request.targets[i].name, &output, OutputDialect::Rpm));
+                reasons.insert(
+                    i,
+                    reason_for(&request.targets[i].name, &output, OutputDialect::Rpm),
+                );
             }
         } else {
             for i in not_done {
-                reasons.insert(i, reason_for(&request.targets[i].name, &output, OutputDialect::Rpm));
+                reasons.insert(
+                    i,
+                    reason_for(&request.targets[i].name, &output, OutputDialect::Rpm),
+                );
             }
         }
     }

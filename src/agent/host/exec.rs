@@ -5,8 +5,8 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use super::HostRoot;
 use super::HostError;
+use super::HostRoot;
 use super::command::{CommandOutput, HostCommand, HostExecutor, run_argv};
 use crate::agent::os_release::OsRelease;
 

@@ -393,6 +393,5 @@ fn normal_components(path: &Path) -> impl Iterator<Item = OsString> + '_ {
     })
 }
 
-
 #[cfg(test)]
 mod tests;

@@ -120,8 +120,8 @@ fn command_runs_with_our_environment_only() {
 
 #[test]
 fn command_timeout_kills_the_process_group() {
-    let command = HostCommand::new(["sh", "-c", "sleep 30 & sleep 30"])
-        .timeout(Duration::from_millis(200));
+    let command =
+        HostCommand::new(["sh", "-c", "sleep 30 & sleep 30"]).timeout(Duration::from_millis(200));
     let out = run_argv(&command.argv, &command).expect("run");
     assert!(out.timed_out);
     assert!(!out.success());

@@ -311,13 +311,15 @@ pub fn repair_interrupted_dpkg(
     }
     let repair_command = commands.repair_command();
     let repair = executor.run(&repair_command)?;
-    Ok(match require_success(&repair_command, repair, CommandStep::Apt) {
-        Ok(_) => RepairOutcome::Repaired { audit: report },
-        Err(e) => RepairOutcome::Failed {
-            audit: report,
-            error: e.to_string(),
+    Ok(
+        match require_success(&repair_command, repair, CommandStep::Apt) {
+            Ok(_) => RepairOutcome::Repaired { audit: report },
+            Err(e) => RepairOutcome::Failed {
+                audit: report,
+                error: e.to_string(),
+            },
         },
-    })
+    )
 }
 
 /// Package names (arch qualifiers removed) that apt or dpkg name as failing in `text`.
@@ -543,7 +545,10 @@ fn install_with_retries(
                     .unwrap_or_default();
                 (
                     t.clone(),
-                    format!("{state}{}", reason_for(&t.name, &output, OutputDialect::Apt)),
+                    format!(
+                        "{state}{}",
+                        reason_for(&t.name, &output, OutputDialect::Apt)
+                    ),
                 )
             })
             .collect();

@@ -19,10 +19,10 @@ use crate::agent::backend::contract::{
 use crate::agent::host::HostRoot;
 use crate::agent::os::DetectedOs;
 use crate::agent::state::{FirstSeen, version_key};
-use install::AptCommands;
 use crate::baseline::model::{Candidate, Dependency, InstalledPackage, Relation};
 use crate::baseline::version::deb::compare as compare_deb;
 use dpkg::{DpkgDatabase, DpkgError, DpkgPackage};
+use install::AptCommands;
 use lists::{AptLists, AptUpgrade, AvailableByPackage, AvailableVersion, ListsError, ReleaseInfo};
 
 /// Errors of the apt backend's reads.

@@ -136,17 +136,13 @@ pub fn repo_of_cache_dir(dir: &str) -> Option<&str> {
 pub fn updateinfo_files(root: &HostRoot) -> Result<Vec<(String, String)>, BackendError> {
     let mut newest: HashMap<String, (std::time::SystemTime, String)> = HashMap::new();
     for cache in CACHE_DIRS {
-        let entries = root
-            .list_dir(cache)
-            ?;
+        let entries = root.list_dir(cache)?;
         for dir in entries {
             let Some(repo) = repo_of_cache_dir(&dir) else {
                 continue;
             };
             let repodata = format!("{cache}/{dir}/repodata");
-            let files = root
-                .list_dir(&repodata)
-                ?;
+            let files = root.list_dir(&repodata)?;
             let Some(file) = files.iter().find(|f| f.contains("updateinfo.xml")) else {
                 continue;
             };
@@ -177,13 +173,9 @@ pub fn updateinfo_files(root: &HostRoot) -> Result<Vec<(String, String)>, Backen
 pub fn read_advisories(root: &HostRoot) -> Result<Vec<RepoAdvisories>, BackendError> {
     let mut out = Vec::new();
     for (repo, path) in updateinfo_files(root)? {
-        let bytes = root
-            .read(&path)
-            ?;
-        let xml = updateinfo::decompress(&path, &bytes)
-            ?;
-        let advisories = updateinfo::parse(&path, &xml)
-            ?;
+        let bytes = root.read(&path)?;
+        let xml = updateinfo::decompress(&path, &bytes)?;
+        let advisories = updateinfo::parse(&path, &xml)?;
         out.push(RepoAdvisories { repo, advisories });
     }
     Ok(out)
@@ -326,7 +318,10 @@ pub fn install(
             reasons.insert(i, reason);
         }
         if !output.success() && not_done.is_empty() {
-            tracing::warn!("{}", command_failed(&command, &output, CommandStep::DnfInstall));
+            tracing::warn!(
+                "{}",
+                command_failed(&command, &output, CommandStep::DnfInstall)
+            );
         }
         Ok((not_done, output.success() || output.timed_out))
     };

@@ -21,8 +21,8 @@ use crate::agent::host::command::{HostCommand, HostExecutor};
 use crate::agent::state::{FirstSeen, version_key};
 use crate::baseline::model::{Candidate, InstalledPackage};
 use crate::baseline::version::rpm::{Evr, compare_evr};
-pub use updateinfo::evr_string;
 use updateinfo::Advisory;
+pub use updateinfo::evr_string;
 
 /// The `rpm -qa` query format: one tab-separated line per installed package.
 pub const RPM_QUERY_FORMAT: &str =

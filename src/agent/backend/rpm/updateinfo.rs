@@ -184,7 +184,11 @@ pub fn attribute(element: &BytesStart<'_>, name: &str) -> Option<String> {
         .attributes()
         .flatten()
         .find(|a| a.key.local_name().as_ref() == name)
-        .and_then(|a| quick_xml::escape::unescape(&a.value).ok().map(|v| v.into_owned()))
+        .and_then(|a| {
+            quick_xml::escape::unescape(&a.value)
+                .ok()
+                .map(|v| v.into_owned())
+        })
 }
 
 /// Append the still-escaped text of a text or entity-reference event to `raw`. quick-xml
