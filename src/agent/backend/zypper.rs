@@ -623,6 +623,15 @@ mod tests {
         )
         .expect_err("error message");
         assert!(err.to_string().contains("is invalid"), "{err}");
+        let err = parse_list_patches(
+            "<stream><message type=\"error\">Repository &apos;np&apos; is invalid.</message><message type=\"error\">No &lt;repodata&gt;</message></stream>",
+        )
+        .expect_err("error messages");
+        assert_eq!(
+            err.to_string(),
+            "zypper list-patches: Repository 'np' is invalid.; No <repodata>"
+        );
+        assert_eq!(err.category(), "ZypperListPatchesFailed");
         assert!(parse_list_patches("<stream></stream>").is_err());
         assert!(parse_list_patches("<stream><update-status>").is_err());
     }

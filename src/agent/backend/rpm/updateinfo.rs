@@ -455,6 +455,37 @@ mod tests {
     }
 
     #[test]
+    fn escaped_text_and_attributes_are_read_whole() {
+        // quick-xml reports `&amp;` in text as an event of its own: the title must still be
+        // one string, unescaped once, and whitespace around the text trimmed.
+        let xml = br#"<updates><update type="security">
+            <id> RHSA-2024:7 </id>
+            <title>
+              Important: glibc security &amp; bug fix &#8211; update
+            </title>
+            <severity>Important</severity>
+            <pkglist><collection>
+              <package name="np&amp;x" epoch="0" version="1" release="2" arch="noarch"/>
+            </collection></pkglist>
+        </update></updates>"#;
+        let advisories = parse("x", xml).expect("parses");
+        assert_eq!(advisories.len(), 1);
+        assert_eq!(advisories[0].id, "RHSA-2024:7");
+        assert_eq!(
+            advisories[0].title,
+            "Important: glibc security & bug fix \u{2013} update"
+        );
+        assert_eq!(advisories[0].packages[0].name, "np&x");
+        assert!(matches!(
+            parse(
+                "bad",
+                b"<updates><update><id>a&nosuch;</id></update></updates>"
+            ),
+            Err(UpdateInfoError::Xml { .. })
+        ));
+    }
+
+    #[test]
     fn dates_and_compression() {
         assert_eq!(parse_date("0"), None);
         assert_eq!(
