@@ -23,9 +23,11 @@ use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use jiff::Timestamp;
-use nodepatch::agent::apt::AptSnapshot;
-use nodepatch::agent::host::{ChrootExecutor, HostRoot};
-use nodepatch::agent::operation::{BaselineChoice, NodeAgent, OperationRequest, run_operation};
+use nodepatch::agent::backend::apt::AptSnapshot;
+use nodepatch::agent::backend::contract::NodeAgent;
+use nodepatch::agent::host::HostRoot;
+use nodepatch::agent::host::exec::ChrootExecutor;
+use nodepatch::agent::operation::{BaselineChoice, OperationRequest, run_operation};
 use nodepatch::api::Operation;
 
 const INSTALLED: usize = 1_000;
@@ -287,7 +289,7 @@ fn agent_upgrades(root: &Path) -> BTreeSet<(String, String, String)> {
 
 /// One timed pass through the phases of the in-process scan, printed, to show where time goes.
 fn phase_times(label: &str, host: &HostRoot) {
-    use nodepatch::agent::apt::{dpkg, lists};
+    use nodepatch::agent::backend::apt::{dpkg, lists};
     let t = std::time::Instant::now();
     let db = dpkg::load_database(host).expect("dpkg");
     let t_dpkg = t.elapsed();
@@ -349,7 +351,6 @@ fn bench_root(c: &mut Criterion, label: &str, root: &Path, with_apt: bool) {
     let agent = NodeAgent {
         root: host.clone(),
         executor: Arc::new(ChrootExecutor::new(root)),
-        apt: Default::default(),
     };
     let mut request = OperationRequest::new(Operation::Scan, "");
     request.refresh = false;

@@ -7,8 +7,10 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
 use jiff::Timestamp;
-use nodepatch::agent::host::{CommandOutput, HostCommand, HostError, HostExecutor, HostRoot};
-use nodepatch::agent::operation::{BaselineChoice, NodeAgent, OperationRequest, run_operation};
+use nodepatch::agent::backend::contract::NodeAgent;
+use nodepatch::agent::host::command::{CommandOutput, HostCommand, HostExecutor};
+use nodepatch::agent::host::{HostError, HostRoot};
+use nodepatch::agent::operation::{BaselineChoice, OperationRequest, run_operation};
 use nodepatch::api::{Compliance, NodePatchReportStatus, Operation, OperationPhase, PatchState};
 
 fn fixture(name: &str) -> PathBuf {
@@ -67,7 +69,7 @@ impl HostExecutor for FakeApk {
                         continue;
                     };
                     let (name, old) =
-                        nodepatch::agent::apk::split_name_version(pkgver).expect("split");
+                        nodepatch::agent::backend::apk::split_name_version(pkgver).expect("split");
                     if names.contains(&name) {
                         db = db.replace(
                             &format!("P:{name}\nV:{old}\n"),
@@ -98,7 +100,6 @@ fn operate(root: &Path, operation: Operation) -> (NodePatchReportStatus, Vec<Vec
     let agent = NodeAgent {
         root: HostRoot::new(root),
         executor: fake.clone(),
-        apt: Default::default(),
     };
     let now: Timestamp = "2024-09-01T00:00:00Z".parse().expect("now");
     let status = run_operation(

@@ -9,7 +9,7 @@ mod support;
 use std::collections::BTreeSet;
 use std::path::Path;
 
-use nodepatch::agent::apt::AptSnapshot;
+use nodepatch::agent::backend::apt::AptSnapshot;
 use nodepatch::agent::host::HostRoot;
 use support::roots::{DebianRoot, InstLine, run};
 

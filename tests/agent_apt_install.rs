@@ -11,8 +11,12 @@ use std::sync::Arc;
 use support::reports::message;
 
 use jiff::Timestamp;
-use nodepatch::agent::host::{ChrootExecutor, CommandOutput, HostRoot, ScriptedExecutor};
-use nodepatch::agent::operation::{BaselineChoice, NodeAgent, OperationRequest, run_operation};
+use nodepatch::agent::backend::contract::NodeAgent;
+use nodepatch::agent::host::HostRoot;
+use nodepatch::agent::host::command::CommandOutput;
+use nodepatch::agent::host::exec::ChrootExecutor;
+use nodepatch::agent::host::scripted::ScriptedExecutor;
+use nodepatch::agent::operation::{BaselineChoice, OperationRequest, run_operation};
 use nodepatch::agent::state::{FIRST_SEEN_PATH, FirstSeen, LastOperation};
 use nodepatch::api::{
     ApprovalRule, Compliance, ComplianceLevel, NodePatchReportStatus, OperatingSystem, Operation,
@@ -50,7 +54,6 @@ fn agent(root: &DebianRoot) -> NodeAgent {
     NodeAgent {
         root: HostRoot::new(root.path()),
         executor: Arc::new(ChrootExecutor::new(root.path())),
-        apt: Default::default(),
     }
 }
 
@@ -474,7 +477,6 @@ fn missing_or_corrupt_dpkg_status_is_a_failed_report_not_a_panic() {
     let agent = NodeAgent {
         root: HostRoot::new(dir.path()),
         executor: Arc::new(scripted.clone()),
-        apt: Default::default(),
     };
     let mut request = OperationRequest::new(Operation::Scan, "");
     request.refresh = false;
@@ -557,7 +559,6 @@ fn failed_refresh_is_reported_and_the_scan_uses_the_existing_lists() {
     let agent = NodeAgent {
         root: HostRoot::new(root.path()),
         executor: Arc::new(scripted),
-        apt: Default::default(),
     };
     let status = run_operation(
         &agent,
@@ -596,7 +597,6 @@ fn immutable_os_is_not_applicable() {
     let agent = NodeAgent {
         root: HostRoot::new(dir.path()),
         executor: Arc::new(scripted.clone()),
-        apt: Default::default(),
     };
     let status = run_operation(
         &agent,

@@ -12,8 +12,10 @@ use std::sync::Arc;
 use support::reports::{message, patch};
 
 use jiff::Timestamp;
-use nodepatch::agent::host::{HostRoot, InstallrootExecutor};
-use nodepatch::agent::operation::{BaselineChoice, NodeAgent, OperationRequest, run_operation};
+use nodepatch::agent::backend::contract::NodeAgent;
+use nodepatch::agent::host::HostRoot;
+use nodepatch::agent::host::exec::InstallrootExecutor;
+use nodepatch::agent::operation::{BaselineChoice, OperationRequest, run_operation};
 use nodepatch::api::{Compliance, NodePatchReportStatus, Operation, OperationPhase, PatchState};
 use support::rpmroots::{DNF_TOOLS, NOW, RpmRoot, require_tools};
 
@@ -21,7 +23,6 @@ fn agent(root: &RpmRoot) -> NodeAgent {
     NodeAgent {
         root: HostRoot::new(root.path()),
         executor: Arc::new(InstallrootExecutor::new(root.path())),
-        apt: Default::default(),
     }
 }
 
@@ -207,7 +208,6 @@ fn a_root_without_an_rpm_database_is_a_failed_scan_not_a_compliant_node() {
     let agent = NodeAgent {
         root: HostRoot::new(dir.path()),
         executor: Arc::new(InstallrootExecutor::new(dir.path())),
-        apt: Default::default(),
     };
     let request = OperationRequest {
         refresh: false,

@@ -11,8 +11,10 @@ use std::sync::Arc;
 use support::reports::{changes, message, patch};
 
 use jiff::Timestamp;
-use nodepatch::agent::host::{HostRoot, InstallrootExecutor};
-use nodepatch::agent::operation::{BaselineChoice, NodeAgent, OperationRequest, run_operation};
+use nodepatch::agent::backend::contract::NodeAgent;
+use nodepatch::agent::host::HostRoot;
+use nodepatch::agent::host::exec::InstallrootExecutor;
+use nodepatch::agent::operation::{BaselineChoice, OperationRequest, run_operation};
 use nodepatch::api::{
     Compliance, NodePatchReportStatus, Operation, OperationPhase, PatchState, RebootOption,
 };
@@ -22,7 +24,6 @@ fn operate(root: &RpmRoot, operation: Operation, reboot: RebootOption) -> NodePa
     let agent = NodeAgent {
         root: HostRoot::new(root.path()),
         executor: Arc::new(InstallrootExecutor::new(root.path())),
-        apt: Default::default(),
     };
     let now: Timestamp = NOW.parse().expect("now");
     let mut request = OperationRequest::new(operation, "test-run");

@@ -6,12 +6,12 @@
 use std::collections::HashMap;
 
 use libfuzzer_sys::fuzz_target;
-use nodepatch::agent::apt::deb822::{leading_field, paragraphs};
-use nodepatch::agent::apt::lists::{
+use nodepatch::agent::backend::apt::deb822::{leading_field, paragraphs};
+use nodepatch::agent::backend::apt::lists::{
     AvailableByPackage, PackagesIndex, candidate_version, collect_from_packages_text,
     parse_release, strip_clearsign,
 };
-use nodepatch::agent::apt::parse_dependencies;
+use nodepatch::agent::backend::apt::parse_dependencies;
 use nodepatch::baseline::version::deb::compare;
 
 fuzz_target!(|data: &[u8]| {

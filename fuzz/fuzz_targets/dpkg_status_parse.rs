@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nodepatch::agent::apt::dpkg::{merge_database, parse_status};
+use nodepatch::agent::backend::apt::dpkg::{merge_database, parse_status};
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

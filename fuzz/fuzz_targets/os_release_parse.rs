@@ -3,7 +3,8 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use nodepatch::agent::os::{OsRelease, classify};
+use nodepatch::agent::os::classify;
+use nodepatch::agent::os_release::OsRelease;
 
 fuzz_target!(|data: &[u8]| {
     let text = String::from_utf8_lossy(data);

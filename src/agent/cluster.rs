@@ -17,11 +17,15 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 
-use super::apt::install::AptCommands;
-use super::backend::Backend;
-use super::host::{HostCommand, HostExec, HostExecutor, HostRoot};
-use super::operation::{BaselineChoice, NodeAgent, OperationRequest, bound_message, run_operation};
+use super::backend::apt::install::AptCommands;
+use super::backend::contract::NodeAgent;
+use super::backend::{Backend, BackendSettings};
+use super::host::HostRoot;
+use super::host::command::{HostCommand, HostExecutor};
+use super::host::exec::HostExec;
+use super::operation::{BaselineChoice, OperationRequest, bound_message, run_operation};
 use super::os::{boot_id, detect_os};
+use super::resume::{Resume, interrupted_install, resume};
 use super::state::{INSTALL_STARTED_PATH, LastOperation, REBOOT_REQUESTED_PATH, RunMarker};
 use crate::api::conditions::{ConditionStatus, READY, new_condition, set_condition};
 use crate::api::{
@@ -221,6 +225,14 @@ fn setup_failure(
     status
 }
 
+/// The node's last finished operation; `None` when there is none or it is unreadable.
+fn load_last_operation(root: &HostRoot) -> Option<LastOperation> {
+    LastOperation::load(root).unwrap_or_else(|e| {
+        tracing::warn!("{e}; treating the node as not yet operated on");
+        None
+    })
+}
+
 /// `nodepatch agent`.
 pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     anyhow::ensure!(
@@ -259,57 +271,61 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         }
     };
     let executor = args.host_exec.executor(root.path());
+    let backends = BackendSettings {
+        apt: AptCommands {
+            lock_timeout_secs: args.lock_timeout,
+            ..AptCommands::default()
+        },
+    };
 
-    // An install of this run that started and never finished: the previous agent died in the
-    // middle (pod deleted, OOM, node crash). Repair the package database and report the run
-    // Failed for this node instead of installing again.
+    // What the node remembers of earlier agents decides whether the operation runs as asked
+    // (see resume.rs): an install is never repeated.
+    let requested = Operation::from(args.operation);
+    let install_run = requested == Operation::Install && !run.is_empty();
+    let install_started = if install_run {
+        RunMarker::load(&root, INSTALL_STARTED_PATH).unwrap_or_else(|e| {
+            tracing::warn!("{e}; ignoring the install marker");
+            None
+        })
+    } else {
+        None
+    };
     let mut interrupted_note = None;
-    let install_run = Operation::from(args.operation) == Operation::Install && !run.is_empty();
-    if install_run {
-        let done =
-            matches!(LastOperation::load(&root), Ok(Some(ref l)) if l.install_done_for(&run));
-        match RunMarker::load(&root, INSTALL_STARTED_PATH) {
-            Ok(Some(marker)) if marker.run == run && !done => {
-                tracing::warn!(started = %marker.at, "the install of this run was interrupted; repairing and reporting Failed");
-                let repair = repair_package_database(&root, executor.clone(), args.lock_timeout);
-                interrupted_note = Some(format!(
-                    "the install started at {} was interrupted (agent restarted mid-install); {repair}",
-                    marker.at
-                ));
-                let record = LastOperation {
-                    run: run.clone(),
-                    operation: Operation::Install,
-                    boot_id: current_boot(),
-                    finished_at: Timestamp::now(),
-                    succeeded: false,
-                    failed: Vec::new(),
-                };
-                if let Err(e) = record.save(&root) {
-                    tracing::warn!("cannot record the interrupted install: {e}");
-                }
-            }
-            Ok(_) => {}
-            Err(e) => tracing::warn!("{e}; ignoring the install marker"),
+    let mut resumed = resume(
+        requested,
+        &run,
+        load_last_operation(&root).as_ref(),
+        install_started.as_ref(),
+    );
+    if let Resume::ReportInterrupted { started_at } = resumed {
+        tracing::warn!(started = %started_at, "the install of this run was interrupted; repairing and reporting Failed");
+        let repair = repair_package_database(&root, executor.clone(), &backends);
+        interrupted_note = Some(format!(
+            "the install started at {started_at} was interrupted (agent restarted mid-install); {repair}"
+        ));
+        let record = interrupted_install(&run, current_boot(), Timestamp::now());
+        if let Err(e) = record.save(&root) {
+            tracing::warn!("cannot record the interrupted install: {e}");
         }
-        if let Err(e) = RunMarker::clear(&root, INSTALL_STARTED_PATH) {
-            tracing::warn!("cannot clear the install marker: {e}");
-        }
+        // The record just saved (if it could be) now says the install finished, failed.
+        resumed = resume(requested, &run, load_last_operation(&root).as_ref(), None);
     }
-
-    // A finished install of this run (before a reboot, or before the pod restarted) is never
-    // repeated: confirm with a scan that keeps its failures.
-    let mut request = OperationRequest::new(args.operation.into(), run.clone());
+    if install_run && let Err(e) = RunMarker::clear(&root, INSTALL_STARTED_PATH) {
+        tracing::warn!("cannot clear the install marker: {e}");
+    }
+    let mut request = OperationRequest::new(requested, run.clone());
     request.refresh = !args.no_refresh;
+    request.backends = backends;
     let mut earlier_install_failed = false;
-    match LastOperation::load(&root) {
-        Ok(Some(last)) if last.install_done_for(&run) => {
-            tracing::info!(boot_id = %last.boot_id, current_boot_id = %current_boot(), "install of this run already done; re-scanning");
-            request.operation = Operation::Scan;
-            request.previous_failures = last.failed;
-            earlier_install_failed = !last.succeeded;
-        }
-        Ok(_) => {}
-        Err(e) => tracing::warn!("{e}; treating the node as not yet operated on"),
+    if let Resume::ConfirmingScan {
+        previous_failures,
+        install_failed,
+    } = resumed
+    {
+        tracing::info!(current_boot_id = %current_boot(), "install of this run already done; re-scanning");
+        request.operation = Operation::Scan;
+        request.previous_failures = previous_failures;
+        earlier_install_failed = install_failed;
     }
 
     // The run, read once: its baseline snapshot and the reboot option in force (zypper leaves
@@ -382,10 +398,6 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     let agent = NodeAgent {
         executor: executor.clone(),
         root: root.clone(),
-        apt: AptCommands {
-            lock_timeout_secs: args.lock_timeout,
-            ..AptCommands::default()
-        },
     };
     let agent = Arc::new(agent);
     let mut status = tokio::task::spawn_blocking(move || {
@@ -464,7 +476,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
 fn repair_package_database(
     root: &HostRoot,
     executor: Arc<dyn HostExecutor>,
-    lock_timeout: u32,
+    backends: &BackendSettings,
 ) -> String {
     let family = match detect_os(root) {
         Ok(os) => os.info.family,
@@ -473,14 +485,10 @@ fn repair_package_database(
     let Some(family) = family else {
         return "no package manager to repair on this OS".to_string();
     };
-    let backend = Backend::for_family(family);
+    let backend = Backend::for_family(family, backends);
     let agent = NodeAgent {
         root: root.clone(),
         executor,
-        apt: AptCommands {
-            lock_timeout_secs: lock_timeout,
-            ..AptCommands::default()
-        },
     };
     match backend.prepare_install(&agent) {
         Ok(Some(note)) => note,

@@ -1,25 +1,30 @@
 //! The node agent: detects the host OS, scans and patches it with the host's own package
 //! manager, and reports a `NodePatchReport` status. See docs/agent.md.
 //!
-//! - [`host`]: reading the host root safely and running host commands (nsenter / chroot / installroot).
-//! - [`os`]: OS detection from os-release.
-//! - [`backend`]: the package backends behind one interface.
-//! - [`apt`]: the Debian/Ubuntu backend (in-process dpkg and apt lists, apt-get installs).
-//! - [`rpm`]: rpm inventory, updateinfo, reboot rules, and the dnf backend (RHEL family,
-//!   Amazon Linux 2023, Fedora).
-//! - [`zypper`]: the SUSE backend (patches).
-//! - [`apk`]: the Alpine backend.
-//! - [`state`]: first-seen dates and the last operation, kept on the node.
+//! Imports run one way, from the orchestration down to the host (no import circle):
+//! `cluster` → `resume`, `operation` → `backend` → `os`, `state` → `host` → `os_release`.
+//!
+//! - [`os_release`]: os-release(5) parsing (a leaf).
+//! - [`host`]: reading the host root safely (bounded), host commands and their captured
+//!   output ([`host::command`]), the executors: nsenter, chroot, installroot ([`host::exec`]).
+//! - [`os`]: OS detection from os-release, kernel release and boot ID.
+//! - [`state`]: first-seen dates, the last operation and the run markers, kept on the node.
+//! - [`backend`]: the package backends as one wing: what a backend is
+//!   ([`backend::contract`]), the shared command handling ([`backend::command`]), the dispatch
+//!   by package family, and the backends: [`backend::apt`] (Debian/Ubuntu, in-process dpkg and
+//!   apt lists, apt-get installs), [`backend::rpm`] (rpm inventory, updateinfo, reboot rules,
+//!   and the dnf backend for the RHEL family, Amazon Linux 2023, Fedora), [`backend::zypper`]
+//!   (SUSE patches), [`backend::apk`] (Alpine).
 //! - [`operation`]: one Scan or Install, ending in a `NodePatchReportStatus`.
+//! - [`resume`]: what an agent does with its operation given what earlier agents left on the
+//!   node (install, confirming scan, or report interrupted); pure.
 //! - [`cluster`]: the `nodepatch agent` command (PatchRun snapshot in, report status out).
 
-pub mod apk;
-pub mod apt;
 pub mod backend;
 pub mod cluster;
 pub mod host;
 pub mod operation;
 pub mod os;
-pub mod rpm;
+pub mod os_release;
+pub mod resume;
 pub mod state;
-pub mod zypper;

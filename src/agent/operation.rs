@@ -8,14 +8,11 @@
 //! `operation.phase: Failed`, the reason in the `Ready` condition and the message, and
 //! `compliance: Unknown` when the node could not be evaluated.
 
-use std::sync::Arc;
-
 use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use super::apt::install::AptCommands;
-use super::backend::{Backend, InstallRequest, InstallTarget, NodePackages};
-use super::host::{HostExecutor, HostRoot};
+use super::backend::contract::{InstallRequest, InstallTarget, NodeAgent, NodePackages};
+use super::backend::{Backend, BackendSettings};
 use super::os::{DetectedOs, detect_os};
 use super::state::{FirstSeen, LastOperation};
 use crate::api::conditions::{ConditionStatus, READY, new_condition, set_condition};
@@ -32,18 +29,6 @@ pub const MAX_MESSAGE_CHARS: usize = 4096;
 
 /// A source of the current time (the agent's only clock; tests pass a fixed one).
 pub type Clock<'a> = &'a dyn Fn() -> Timestamp;
-
-/// Where the agent works: the host root, how it runs host commands, and apt's settings (the
-/// other backends use fixed timeouts).
-#[derive(Clone)]
-pub struct NodeAgent {
-    /// The host's root filesystem.
-    pub root: HostRoot,
-    /// Runs the host's own programs.
-    pub executor: Arc<dyn HostExecutor>,
-    /// apt timeouts and lock wait.
-    pub apt: AptCommands,
-}
 
 /// What to do.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -62,6 +47,8 @@ pub struct OperationRequest {
     /// The run's reboot option: with NoReboot, updates the package manager only installs
     /// together with a reboot (zypper's interactive, reboot-suggested patches) are left out.
     pub reboot_option: RebootOption,
+    /// The settings the node's backend is built with (apt's timeouts and lock wait).
+    pub backends: BackendSettings,
 }
 
 impl OperationRequest {
@@ -74,6 +61,7 @@ impl OperationRequest {
             record_first_seen: true,
             previous_failures: Vec::new(),
             reboot_option: RebootOption::default(),
+            backends: BackendSettings::default(),
         }
     }
 }
@@ -218,7 +206,7 @@ pub fn run_operation(
         );
         return draft.failed("UnsupportedPackageFamily", error, clock());
     };
-    let backend = Backend::for_family(family);
+    let backend = Backend::for_family(family, &request.backends);
     let baseline = match baseline {
         BaselineChoice::Resolved(b) => (**b).clone(),
         BaselineChoice::PredefinedForNode => {

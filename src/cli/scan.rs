@@ -15,8 +15,10 @@ use std::process::ExitCode;
 
 use jiff::Timestamp;
 
-use crate::agent::host::{HostExec, HostRoot};
-use crate::agent::operation::{BaselineChoice, NodeAgent, OperationRequest, run_operation};
+use crate::agent::backend::contract::NodeAgent;
+use crate::agent::host::HostRoot;
+use crate::agent::host::exec::HostExec;
+use crate::agent::operation::{BaselineChoice, OperationRequest, run_operation};
 use crate::api::{NodePatchReportStatus, Operation, OperationPhase};
 
 /// Arguments of `nodepatch scan`.
@@ -84,7 +86,6 @@ pub fn run(args: &ScanArgs) -> ExitCode {
     let agent = NodeAgent {
         executor: args.host_exec.executor(root.path()),
         root,
-        apt: Default::default(),
     };
     let request = OperationRequest {
         refresh: args.refresh,

@@ -17,7 +17,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use nodepatch::agent::host::{HostCommand, HostExecutor, InstallrootExecutor};
+use nodepatch::agent::host::command::{HostCommand, HostExecutor};
+use nodepatch::agent::host::exec::InstallrootExecutor;
 use sha2::{Digest, Sha256};
 
 use super::roots::run;

@@ -1,6 +1,6 @@
 //! The zypper backend (SLES, openSUSE): the host's own `rpm` and `zypper`.
 //!
-//! - Inventory: `rpm -qa` (shared with dnf, [`crate::agent::rpm`]).
+//! - Inventory: `rpm -qa` (shared with dnf, [`super::rpm`]).
 //! - Patches: `zypper --non-interactive --no-refresh --xmlout list-patches --all` gives each
 //!   patch's status (needed, applied, not-needed), category, severity, `restart` (reboot
 //!   suggested), `interactive`, issue date, CVEs and Bugzilla ids. `--category` does not filter
@@ -23,18 +23,21 @@ use std::collections::{BTreeSet, HashMap};
 use std::time::Duration;
 
 use jiff::Timestamp;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::Event;
 
-use super::backend::{BackendError, InstallReport, InstallRequest, NodePackages, TargetOutcome};
-use super::host::{CommandOutput, HostCommand, HostError, HostRoot};
-use super::operation::NodeAgent;
-use super::os::DetectedOs;
-use super::rpm::updateinfo::{self, Advisory, AdvisoryPackage};
+use super::command::{CommandStep, OutputDialect, command_failed, reason_for};
+use super::contract::{
+    BackendError, InstallReport, InstallRequest, NodeAgent, NodePackages, TargetOutcome,
+};
+use super::rpm::updateinfo::{self, Advisory, AdvisoryPackage, attribute};
 use super::rpm::{
     AvailablePackage, RepoAdvisories, RpmPackage, build_candidates, installed_packages,
-    is_satisfied, is_valid_arch, is_valid_rpm_name, read_inventory, reason_for,
+    is_satisfied, is_valid_arch, is_valid_rpm_name, read_inventory,
 };
-use super::state::FirstSeen;
+use crate::agent::host::HostRoot;
+use crate::agent::host::command::{CommandOutput, HostCommand};
+use crate::agent::os::DetectedOs;
+use crate::agent::state::FirstSeen;
 use crate::api::RebootOption;
 use crate::baseline::version::rpm::{Evr, compare_evr};
 
@@ -78,28 +81,17 @@ pub struct ZypperPatch {
     pub repo: String,
 }
 
-fn host_error(e: HostError) -> BackendError {
-    BackendError::new(e.category(), e.to_string())
-}
-
-fn attribute(element: &BytesStart<'_>, name: &[u8]) -> Option<String> {
-    element
-        .attributes()
-        .flatten()
-        .find(|a| a.key.local_name().as_ref() == name)
-        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
-}
-
 /// Parse `zypper --xmlout list-patches` output. `<message type="error">` lines make it an
 /// error.
 pub fn parse_list_patches(xml: &str) -> Result<Vec<ZypperPatch>, BackendError> {
-    let malformed = |message: String| BackendError::new("ZypperOutputMalformed", message);
+    let malformed = BackendError::ZypperOutputMalformed;
     let mut reader = quick_xml::Reader::from_str(xml);
-    reader.config_mut().trim_text(true);
     let mut patches = Vec::new();
     let mut current: Option<ZypperPatch> = None;
     let mut in_error = false;
     let mut errors = Vec::new();
+    // The raw text of the current error message, unescaped at its end tag.
+    let mut message = String::new();
     let mut saw_status = false;
     loop {
         let event = reader
@@ -111,20 +103,20 @@ pub fn parse_list_patches(xml: &str) -> Result<Vec<ZypperPatch>, BackendError> {
                 let empty = matches!(event, Event::Empty(_));
                 match e.local_name().as_ref() {
                     // Complete only at its end tag: a truncated document is an error.
-                    b"update-status" => saw_status = empty,
-                    b"message" => {
-                        in_error = !empty && attribute(e, b"type").as_deref() == Some("error")
+                    "update-status" => saw_status = empty,
+                    "message" => {
+                        in_error = !empty && attribute(e, "type").as_deref() == Some("error")
                     }
-                    b"update" if attribute(e, b"kind").as_deref() == Some("patch") => {
-                        let flag = |n: &[u8]| attribute(e, n).as_deref() == Some("true");
+                    "update" if attribute(e, "kind").as_deref() == Some("patch") => {
+                        let flag = |n: &str| attribute(e, n).as_deref() == Some("true");
                         let patch = ZypperPatch {
-                            name: attribute(e, b"name").unwrap_or_default(),
-                            edition: attribute(e, b"edition").unwrap_or_default(),
-                            status: attribute(e, b"status").unwrap_or_default(),
-                            category: attribute(e, b"category").unwrap_or_default(),
-                            severity: attribute(e, b"severity").unwrap_or_default(),
-                            restart: flag(b"restart"),
-                            interactive: flag(b"interactive"),
+                            name: attribute(e, "name").unwrap_or_default(),
+                            edition: attribute(e, "edition").unwrap_or_default(),
+                            status: attribute(e, "status").unwrap_or_default(),
+                            category: attribute(e, "category").unwrap_or_default(),
+                            severity: attribute(e, "severity").unwrap_or_default(),
+                            restart: flag("restart"),
+                            interactive: flag("interactive"),
                             ..ZypperPatch::default()
                         };
                         if empty {
@@ -133,21 +125,21 @@ pub fn parse_list_patches(xml: &str) -> Result<Vec<ZypperPatch>, BackendError> {
                             current = Some(patch);
                         }
                     }
-                    b"source" => {
+                    "source" => {
                         if let Some(p) = current.as_mut() {
-                            p.repo = attribute(e, b"alias").unwrap_or_default();
+                            p.repo = attribute(e, "alias").unwrap_or_default();
                         }
                     }
-                    b"issue-date" => {
+                    "issue-date" => {
                         if let Some(p) = current.as_mut() {
                             p.issue_date =
-                                attribute(e, b"time_t").and_then(|t| updateinfo::parse_date(&t));
+                                attribute(e, "time_t").and_then(|t| updateinfo::parse_date(&t));
                         }
                     }
-                    b"issue" => {
+                    "issue" => {
                         if let Some(p) = current.as_mut() {
-                            let id = attribute(e, b"id").unwrap_or_default();
-                            let list = match attribute(e, b"type").as_deref() {
+                            let id = attribute(e, "id").unwrap_or_default();
+                            let list = match attribute(e, "type").as_deref() {
                                 Some("cve") => Some(&mut p.cves),
                                 Some("bugzilla") => Some(&mut p.bugzillas),
                                 _ => None,
@@ -163,27 +155,35 @@ pub fn parse_list_patches(xml: &str) -> Result<Vec<ZypperPatch>, BackendError> {
                     _ => {}
                 }
             }
-            Event::Text(t) if in_error => {
-                errors.push(t.unescape().map(|s| s.into_owned()).unwrap_or_default());
+            Event::Text(_) | Event::GeneralRef(_) if in_error => {
+                updateinfo::push_raw_text(&mut message, &event);
             }
             Event::End(ref e) => match e.local_name().as_ref() {
-                b"update" => {
+                "update" => {
                     if let Some(p) = current.take() {
                         patches.push(p);
                     }
                 }
-                b"message" => in_error = false,
-                b"update-status" => saw_status = true,
+                "message" => {
+                    let raw = std::mem::take(&mut message);
+                    let raw = raw.trim();
+                    if in_error && !raw.is_empty() {
+                        errors.push(
+                            quick_xml::escape::unescape(raw)
+                                .map(|s| s.into_owned())
+                                .unwrap_or_default(),
+                        );
+                    }
+                    in_error = false;
+                }
+                "update-status" => saw_status = true,
                 _ => {}
             },
             _ => {}
         }
     }
     if !errors.is_empty() {
-        return Err(BackendError::new(
-            "ZypperListPatchesFailed",
-            format!("zypper list-patches: {}", errors.join("; ")),
-        ));
+        return Err(BackendError::ZypperReportedErrors(errors));
     }
     if !saw_status {
         return Err(malformed(
@@ -229,45 +229,33 @@ pub fn install_command(arguments: &[String]) -> HostCommand {
 }
 
 fn locked(command: &HostCommand, output: &CommandOutput) -> BackendError {
-    BackendError::new(
-        "ZypperLocked",
-        format!(
-            "`{}`: another zypper or libzypp process holds the lock (exit code 7): {}",
-            command.display(),
-            output.tail(2)
-        ),
-    )
+    BackendError::ZypperLocked {
+        command: command.display(),
+        tail: output.tail(2),
+    }
 }
 
 /// Refresh the repositories.
 pub fn refresh(agent: &NodeAgent) -> Result<(), BackendError> {
     let command = refresh_command();
-    let output = agent.executor.run(&command).map_err(host_error)?;
+    let output = agent.executor.run(&command)?;
     match output.exit_code {
         Some(0) => Ok(()),
         Some(EXIT_ZYPP_LOCKED) => Err(locked(&command, &output)),
-        _ => Err(super::rpm::command_failed(
-            &command,
-            &output,
-            "ZypperRefreshFailed",
-        )),
+        _ => Err(command_failed(&command, &output, CommandStep::ZypperRefresh).into()),
     }
 }
 
 /// Run `list-patches` and parse it.
 pub fn list_patches(agent: &NodeAgent) -> Result<Vec<ZypperPatch>, BackendError> {
     let command = list_patches_command();
-    let output = agent.executor.run(&command).map_err(host_error)?;
+    let output = agent.executor.run(&command)?;
     match output.exit_code {
         Some(0 | EXIT_INF_UPDATE_NEEDED | EXIT_INF_SEC_UPDATE_NEEDED | EXIT_INF_REBOOT_NEEDED) => {
             parse_list_patches(&output.stdout)
         }
         Some(EXIT_ZYPP_LOCKED) => Err(locked(&command, &output)),
-        _ => Err(super::rpm::command_failed(
-            &command,
-            &output,
-            "ZypperListPatchesFailed",
-        )),
+        _ => Err(command_failed(&command, &output, CommandStep::ZypperListPatches).into()),
     }
 }
 
@@ -289,16 +277,14 @@ pub fn read_raw_updateinfo(
     let mut out = HashMap::new();
     for alias in aliases {
         let repodata = format!("{RAW_CACHE_DIR}/{alias}/repodata");
-        let files = root.list_dir(&repodata).map_err(host_error)?;
+        let files = root.list_dir(&repodata)?;
         let Some(file) = files.iter().find(|f| f.contains("updateinfo.xml")) else {
             continue;
         };
         let path = format!("{repodata}/{file}");
-        let bytes = root.read(&path).map_err(host_error)?;
-        let xml = updateinfo::decompress(&path, &bytes)
-            .map_err(|e| BackendError::new(e.category(), e.to_string()))?;
-        let advisories = updateinfo::parse(&path, &xml)
-            .map_err(|e| BackendError::new(e.category(), e.to_string()))?;
+        let bytes = root.read(&path)?;
+        let xml = updateinfo::decompress(&path, &bytes)?;
+        let advisories = updateinfo::parse(&path, &xml)?;
         out.insert(alias.to_string(), advisories);
     }
     Ok(out)
@@ -431,14 +417,10 @@ pub fn install(
     }
     let mut arguments: Vec<String> = Vec::new();
     for t in request.targets {
-        let invalid = |reason: &str| {
-            BackendError::new(
-                "InvalidInstallTarget",
-                format!(
-                    "refusing to install {:?} version {:?}: {reason}",
-                    t.name, t.version
-                ),
-            )
+        let invalid = |reason: &str| BackendError::InvalidInstallTarget {
+            name: t.name.clone(),
+            version: t.version.clone(),
+            reason: Some(reason.to_string()),
         };
         if !is_valid_rpm_name(&t.name) {
             return Err(invalid("not an rpm package name"));
@@ -530,11 +512,17 @@ pub fn install(
                 let mut single = patch_of(i);
                 single.push(arguments[i].clone());
                 let output = run_install(agent, &single, &mut report)?;
-                reasons.insert(i, reason_for(&request.targets[i].name, &output));
+                reasons.insert(
+                    i,
+                    reason_for(&request.targets[i].name, &output, OutputDialect::Rpm),
+                );
             }
         } else {
             for i in not_done {
-                reasons.insert(i, reason_for(&request.targets[i].name, &output));
+                reasons.insert(
+                    i,
+                    reason_for(&request.targets[i].name, &output, OutputDialect::Rpm),
+                );
             }
         }
     }
@@ -573,7 +561,7 @@ fn run_install(
     let mut attempts = 0;
     loop {
         attempts += 1;
-        let output = agent.executor.run(&command).map_err(host_error)?;
+        let output = agent.executor.run(&command)?;
         report.runs.push(format!(
             "zypper install {} → {}",
             arguments.join(" "),
@@ -634,7 +622,16 @@ mod tests {
             "<?xml version='1.0'?><stream><message type=\"error\">Repository 'np' is invalid.</message></stream>",
         )
         .expect_err("error message");
-        assert!(err.message.contains("is invalid"), "{err}");
+        assert!(err.to_string().contains("is invalid"), "{err}");
+        let err = parse_list_patches(
+            "<stream><message type=\"error\">Repository &apos;np&apos; is invalid.</message><message type=\"error\">No &lt;repodata&gt;</message></stream>",
+        )
+        .expect_err("error messages");
+        assert_eq!(
+            err.to_string(),
+            "zypper list-patches: Repository 'np' is invalid.; No <repodata>"
+        );
+        assert_eq!(err.category(), "ZypperListPatchesFailed");
         assert!(parse_list_patches("<stream></stream>").is_err());
         assert!(parse_list_patches("<stream><update-status>").is_err());
     }
@@ -679,8 +676,8 @@ mod tests {
 
     fn scripted_agent(
         answers: &[(&[&str], i32)],
-    ) -> (NodeAgent, crate::agent::host::ScriptedExecutor) {
-        let mut scripted = crate::agent::host::ScriptedExecutor::new();
+    ) -> (NodeAgent, crate::agent::host::scripted::ScriptedExecutor) {
+        let mut scripted = crate::agent::host::scripted::ScriptedExecutor::new();
         for (prefix, code) in answers {
             scripted = scripted.on(
                 prefix,
@@ -697,7 +694,6 @@ mod tests {
         let agent = NodeAgent {
             root: HostRoot::new(std::env::temp_dir()),
             executor: std::sync::Arc::new(scripted.clone()),
-            apt: Default::default(),
         };
         (agent, scripted)
     }
@@ -713,7 +709,7 @@ mod tests {
         );
         let mut report = InstallReport::default();
         let err = run_install(&agent, &["np-sec=1.1-1".into()], &mut report).expect_err("locked");
-        assert!(err.message.contains("pid 4242"), "{err}");
+        assert!(err.to_string().contains("pid 4242"), "{err}");
 
         let (agent, _) = scripted_agent(&[(&["zypper"], EXIT_INF_SEC_UPDATE_NEEDED)]);
         assert_eq!(list_patches(&agent).expect("101 is success").len(), 2);

@@ -6,7 +6,7 @@
 //! `/proc/stat` is the fallback, the kernel being shared).
 
 use super::RpmPackage;
-use crate::agent::backend::RebootState;
+use crate::agent::backend::contract::RebootState;
 use crate::agent::host::HostRoot;
 use crate::baseline::model::Candidate;
 

@@ -20,14 +20,18 @@ use jiff::Timestamp;
 
 use super::updateinfo;
 use super::{
-    AvailablePackage, RepoAdvisories, RpmPackage, build_candidates, command_failed,
-    installed_packages, is_satisfied, nevra, read_inventory, reason_for, require_success,
+    AvailablePackage, RepoAdvisories, RpmPackage, build_candidates, installed_packages,
+    is_satisfied, nevra, read_inventory,
 };
-use crate::agent::backend::{
-    BackendError, InstallReport, InstallRequest, InstallTarget, NodePackages, TargetOutcome,
+use crate::agent::backend::command::{
+    CommandStep, OutputDialect, command_failed, reason_for, require_success,
 };
-use crate::agent::host::{HostCommand, HostRoot};
-use crate::agent::operation::NodeAgent;
+use crate::agent::backend::contract::{
+    BackendError, InstallReport, InstallRequest, InstallTarget, NodeAgent, NodePackages,
+    TargetOutcome,
+};
+use crate::agent::host::command::HostCommand;
+use crate::agent::host::{HostError, HostRoot};
 use crate::agent::os::DetectedOs;
 use crate::agent::state::FirstSeen;
 
@@ -44,14 +48,14 @@ pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(600);
 /// Timeout of one `dnf upgrade`.
 pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(3600);
 
-fn host_error(e: crate::agent::host::HostError) -> BackendError {
-    let message = if matches!(&e, crate::agent::host::HostError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
+/// A host error, saying that dnf itself is missing when it is.
+fn host_error(e: HostError) -> BackendError {
+    if matches!(&e, HostError::Spawn { source, .. } if source.kind() == std::io::ErrorKind::NotFound)
     {
-        format!("{e} (the dnf backend needs the host's dnf; Amazon Linux 2's yum is not supported)")
+        BackendError::DnfMissing(e)
     } else {
-        e.to_string()
-    };
-    BackendError::new(e.category(), message)
+        BackendError::Host(e)
+    }
 }
 
 /// `dnf makecache`.
@@ -93,7 +97,8 @@ pub fn install_command(nevras: &[String], excludes: &[String]) -> HostCommand {
 pub fn refresh(agent: &NodeAgent) -> Result<(), BackendError> {
     let command = refresh_command();
     let output = agent.executor.run(&command).map_err(host_error)?;
-    require_success(&command, output, "DnfRefreshFailed").map(|_| ())
+    require_success(&command, output, CommandStep::DnfRefresh)?;
+    Ok(())
 }
 
 /// Parse repoquery output in [`REPOQUERY_FORMAT`].
@@ -105,10 +110,9 @@ pub fn parse_upgrades(text: &str) -> Result<Vec<AvailablePackage>, BackendError>
         }
         let f: Vec<&str> = line.split('\t').collect();
         if f.len() != 6 {
-            return Err(BackendError::new(
-                "DnfQueryMalformed",
-                format!("dnf repoquery: expected 6 tab-separated fields: {line:?}"),
-            ));
+            return Err(BackendError::DnfQueryMalformed(format!(
+                "dnf repoquery: expected 6 tab-separated fields: {line:?}"
+            )));
         }
         out.push(AvailablePackage {
             name: f[0].to_string(),
@@ -132,17 +136,13 @@ pub fn repo_of_cache_dir(dir: &str) -> Option<&str> {
 pub fn updateinfo_files(root: &HostRoot) -> Result<Vec<(String, String)>, BackendError> {
     let mut newest: HashMap<String, (std::time::SystemTime, String)> = HashMap::new();
     for cache in CACHE_DIRS {
-        let entries = root
-            .list_dir(cache)
-            .map_err(|e| BackendError::new(e.category(), e.to_string()))?;
+        let entries = root.list_dir(cache)?;
         for dir in entries {
             let Some(repo) = repo_of_cache_dir(&dir) else {
                 continue;
             };
             let repodata = format!("{cache}/{dir}/repodata");
-            let files = root
-                .list_dir(&repodata)
-                .map_err(|e| BackendError::new(e.category(), e.to_string()))?;
+            let files = root.list_dir(&repodata)?;
             let Some(file) = files.iter().find(|f| f.contains("updateinfo.xml")) else {
                 continue;
             };
@@ -173,13 +173,9 @@ pub fn updateinfo_files(root: &HostRoot) -> Result<Vec<(String, String)>, Backen
 pub fn read_advisories(root: &HostRoot) -> Result<Vec<RepoAdvisories>, BackendError> {
     let mut out = Vec::new();
     for (repo, path) in updateinfo_files(root)? {
-        let bytes = root
-            .read(&path)
-            .map_err(|e| BackendError::new(e.category(), e.to_string()))?;
-        let xml = updateinfo::decompress(&path, &bytes)
-            .map_err(|e| BackendError::new(e.category(), e.to_string()))?;
-        let advisories = updateinfo::parse(&path, &xml)
-            .map_err(|e| BackendError::new(e.category(), e.to_string()))?;
+        let bytes = root.read(&path)?;
+        let xml = updateinfo::decompress(&path, &bytes)?;
+        let advisories = updateinfo::parse(&path, &xml)?;
         out.push(RepoAdvisories { repo, advisories });
     }
     Ok(out)
@@ -221,7 +217,7 @@ pub fn read_node(
     let installed = read_inventory(executor)?;
     let command = upgrades_command();
     let output = executor.run(&command).map_err(host_error)?;
-    let output = require_success(&command, output, "DnfQueryFailed")?;
+    let output = require_success(&command, output, CommandStep::DnfQuery)?;
     let available = parse_upgrades(&output.stdout)?;
     let advisories = read_advisories(&agent.root)?;
     let mut notes = Vec::new();
@@ -312,17 +308,20 @@ pub fn install(
             let reason = if output.success() {
                 format!(
                     "dnf exited 0 without installing it: {}",
-                    reason_for(&t.name, &output)
+                    reason_for(&t.name, &output, OutputDialect::Rpm)
                 )
             } else if output.timed_out {
                 format!("dnf upgrade {}", output.describe_status())
             } else {
-                reason_for(&t.name, &output)
+                reason_for(&t.name, &output, OutputDialect::Rpm)
             };
             reasons.insert(i, reason);
         }
         if !output.success() && not_done.is_empty() {
-            tracing::warn!("{}", command_failed(&command, &output, "DnfInstallFailed"));
+            tracing::warn!(
+                "{}",
+                command_failed(&command, &output, CommandStep::DnfInstall)
+            );
         }
         Ok((not_done, output.success() || output.timed_out))
     };
@@ -388,7 +387,8 @@ mod tests {
 
     #[test]
     fn read_runs_the_hosts_rpm_and_dnf_and_honours_needs_restarting() {
-        use crate::agent::host::{CommandOutput, ScriptedExecutor};
+        use crate::agent::host::command::CommandOutput;
+        use crate::agent::host::scripted::ScriptedExecutor;
         use std::sync::Arc;
         let dir = tempfile::tempdir().expect("tempdir");
         let cache = dir
@@ -426,10 +426,9 @@ mod tests {
         let agent = NodeAgent {
             root: HostRoot::new(dir.path()),
             executor: Arc::new(scripted.clone()),
-            apt: Default::default(),
         };
         let detected = crate::agent::os::classify(
-            &crate::agent::os::OsRelease::parse("ID=rocky\nVERSION_ID=9.4\n"),
+            &crate::agent::os_release::OsRelease::parse("ID=rocky\nVERSION_ID=9.4\n"),
             false,
             String::new(),
         );

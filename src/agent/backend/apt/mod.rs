@@ -13,11 +13,16 @@ use std::collections::HashMap;
 
 use jiff::Timestamp;
 
+use crate::agent::backend::contract::{
+    BackendError, InstallReport, InstallRequest, NodeAgent, NodePackages, TargetOutcome,
+};
 use crate::agent::host::HostRoot;
+use crate::agent::os::DetectedOs;
 use crate::agent::state::{FirstSeen, version_key};
 use crate::baseline::model::{Candidate, Dependency, InstalledPackage, Relation};
 use crate::baseline::version::deb::compare as compare_deb;
 use dpkg::{DpkgDatabase, DpkgError, DpkgPackage};
+use install::AptCommands;
 use lists::{AptLists, AptUpgrade, AvailableByPackage, AvailableVersion, ListsError, ReleaseInfo};
 
 /// Errors of the apt backend's reads.
@@ -29,6 +34,15 @@ pub enum AptError {
     /// apt's lists could not be read.
     #[error(transparent)]
     Lists(#[from] ListsError),
+}
+
+impl From<AptError> for BackendError {
+    fn from(e: AptError) -> BackendError {
+        match e {
+            AptError::Dpkg(e) => BackendError::Dpkg(e),
+            AptError::Lists(e) => BackendError::Lists(e),
+        }
+    }
 }
 
 impl AptError {
@@ -263,32 +277,29 @@ impl AptSnapshot {
 /// The apt backend's install preparation: repair an interrupted dpkg (`dpkg --audit`, then
 /// `dpkg --configure -a`), since it blocks every apt run.
 pub fn prepare_install(
-    agent: &crate::agent::operation::NodeAgent,
-) -> Result<Option<String>, crate::agent::backend::BackendError> {
-    match install::repair_interrupted_dpkg(agent.executor.as_ref(), &agent.apt) {
+    agent: &NodeAgent,
+    commands: &AptCommands,
+) -> Result<Option<String>, BackendError> {
+    match install::repair_interrupted_dpkg(agent.executor.as_ref(), commands) {
         Ok(outcome) => {
             if let install::RepairOutcome::Failed { .. } = outcome {
                 tracing::warn!("dpkg repair failed; installing anyway");
             }
             Ok(outcome.summary())
         }
-        Err(e) => Err(crate::agent::backend::BackendError::new(
-            e.category(),
-            format!("cannot check dpkg: {e}"),
-        )),
+        Err(e) => Err(BackendError::DpkgCheck(e)),
     }
 }
 
 /// The apt backend's read: dpkg's database and the lists in-process, held packages, the
 /// interrupted-dpkg note, reboot need.
 pub fn read_node(
-    agent: &crate::agent::operation::NodeAgent,
-    detected: &crate::agent::os::DetectedOs,
+    agent: &NodeAgent,
+    detected: &DetectedOs,
     first_seen: &mut FirstSeen,
     now: Timestamp,
-) -> Result<crate::agent::backend::NodePackages, crate::agent::backend::BackendError> {
-    let snapshot = AptSnapshot::read(&agent.root)
-        .map_err(|e| crate::agent::backend::BackendError::new(e.category(), e.to_string()))?;
+) -> Result<NodePackages, BackendError> {
+    let snapshot = AptSnapshot::read(&agent.root)?;
     let mut notes = Vec::new();
     if snapshot.dpkg.needs_repair() {
         let broken: Vec<String> = snapshot
@@ -308,7 +319,7 @@ pub fn read_node(
         .map(|u| (u.name.clone(), u.candidate.version.clone()))
         .collect();
     let reboot = reboot::reboot_state(&agent.root, &snapshot.dpkg, &detected.info.kernel);
-    Ok(crate::agent::backend::NodePackages {
+    Ok(NodePackages {
         installed: snapshot.installed_packages(),
         candidates,
         reboot,
@@ -320,11 +331,11 @@ pub fn read_node(
 
 /// The apt backend's install: `apt-get install name=version` with apt's retry rules.
 pub fn install_targets(
-    agent: &crate::agent::operation::NodeAgent,
-    before: &crate::agent::backend::NodePackages,
-    request: &crate::agent::backend::InstallRequest<'_>,
-) -> Result<crate::agent::backend::InstallReport, crate::agent::backend::BackendError> {
-    use crate::agent::backend::{InstallReport, TargetOutcome};
+    agent: &NodeAgent,
+    commands: &AptCommands,
+    before: &NodePackages,
+    request: &InstallRequest<'_>,
+) -> Result<InstallReport, BackendError> {
     let native_arch = before.native_arch.clone().unwrap_or_default();
     let apt_targets: Vec<install::InstallTarget> = request
         .targets
@@ -338,11 +349,10 @@ pub fn install_targets(
     let report = install::install_packages(
         &agent.root,
         agent.executor.as_ref(),
-        &agent.apt,
+        commands,
         &apt_targets,
         request.blocked_patterns,
-    )
-    .map_err(|e| crate::agent::backend::BackendError::new(e.category(), e.to_string()))?;
+    )?;
     let outcomes = report
         .outcomes
         .iter()

@@ -27,13 +27,15 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::backend::{
-    BackendError, InstallReport, InstallRequest, NodePackages, RebootState, TargetOutcome,
+use super::command::{CommandStep, OutputDialect, reason_for, require_success};
+use super::contract::{
+    BackendError, InstallReport, InstallRequest, NodeAgent, NodePackages, RebootState,
+    TargetOutcome,
 };
-use super::host::{HostCommand, HostError, HostRoot};
-use super::operation::NodeAgent;
-use super::os::DetectedOs;
-use super::state::{FirstSeen, version_key};
+use crate::agent::host::HostRoot;
+use crate::agent::host::command::HostCommand;
+use crate::agent::os::DetectedOs;
+use crate::agent::state::{FirstSeen, version_key};
 use crate::baseline::model::{Candidate, InstalledPackage};
 use crate::baseline::version::apk::{compare, validate};
 
@@ -41,10 +43,6 @@ use crate::baseline::version::apk::{compare, validate};
 pub const INSTALLED_DB_PATH: &str = "/lib/apk/db/installed";
 /// Where the agent looks for Alpine secdb files.
 pub const SECDB_DIR: &str = "/var/lib/nodepatch/secdb";
-
-fn host_error(e: HostError) -> BackendError {
-    BackendError::new(e.category(), e.to_string())
-}
 
 /// One installed apk package.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -68,10 +66,9 @@ pub fn parse_installed(text: &str) -> Result<Vec<ApkPackage>, BackendError> {
             return Ok(());
         }
         if current.name.is_empty() || current.version.is_empty() {
-            return Err(BackendError::new(
-                "ApkDatabaseMalformed",
-                format!("{INSTALLED_DB_PATH}: record ending at line {line} has no P: or V:"),
-            ));
+            return Err(BackendError::ApkDatabaseMalformed(format!(
+                "{INSTALLED_DB_PATH}: record ending at line {line} has no P: or V:"
+            )));
         }
         out.push(std::mem::take(current));
         Ok(())
@@ -82,13 +79,10 @@ pub fn parse_installed(text: &str) -> Result<Vec<ApkPackage>, BackendError> {
             continue;
         }
         let Some((key, value)) = line.split_once(':') else {
-            return Err(BackendError::new(
-                "ApkDatabaseMalformed",
-                format!(
-                    "{INSTALLED_DB_PATH} line {}: not `X:value`: {line:?}",
-                    n + 1
-                ),
-            ));
+            return Err(BackendError::ApkDatabaseMalformed(format!(
+                "{INSTALLED_DB_PATH} line {}: not `X:value`: {line:?}",
+                n + 1
+            )));
         };
         match key {
             "P" => current.name = value.to_string(),
@@ -104,7 +98,7 @@ pub fn parse_installed(text: &str) -> Result<Vec<ApkPackage>, BackendError> {
 
 /// Read the installed database from the host root.
 pub fn read_installed(root: &HostRoot) -> Result<Vec<ApkPackage>, BackendError> {
-    let bytes = root.read(INSTALLED_DB_PATH).map_err(host_error)?;
+    let bytes = root.read(INSTALLED_DB_PATH)?;
     parse_installed(&String::from_utf8_lossy(&bytes))
 }
 
@@ -193,8 +187,7 @@ pub type SecFixes = HashMap<String, Vec<(String, Vec<String>)>>;
 /// Parse one secdb JSON document (`main.json`, `community.json`) into `fixes`. CVE entries may
 /// carry alias ids after a space (`CVE-2024-1 XSA-1`); only the first word is kept.
 pub fn parse_secdb(json: &[u8], fixes: &mut SecFixes) -> Result<(), BackendError> {
-    let db: SecDb = serde_json::from_slice(json)
-        .map_err(|e| BackendError::new("ApkSecdbMalformed", format!("secdb: {e}")))?;
+    let db: SecDb = serde_json::from_slice(json).map_err(BackendError::ApkSecdbMalformed)?;
     for entry in db.packages {
         let list = fixes.entry(entry.pkg.name).or_default();
         for (version, ids) in entry.pkg.secfixes {
@@ -212,8 +205,7 @@ pub fn parse_secdb(json: &[u8], fixes: &mut SecFixes) -> Result<(), BackendError
 /// Read every `*.json` under [`SECDB_DIR`]; `None` when there is none.
 pub fn read_secdb(root: &HostRoot) -> Result<Option<SecFixes>, BackendError> {
     let files: Vec<String> = root
-        .list_dir(SECDB_DIR)
-        .map_err(host_error)?
+        .list_dir(SECDB_DIR)?
         .into_iter()
         .filter(|f| f.ends_with(".json"))
         .collect();
@@ -222,9 +214,7 @@ pub fn read_secdb(root: &HostRoot) -> Result<Option<SecFixes>, BackendError> {
     }
     let mut fixes = SecFixes::new();
     for file in files {
-        let bytes = root
-            .read(format!("{SECDB_DIR}/{file}"))
-            .map_err(host_error)?;
+        let bytes = root.read(format!("{SECDB_DIR}/{file}"))?;
         parse_secdb(&bytes, &mut fixes)?;
     }
     Ok(Some(fixes))
@@ -330,8 +320,9 @@ pub fn reboot_state(installed: &[ApkPackage], running_kernel: &str) -> RebootSta
 /// `apk update`.
 pub fn refresh(agent: &NodeAgent) -> Result<(), BackendError> {
     let command = HostCommand::new(["apk", "update"]).timeout(Duration::from_secs(600));
-    let output = agent.executor.run(&command).map_err(host_error)?;
-    super::rpm::require_success(&command, output, "ApkRefreshFailed").map(|_| ())
+    let output = agent.executor.run(&command)?;
+    require_success(&command, output, CommandStep::ApkRefresh)?;
+    Ok(())
 }
 
 /// The apk backend's read.
@@ -343,8 +334,8 @@ pub fn read_node(
 ) -> Result<NodePackages, BackendError> {
     let installed = read_installed(&agent.root)?;
     let command = HostCommand::new(["apk", "version", "-l", "<"]).timeout(Duration::from_secs(300));
-    let output = agent.executor.run(&command).map_err(host_error)?;
-    let output = super::rpm::require_success(&command, output, "ApkQueryFailed")?;
+    let output = agent.executor.run(&command)?;
+    let output = require_success(&command, output, CommandStep::ApkQuery)?;
     let upgrades = parse_version_list(&output.stdout, &installed);
     let fixes = read_secdb(&agent.root)?;
     let mut notes = Vec::new();
@@ -391,10 +382,11 @@ pub fn install(
     let mut report = InstallReport::default();
     for t in request.targets {
         if !is_valid_apk_name(&t.name) || validate(&t.version).is_err() {
-            return Err(BackendError::new(
-                "InvalidInstallTarget",
-                format!("refusing to install {:?} version {:?}", t.name, t.version),
-            ));
+            return Err(BackendError::InvalidInstallTarget {
+                name: t.name.clone(),
+                version: t.version.clone(),
+                reason: None,
+            });
         }
     }
     if request.targets.is_empty() {
@@ -403,7 +395,7 @@ pub fn install(
     let mut argv = vec!["apk".to_string(), "upgrade".to_string()];
     argv.extend(request.targets.iter().map(|t| t.name.clone()));
     let command = HostCommand::new(argv).timeout(Duration::from_secs(3600));
-    let output = agent.executor.run(&command).map_err(host_error)?;
+    let output = agent.executor.run(&command)?;
     report.runs.push(format!(
         "{} → {}",
         command.display(),
@@ -421,7 +413,7 @@ pub fn install(
                 target: t.clone(),
                 installed,
                 skipped: false,
-                reason: (!installed).then(|| super::rpm::reason_for(&t.name, &output)),
+                reason: (!installed).then(|| reason_for(&t.name, &output, OutputDialect::Rpm)),
             }
         })
         .collect();
@@ -450,7 +442,7 @@ mod tests {
     #[test]
     fn recorded_database_version_list_and_secdb_parse() {
         let installed =
-            parse_installed(include_str!("../../tests/fixtures/apk/installed")).expect("db");
+            parse_installed(include_str!("../../../tests/fixtures/apk/installed")).expect("db");
         let names: Vec<&str> = installed.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(
             names,
@@ -466,7 +458,7 @@ mod tests {
         assert_eq!(installed[3].origin.as_deref(), Some("openssl"));
         assert_eq!(installed[1].version, "1.2.5-r0");
         let upgrades = parse_version_list(
-            include_str!("../../tests/fixtures/apk/version-l.txt"),
+            include_str!("../../../tests/fixtures/apk/version-l.txt"),
             &installed,
         );
         assert_eq!(
@@ -491,7 +483,7 @@ mod tests {
         );
         let mut fixes = SecFixes::new();
         parse_secdb(
-            include_bytes!("../../tests/fixtures/apk/secdb-main.json"),
+            include_bytes!("../../../tests/fixtures/apk/secdb-main.json"),
             &mut fixes,
         )
         .expect("secdb");

@@ -5,6 +5,7 @@
 //! unattended-upgrades is installed).
 
 use super::dpkg::DpkgDatabase;
+use crate::agent::backend::contract::RebootState;
 use crate::agent::host::HostRoot;
 use crate::baseline::version::deb::compare as compare_deb;
 
@@ -12,17 +13,6 @@ use crate::baseline::version::deb::compare as compare_deb;
 pub const REBOOT_REQUIRED_PATH: &str = "/run/reboot-required";
 /// Packages that asked for the reboot, one per line.
 pub const REBOOT_REQUIRED_PKGS_PATH: &str = "/run/reboot-required.pkgs";
-
-/// Reboot need of a node.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub struct RebootState {
-    /// A reboot is needed.
-    pub required: bool,
-    /// Why, for the report message.
-    pub reasons: Vec<String>,
-    /// Package names whose update waits for the reboot.
-    pub pending_packages: Vec<String>,
-}
 
 /// The kernel release a `linux-image-*` package installs (`linux-image-6.1.0-18-amd64` →
 /// `6.1.0-18-amd64`, `linux-image-unsigned-6.8.0-45-generic` → `6.8.0-45-generic`); `None` for
@@ -87,7 +77,7 @@ pub fn reboot_state(root: &HostRoot, dpkg: &DpkgDatabase, running_kernel: &str) 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::agent::apt::dpkg::{merge_database, parse_status};
+    use crate::agent::backend::apt::dpkg::{merge_database, parse_status};
 
     fn db(kernels: &[(&str, &str)]) -> DpkgDatabase {
         let mut text = String::from(

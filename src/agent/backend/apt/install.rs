@@ -14,7 +14,11 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use super::dpkg::{DpkgDatabase, DpkgError, load_database};
-use crate::agent::host::{CommandOutput, HostCommand, HostError, HostExecutor, HostRoot};
+use crate::agent::backend::command::{
+    CommandFailed, CommandStep, OutputDialect, reason_for, require_success,
+};
+use crate::agent::host::command::{CommandOutput, HostCommand, HostExecutor};
+use crate::agent::host::{HostError, HostRoot};
 use crate::baseline::version::deb::{DebVersion, compare as compare_deb};
 
 /// Host path of the temporary apt preferences file that pins rejected packages to -1 during an
@@ -28,15 +32,8 @@ pub enum InstallError {
     #[error(transparent)]
     Host(#[from] HostError),
     /// A command ran and failed.
-    #[error("`{command}` failed ({status}): {tail}")]
-    CommandFailed {
-        /// The argv joined.
-        command: String,
-        /// Exit status description.
-        status: String,
-        /// Last lines of its output.
-        tail: String,
-    },
+    #[error(transparent)]
+    CommandFailed(#[from] CommandFailed),
     /// dpkg's database could not be read back.
     #[error("reading dpkg's database after install: {0}")]
     Dpkg(#[from] DpkgError),
@@ -58,7 +55,7 @@ impl InstallError {
     pub fn category(&self) -> &'static str {
         match self {
             InstallError::Host(e) => e.category(),
-            InstallError::CommandFailed { .. } => "AptCommandFailed",
+            InstallError::CommandFailed(e) => e.category(),
             InstallError::Dpkg(e) => e.category(),
             InstallError::InvalidTarget { .. } => "InvalidInstallTarget",
         }
@@ -66,7 +63,7 @@ impl InstallError {
 }
 
 /// How the agent runs apt and dpkg.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct AptCommands {
     /// `DPkg::Lock::Timeout`: how long apt waits for another apt/dpkg to release the lock.
     pub lock_timeout_secs: u32,
@@ -290,21 +287,6 @@ impl RepairOutcome {
     }
 }
 
-fn require_success(
-    command: &HostCommand,
-    output: CommandOutput,
-) -> Result<CommandOutput, InstallError> {
-    if output.success() {
-        Ok(output)
-    } else {
-        Err(InstallError::CommandFailed {
-            command: command.display(),
-            status: output.describe_status(),
-            tail: output.tail(5),
-        })
-    }
-}
-
 /// `apt-get update` on the host.
 pub fn refresh_lists(
     executor: &dyn HostExecutor,
@@ -312,7 +294,7 @@ pub fn refresh_lists(
 ) -> Result<CommandOutput, InstallError> {
     let command = commands.refresh_command();
     let output = executor.run(&command)?;
-    require_success(&command, output)
+    Ok(require_success(&command, output, CommandStep::Apt)?)
 }
 
 /// Check for an interrupted dpkg (`dpkg --audit`) and repair it (`dpkg --configure -a`) before
@@ -329,13 +311,15 @@ pub fn repair_interrupted_dpkg(
     }
     let repair_command = commands.repair_command();
     let repair = executor.run(&repair_command)?;
-    Ok(match require_success(&repair_command, repair) {
-        Ok(_) => RepairOutcome::Repaired { audit: report },
-        Err(e) => RepairOutcome::Failed {
-            audit: report,
-            error: e.to_string(),
+    Ok(
+        match require_success(&repair_command, repair, CommandStep::Apt) {
+            Ok(_) => RepairOutcome::Repaired { audit: report },
+            Err(e) => RepairOutcome::Failed {
+                audit: report,
+                error: e.to_string(),
+            },
         },
-    })
+    )
 }
 
 /// Package names (arch qualifiers removed) that apt or dpkg name as failing in `text`.
@@ -411,28 +395,6 @@ pub fn failing_packages(text: &str) -> Vec<String> {
 fn package_of_deb_path(path: &str) -> &str {
     let file = path.rsplit('/').next().unwrap_or(path);
     file.split('_').next().unwrap_or(file)
-}
-
-/// Lines of `output` that mention `name`, for a failed package's reason.
-fn reason_for(name: &str, output: &CommandOutput) -> String {
-    let text = format!("{}\n{}", output.stdout, output.stderr);
-    let lines: Vec<&str> = text
-        .lines()
-        .map(str::trim)
-        .filter(|l| {
-            l.contains(name)
-                && (l.contains("error")
-                    || l.contains("Depends")
-                    || l.starts_with("E:")
-                    || l.contains("returned"))
-        })
-        .take(3)
-        .collect();
-    if lines.is_empty() {
-        output.tail(3)
-    } else {
-        lines.join("; ")
-    }
 }
 
 /// Install `targets` with the host's apt (see the module docs for the retry rules). Under
@@ -583,7 +545,10 @@ fn install_with_retries(
                     .unwrap_or_default();
                 (
                     t.clone(),
-                    format!("{state}{}", reason_for(&t.name, &output)),
+                    format!(
+                        "{state}{}",
+                        reason_for(&t.name, &output, OutputDialect::Apt)
+                    ),
                 )
             })
             .collect();
@@ -609,7 +574,7 @@ fn install_with_retries(
                             "apt-get did not install it (package not installed, or kept back)"
                                 .to_string()
                         } else {
-                            reason_for(&t.name, &output)
+                            reason_for(&t.name, &output, OutputDialect::Apt)
                         }
                     });
                 pending.retain(|p| p != &t);

@@ -13,6 +13,15 @@ use std::io::Read;
 use jiff::Timestamp;
 use quick_xml::events::{BytesStart, Event};
 
+/// `[epoch:]version-release`, the epoch left out when it is 0 or empty.
+pub fn evr_string(epoch: &str, version: &str, release: &str) -> String {
+    if epoch.is_empty() || epoch == "0" {
+        format!("{version}-{release}")
+    } else {
+        format!("{epoch}:{version}-{release}")
+    }
+}
+
 /// Errors of reading an updateinfo file.
 #[derive(Debug, thiserror::Error)]
 pub enum UpdateInfoError {
@@ -76,7 +85,7 @@ impl AdvisoryPackage {
     /// `[epoch:]version-release`, the epoch left out when 0 (the form rpm versions are
     /// compared and reported in).
     pub fn evr(&self) -> String {
-        super::evr_string(&self.epoch, &self.version, &self.release)
+        evr_string(&self.epoch, &self.version, &self.release)
     }
 }
 
@@ -169,12 +178,32 @@ pub fn decompress(path: &str, bytes: &[u8]) -> Result<Vec<u8>, UpdateInfoError> 
     }
 }
 
-fn attribute(element: &BytesStart<'_>, name: &[u8]) -> Option<String> {
+/// The unescaped value of an element's attribute `name` (namespace prefix ignored).
+pub fn attribute(element: &BytesStart<'_>, name: &str) -> Option<String> {
     element
         .attributes()
         .flatten()
         .find(|a| a.key.local_name().as_ref() == name)
-        .and_then(|a| a.unescape_value().ok().map(|v| v.into_owned()))
+        .and_then(|a| {
+            quick_xml::escape::unescape(&a.value)
+                .ok()
+                .map(|v| v.into_owned())
+        })
+}
+
+/// Append the still-escaped text of a text or entity-reference event to `raw`. quick-xml
+/// reports `&amp;` inside text as an event of its own, so text is gathered until its element
+/// ends and unescaped once ([`quick_xml::escape::unescape`]).
+pub fn push_raw_text(raw: &mut String, event: &Event<'_>) {
+    match event {
+        Event::Text(t) => raw.push_str(t),
+        Event::GeneralRef(r) => {
+            raw.push('&');
+            raw.push_str(r);
+            raw.push(';');
+        }
+        _ => {}
+    }
 }
 
 fn truthy(text: &str) -> bool {
@@ -194,10 +223,31 @@ enum Field {
     RebootSuggested,
 }
 
+/// Store the text of `field` (trimmed) in the advisory being read.
+fn apply_field(
+    adv: &mut Advisory,
+    field: Field,
+    text: &str,
+    in_package: bool,
+    update_reboot: &mut bool,
+) {
+    match field {
+        Field::Id => adv.id = text.to_string(),
+        Field::Title => adv.title = text.to_string(),
+        Field::Severity if !text.is_empty() => adv.severity = Some(text.to_string()),
+        Field::RebootSuggested if truthy(text) => {
+            match adv.packages.last_mut().filter(|_| in_package) {
+                Some(p) => p.reboot_suggested = true,
+                None => *update_reboot = true,
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Parse an (uncompressed) updateinfo document. `path` only names the file in errors.
 pub fn parse(path: &str, xml: &[u8]) -> Result<Vec<Advisory>, UpdateInfoError> {
     let mut reader = quick_xml::Reader::from_reader(xml);
-    reader.config_mut().trim_text(true);
     let mut buf = Vec::new();
     let mut advisories = Vec::new();
     let mut current: Option<Advisory> = None;
@@ -205,6 +255,8 @@ pub fn parse(path: &str, xml: &[u8]) -> Result<Vec<Advisory>, UpdateInfoError> {
     let mut update_reboot = false;
     let mut in_package = false;
     let mut field = Field::None;
+    // The raw text of the current field, unescaped at its end tag.
+    let mut text = String::new();
     loop {
         let event = reader
             .read_event_into(&mut buf)
@@ -219,30 +271,30 @@ pub fn parse(path: &str, xml: &[u8]) -> Result<Vec<Advisory>, UpdateInfoError> {
                 let empty = matches!(event, Event::Empty(_));
                 let name = e.local_name();
                 match name.as_ref() {
-                    b"update" => {
+                    "update" => {
                         current = Some(Advisory {
-                            kind: attribute(e, b"type").unwrap_or_default(),
+                            kind: attribute(e, "type").unwrap_or_default(),
                             ..Advisory::default()
                         });
                         update_reboot = false;
                     }
-                    b"id" if current.is_some() && !in_package && !empty => field = Field::Id,
-                    b"title" if current.is_some() && !in_package && !empty => field = Field::Title,
-                    b"severity" if current.is_some() && !empty => field = Field::Severity,
-                    b"issued" | b"updated" => {
+                    "id" if current.is_some() && !in_package && !empty => field = Field::Id,
+                    "title" if current.is_some() && !in_package && !empty => field = Field::Title,
+                    "severity" if current.is_some() && !empty => field = Field::Severity,
+                    "issued" | "updated" => {
                         if let Some(adv) = current.as_mut() {
-                            let date = attribute(e, b"date").and_then(|d| parse_date(&d));
-                            if name.as_ref() == b"issued" {
+                            let date = attribute(e, "date").and_then(|d| parse_date(&d));
+                            if name.as_ref() == "issued" {
                                 adv.issued = date;
                             } else {
                                 adv.updated = date;
                             }
                         }
                     }
-                    b"reference" => {
+                    "reference" => {
                         if let Some(adv) = current.as_mut() {
-                            let id = attribute(e, b"id").unwrap_or_default();
-                            let kind = attribute(e, b"type").unwrap_or_default();
+                            let id = attribute(e, "id").unwrap_or_default();
+                            let kind = attribute(e, "type").unwrap_or_default();
                             let list = match kind.as_str() {
                                 "cve" => Some(&mut adv.cves),
                                 "bugzilla" => Some(&mut adv.bugzillas),
@@ -256,22 +308,22 @@ pub fn parse(path: &str, xml: &[u8]) -> Result<Vec<Advisory>, UpdateInfoError> {
                             }
                         }
                     }
-                    b"package" => {
+                    "package" => {
                         if let Some(adv) = current.as_mut() {
                             adv.packages.push(AdvisoryPackage {
-                                name: attribute(e, b"name").unwrap_or_default(),
-                                epoch: attribute(e, b"epoch")
+                                name: attribute(e, "name").unwrap_or_default(),
+                                epoch: attribute(e, "epoch")
                                     .filter(|v| !v.is_empty())
                                     .unwrap_or_else(|| "0".to_string()),
-                                version: attribute(e, b"version").unwrap_or_default(),
-                                release: attribute(e, b"release").unwrap_or_default(),
-                                arch: attribute(e, b"arch").unwrap_or_default(),
+                                version: attribute(e, "version").unwrap_or_default(),
+                                release: attribute(e, "release").unwrap_or_default(),
+                                arch: attribute(e, "arch").unwrap_or_default(),
                                 reboot_suggested: false,
                             });
                             in_package = !empty;
                         }
                     }
-                    b"reboot_suggested" => {
+                    "reboot_suggested" => {
                         if empty {
                             // `<reboot_suggested/>` says nothing; only a true value counts.
                         } else {
@@ -281,35 +333,27 @@ pub fn parse(path: &str, xml: &[u8]) -> Result<Vec<Advisory>, UpdateInfoError> {
                     _ => {}
                 }
             }
-            Event::Text(t) => {
-                let text = t.unescape().map_err(|e| UpdateInfoError::Xml {
-                    path: path.to_string(),
-                    position: reader.buffer_position(),
-                    message: e.to_string(),
-                })?;
-                let text = text.trim();
-                if let Some(adv) = current.as_mut() {
-                    match field {
-                        Field::Id => adv.id = text.to_string(),
-                        Field::Title => adv.title = text.to_string(),
-                        Field::Severity if !text.is_empty() => {
-                            adv.severity = Some(text.to_string())
-                        }
-                        Field::RebootSuggested if truthy(text) => {
-                            match adv.packages.last_mut().filter(|_| in_package) {
-                                Some(p) => p.reboot_suggested = true,
-                                None => update_reboot = true,
-                            }
-                        }
-                        _ => {}
-                    }
-                }
+            Event::Text(_) | Event::GeneralRef(_) if field != Field::None => {
+                push_raw_text(&mut text, &event);
             }
             Event::End(ref e) => {
+                if field != Field::None {
+                    let raw = std::mem::take(&mut text);
+                    let value = quick_xml::escape::unescape(raw.trim()).map_err(|e| {
+                        UpdateInfoError::Xml {
+                            path: path.to_string(),
+                            position: reader.buffer_position(),
+                            message: e.to_string(),
+                        }
+                    })?;
+                    if let Some(adv) = current.as_mut() {
+                        apply_field(adv, field, value.trim(), in_package, &mut update_reboot);
+                    }
+                }
                 field = Field::None;
                 match e.local_name().as_ref() {
-                    b"package" => in_package = false,
-                    b"update" => {
+                    "package" => in_package = false,
+                    "update" => {
                         if let Some(mut adv) = current.take() {
                             if update_reboot {
                                 for p in &mut adv.packages {
@@ -408,6 +452,37 @@ mod tests {
             "update-level flag applies to packages"
         );
         assert_eq!(suse.packages[0].evr(), "1:1.2-3");
+    }
+
+    #[test]
+    fn escaped_text_and_attributes_are_read_whole() {
+        // quick-xml reports `&amp;` in text as an event of its own: the title must still be
+        // one string, unescaped once, and whitespace around the text trimmed.
+        let xml = br#"<updates><update type="security">
+            <id> RHSA-2024:7 </id>
+            <title>
+              Important: glibc security &amp; bug fix &#8211; update
+            </title>
+            <severity>Important</severity>
+            <pkglist><collection>
+              <package name="np&amp;x" epoch="0" version="1" release="2" arch="noarch"/>
+            </collection></pkglist>
+        </update></updates>"#;
+        let advisories = parse("x", xml).expect("parses");
+        assert_eq!(advisories.len(), 1);
+        assert_eq!(advisories[0].id, "RHSA-2024:7");
+        assert_eq!(
+            advisories[0].title,
+            "Important: glibc security & bug fix \u{2013} update"
+        );
+        assert_eq!(advisories[0].packages[0].name, "np&x");
+        assert!(matches!(
+            parse(
+                "bad",
+                b"<updates><update><id>a&nosuch;</id></update></updates>"
+            ),
+            Err(UpdateInfoError::Xml { .. })
+        ));
     }
 
     #[test]

@@ -15,12 +15,14 @@ use std::collections::{HashMap, HashSet};
 
 use jiff::Timestamp;
 
-use crate::agent::backend::{BackendError, InstallTarget};
-use crate::agent::host::{CommandOutput, HostCommand, HostExecutor};
+use crate::agent::backend::command::{CommandStep, require_success};
+use crate::agent::backend::contract::{BackendError, InstallTarget};
+use crate::agent::host::command::{HostCommand, HostExecutor};
 use crate::agent::state::{FirstSeen, version_key};
 use crate::baseline::model::{Candidate, InstalledPackage};
 use crate::baseline::version::rpm::{Evr, compare_evr};
 use updateinfo::Advisory;
+pub use updateinfo::evr_string;
 
 /// The `rpm -qa` query format: one tab-separated line per installed package.
 pub const RPM_QUERY_FORMAT: &str =
@@ -52,15 +54,6 @@ impl RpmPackage {
     }
 }
 
-/// `[epoch:]version-release`, the epoch left out when it is 0 or empty.
-pub fn evr_string(epoch: &str, version: &str, release: &str) -> String {
-    if epoch.is_empty() || epoch == "0" {
-        format!("{version}-{release}")
-    } else {
-        format!("{epoch}:{version}-{release}")
-    }
-}
-
 /// The `rpm -qa` command (the host's rpm, its own database).
 pub fn inventory_command() -> HostCommand {
     HostCommand::new(["rpm", "-qa", "--qf", RPM_QUERY_FORMAT])
@@ -76,13 +69,10 @@ pub fn parse_inventory(text: &str) -> Result<Vec<RpmPackage>, BackendError> {
         }
         let fields: Vec<&str> = line.split('\t').collect();
         if fields.len() < 6 {
-            return Err(BackendError::new(
-                "RpmQueryMalformed",
-                format!(
-                    "rpm -qa line {}: expected 7 tab-separated fields: {line:?}",
-                    n + 1
-                ),
-            ));
+            return Err(BackendError::RpmQueryMalformed(format!(
+                "rpm -qa line {}: expected 7 tab-separated fields: {line:?}",
+                n + 1
+            )));
         }
         if fields[0] == "gpg-pubkey" {
             continue;
@@ -116,52 +106,16 @@ pub fn parse_inventory(text: &str) -> Result<Vec<RpmPackage>, BackendError> {
 /// rather than a failure, which would otherwise read as a compliant node.
 pub fn read_inventory(executor: &dyn HostExecutor) -> Result<Vec<RpmPackage>, BackendError> {
     let command = inventory_command();
-    let output = executor
-        .run(&command)
-        .map_err(|e| BackendError::new(e.category(), e.to_string()))?;
-    let output = require_success(&command, output, "RpmQueryFailed")?;
+    let output = executor.run(&command)?;
+    let output = require_success(&command, output, CommandStep::RpmQuery)?;
     let packages = parse_inventory(&output.stdout)?;
     if packages.is_empty() {
-        return Err(BackendError::new(
-            "RpmDatabaseEmpty",
-            format!(
-                "`{}` through {} listed no installed package: no rpm database there",
-                command.display(),
-                executor.describe()
-            ),
-        ));
+        return Err(BackendError::RpmDatabaseEmpty {
+            command: command.display(),
+            executor: executor.describe(),
+        });
     }
     Ok(packages)
-}
-
-/// The output when the command succeeded, else an error of `category` with its tail.
-pub fn require_success(
-    command: &HostCommand,
-    output: CommandOutput,
-    category: &'static str,
-) -> Result<CommandOutput, BackendError> {
-    if output.success() {
-        Ok(output)
-    } else {
-        Err(command_failed(command, &output, category))
-    }
-}
-
-/// An error describing a failed command.
-pub fn command_failed(
-    command: &HostCommand,
-    output: &CommandOutput,
-    category: &'static str,
-) -> BackendError {
-    BackendError::new(
-        category,
-        format!(
-            "`{}` failed ({}): {}",
-            command.display(),
-            output.describe_status(),
-            output.tail(5)
-        ),
-    )
 }
 
 /// The source package name of a source rpm file name (`glibc-2.34-100.el9.src.rpm` → `glibc`).
@@ -213,14 +167,10 @@ pub fn is_valid_arch(arch: &str) -> bool {
 /// Check a target and render it as dnf's exact spec `name-[epoch:]version-release.arch`
 /// (or `name-[epoch:]version-release` without an arch). Refused before any command runs.
 pub fn nevra(target: &InstallTarget) -> Result<String, BackendError> {
-    let invalid = |reason: String| {
-        BackendError::new(
-            "InvalidInstallTarget",
-            format!(
-                "refusing to install {:?} version {:?}: {reason}",
-                target.name, target.version
-            ),
-        )
+    let invalid = |reason: String| BackendError::InvalidInstallTarget {
+        name: target.name.clone(),
+        version: target.version.clone(),
+        reason: Some(reason),
     };
     if !is_valid_rpm_name(&target.name) {
         return Err(invalid("not an rpm package name".into()));
@@ -438,63 +388,6 @@ pub fn build_candidates(
     out
 }
 
-/// Why `name` was not installed, from a package manager's output: the lines mentioning it that
-/// say what went wrong (`Problem:`, `nothing provides`, `error`, `No match`, …) first, else any
-/// line mentioning it (transaction-table rows and progress lines skipped), else the output's
-/// tail. At most three lines, whitespace collapsed.
-pub fn reason_for(name: &str, output: &CommandOutput) -> String {
-    const TELLING: [&str; 7] = [
-        "problem",
-        "nothing provides",
-        "error",
-        "no match",
-        "conflict",
-        "failed",
-        "not installed",
-    ];
-    let text = format!("{}\n{}", output.stdout, output.stderr);
-    let mentioning: Vec<String> = text
-        .lines()
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .filter(|l| l.contains(name))
-        .filter(|l| {
-            // ` np-fail  noarch  1.1-1  np  6.0 k`: a row of dnf's transaction table.
-            l.split(' ').next() != Some(name)
-                && ![
-                    "Upgrading",
-                    "Verifying",
-                    "Cleanup",
-                    "Running scriptlet",
-                    "Installing",
-                ]
-                .iter()
-                .any(|p| l.starts_with(p))
-        })
-        .collect();
-    let telling: Vec<&String> = mentioning
-        .iter()
-        .filter(|l| {
-            let lower = l.to_ascii_lowercase();
-            TELLING.iter().any(|t| lower.contains(t))
-        })
-        .collect();
-    let chosen: Vec<&String> = if telling.is_empty() {
-        mentioning.iter().collect()
-    } else {
-        telling
-    };
-    if chosen.is_empty() {
-        output.tail(3)
-    } else {
-        chosen
-            .into_iter()
-            .take(3)
-            .map(String::as_str)
-            .collect::<Vec<_>>()
-            .join("; ")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -641,21 +534,6 @@ mod tests {
         );
         assert_eq!(sec.first_seen, None, "dated by its advisory");
         assert_eq!(seen.versions.len(), 1);
-    }
-
-    #[test]
-    fn failure_reasons_prefer_the_lines_that_say_what_went_wrong() {
-        let output = CommandOutput {
-            exit_code: Some(0),
-            stdout: "Skipping packages with broken dependencies:\n np-fail    noarch    1.1-1    np    6.0 k\nSkipped:\n  np-fail-1.1-1.noarch\n".into(),
-            stderr: " Problem: cannot install the best update candidate for package np-fail-1.0-1.noarch\n  - nothing provides np-nonexistent needed by np-fail-1.1-1.noarch\n".into(),
-            ..CommandOutput::default()
-        };
-        assert_eq!(
-            reason_for("np-fail", &output),
-            "Problem: cannot install the best update candidate for package np-fail-1.0-1.noarch; - nothing provides np-nonexistent needed by np-fail-1.1-1.noarch"
-        );
-        assert_eq!(reason_for("np-other", &output), output.tail(3));
     }
 
     #[test]

@@ -1,0 +1,199 @@
+//! The executors: how the agent runs the host's programs. Production enters the host's
+//! namespaces ([`NsenterExecutor`]); test roots are run with `chroot` ([`ChrootExecutor`]) or
+//! with this machine's package manager pointed at the root ([`InstallrootExecutor`]).
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::HostError;
+use super::HostRoot;
+use super::command::{CommandOutput, HostCommand, HostExecutor, run_argv};
+use crate::agent::os_release::OsRelease;
+
+/// Production executor: the host's own programs in the host's namespaces, via
+/// `nsenter -t 1 -m -u -i -n -p -- argv` (needs `hostPID: true`, a privileged pod, and
+/// `nsenter` from util-linux in the agent image).
+#[derive(Clone, Debug, Default)]
+pub struct NsenterExecutor;
+
+impl HostExecutor for NsenterExecutor {
+    fn run(&self, command: &HostCommand) -> Result<CommandOutput, HostError> {
+        command.check()?;
+        let mut argv: Vec<String> = ["nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        argv.extend(command.argv.iter().cloned());
+        run_argv(&argv, command)
+    }
+
+    fn describe(&self) -> String {
+        "nsenter -t 1 -m -u -i -n -p".to_string()
+    }
+}
+
+/// Test executor: the root's own programs via `chroot <root> argv` (needs root).
+#[derive(Clone, Debug)]
+pub struct ChrootExecutor {
+    root: PathBuf,
+}
+
+impl ChrootExecutor {
+    /// Run commands chrooted into `root`.
+    pub fn new(root: impl Into<PathBuf>) -> ChrootExecutor {
+        ChrootExecutor { root: root.into() }
+    }
+}
+
+impl HostExecutor for ChrootExecutor {
+    fn run(&self, command: &HostCommand) -> Result<CommandOutput, HostError> {
+        command.check()?;
+        let mut argv = vec![
+            "chroot".to_string(),
+            self.root.to_string_lossy().into_owned(),
+        ];
+        argv.extend(command.argv.iter().cloned());
+        run_argv(&argv, command)
+    }
+
+    fn describe(&self) -> String {
+        format!("chroot {}", self.root.display())
+    }
+}
+
+/// Test executor for rpm-family and Alpine roots that cannot run their own programs (no shell,
+/// no dnf inside a fixture root): runs *this machine's* package manager with its root option
+/// injected, so the argv a backend builds for production (relative to the host's `/`) works
+/// unchanged:
+///
+/// | argv[0] | becomes |
+/// |---|---|
+/// | `rpm` | `rpm --root <root> --dbpath /var/lib/rpm …` |
+/// | `dnf`, `yum` | `dnf --installroot=<root> --noplugins --releasever=<os-release VERSION_ID major> …` |
+/// | `zypper` | `zypper --root <root> …` |
+/// | `apk` | `apk --root <root> …` |
+///
+/// Any other program is refused: there is no way to run it "inside" the root without chroot.
+/// librpm's database path is a macro, and Debian's rpm defaults it to `~/.rpmdb`, so every
+/// command also gets `HOME` pointing at a private directory whose `.rpmmacros` sets
+/// `%_dbpath /var/lib/rpm` (dnf and zypper have no `--dbpath`; they read the same macros).
+#[derive(Clone, Debug)]
+pub struct InstallrootExecutor {
+    root: PathBuf,
+}
+
+impl InstallrootExecutor {
+    /// Run package managers against `root`.
+    pub fn new(root: impl Into<PathBuf>) -> InstallrootExecutor {
+        InstallrootExecutor { root: root.into() }
+    }
+
+    /// The directory used as `HOME`, holding the `.rpmmacros` that sets the database path.
+    fn macro_home(&self) -> Result<PathBuf, HostError> {
+        let home = std::env::temp_dir().join(format!(
+            "nodepatch-installroot-{}-{}",
+            // SAFETY: geteuid has no preconditions.
+            unsafe { libc::geteuid() },
+            std::process::id()
+        ));
+        let macros = home.join(".rpmmacros");
+        let content = "%_dbpath /var/lib/rpm\n";
+        if std::fs::read_to_string(&macros).ok().as_deref() != Some(content) {
+            let io = |source| HostError::Io {
+                path: macros.display().to_string(),
+                source,
+            };
+            std::fs::create_dir_all(&home).map_err(io)?;
+            let tmp = home.join(format!(".rpmmacros.{:?}", std::thread::current().id()));
+            std::fs::write(&tmp, content).map_err(io)?;
+            std::fs::rename(&tmp, &macros).map_err(io)?;
+        }
+        Ok(home)
+    }
+
+    /// `--releasever` for dnf: the major of the root's os-release `VERSION_ID` (dnf would read it
+    /// from the root's `system-release` package, which fixture roots do not have).
+    fn releasever(&self) -> Option<String> {
+        let root = HostRoot::new(&self.root);
+        let text = root
+            .read_optional("/etc/os-release")
+            .ok()
+            .flatten()
+            .or_else(|| root.read_optional("/usr/lib/os-release").ok().flatten())?;
+        let release = OsRelease::parse(&String::from_utf8_lossy(&text));
+        let major = release.get("VERSION_ID")?.split('.').next()?.to_string();
+        (!major.is_empty() && major.bytes().all(|b| b.is_ascii_alphanumeric())).then_some(major)
+    }
+
+    /// The argv actually run for `argv`.
+    pub fn rooted_argv(&self, argv: &[String]) -> Result<Vec<String>, HostError> {
+        let root = self.root.to_string_lossy().into_owned();
+        let rest = argv[1..].iter().cloned();
+        let mut out: Vec<String> = Vec::new();
+        match argv[0].as_str() {
+            "rpm" => {
+                out.extend(["rpm".into(), "--root".into(), root, "--dbpath".into()]);
+                out.push("/var/lib/rpm".into());
+            }
+            "dnf" | "yum" => {
+                out.push("dnf".into());
+                out.push(format!("--installroot={root}"));
+                out.push("--noplugins".into());
+                if let Some(release) = self.releasever() {
+                    out.push(format!("--releasever={release}"));
+                }
+            }
+            "zypper" => out.extend(["zypper".into(), "--root".into(), root]),
+            "apk" => out.extend(["apk".into(), "--root".into(), root]),
+            _ => {
+                return Err(HostError::InvalidCommand {
+                    argv: argv.to_vec(),
+                    reason: "only rpm, dnf, yum, zypper and apk can run against an installroot",
+                });
+            }
+        }
+        out.extend(rest);
+        Ok(out)
+    }
+}
+
+impl HostExecutor for InstallrootExecutor {
+    fn run(&self, command: &HostCommand) -> Result<CommandOutput, HostError> {
+        command.check()?;
+        let argv = self.rooted_argv(&command.argv)?;
+        let home = self.macro_home()?;
+        let mut command = command.clone();
+        command
+            .env
+            .push(("HOME".to_string(), home.to_string_lossy().into_owned()));
+        run_argv(&argv, &command)
+    }
+
+    fn describe(&self) -> String {
+        format!("installroot {}", self.root.display())
+    }
+}
+
+/// How the agent runs programs of the host (a command-line choice).
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostExec {
+    /// `nsenter -t 1 -m -u -i -n -p -- argv`: the host's namespaces (production; needs hostPID).
+    Nsenter,
+    /// `chroot <host-root> argv`: for node roots that are not the running host (tests).
+    Chroot,
+    /// This machine's rpm/dnf/zypper/apk with the root option (`--root`, `--installroot`)
+    /// pointing at the host root: for rpm-family fixture roots that have no shell or package
+    /// manager of their own (tests). See [`InstallrootExecutor`].
+    Installroot,
+}
+
+impl HostExec {
+    /// The executor for `root`.
+    pub fn executor(self, root: &Path) -> Arc<dyn HostExecutor> {
+        match self {
+            HostExec::Nsenter => Arc::new(NsenterExecutor),
+            HostExec::Chroot => Arc::new(ChrootExecutor::new(root)),
+            HostExec::Installroot => Arc::new(InstallrootExecutor::new(root)),
+        }
+    }
+}
