@@ -14,8 +14,8 @@ use kube::api::{Api, DeleteParams, EvictParams, ListParams};
 use kube::{Client, ResourceExt};
 
 use crate::api::DrainSpec;
-use crate::rollout::{DrainProgress, PodRef};
 use crate::rollout::targeting::selector_matches;
+use crate::rollout::{DrainProgress, PodRef};
 
 /// Annotation the kubelet puts on mirror pods of static pods.
 const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
@@ -396,9 +396,8 @@ mod tests {
     #[test]
     fn survey_sorts_pods_by_disposition() {
         let bare = pod(json!({"metadata": {"name": "bare", "ownerReferences": []}}));
-        let leaving = pod(
-            json!({"metadata": {"name": "old", "deletionTimestamp": "2026-01-01T00:00:00Z"}}),
-        );
+        let leaving =
+            pod(json!({"metadata": {"name": "old", "deletionTimestamp": "2026-01-01T00:00:00Z"}}));
         let s = survey(&[pod(json!({})), leaving, bare], &defaults());
         assert_eq!(
             s.evict,

@@ -77,7 +77,9 @@ mod tests {
 
     fn api(code: u16) -> Error {
         Error::Kube(kube::Error::Api(
-            kube::core::Status::failure("x", "Reason").with_code(code).boxed(),
+            kube::core::Status::failure("x", "Reason")
+                .with_code(code)
+                .boxed(),
         ))
     }
 

@@ -78,7 +78,12 @@ impl Backoffs {
 
 /// Run one reconcile of `obj` inside a `reconcile` span, recording its duration and outcome in
 /// the metrics and resetting the object's backoff on success.
-pub async fn instrumented<K, F>(kind: &'static str, obj: &K, ctx: &Context, reconcile: F) -> Result<Action>
+pub async fn instrumented<K, F>(
+    kind: &'static str,
+    obj: &K,
+    ctx: &Context,
+    reconcile: F,
+) -> Result<Action>
 where
     K: Resource,
     F: Future<Output = Result<Action>>,
@@ -100,7 +105,12 @@ where
 
 /// Write `status` to `obj`'s status subresource by server-side apply (field manager
 /// `nodepatch-controller`, forced: the controller owns status) and count the write.
-pub async fn apply_status<K, S>(ctx: &Context, kind: &'static str, obj: &K, status: &S) -> Result<()>
+pub async fn apply_status<K, S>(
+    ctx: &Context,
+    kind: &'static str,
+    obj: &K,
+    status: &S,
+) -> Result<()>
 where
     K: Resource<DynamicType = ()> + Clone + DeserializeOwned + Debug,
     S: Serialize,

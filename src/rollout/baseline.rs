@@ -90,9 +90,10 @@ pub fn choose_baseline<'a, T: BaselineCandidate>(
     refs: &[String],
     candidates: impl IntoIterator<Item = &'a T> + Clone,
 ) -> Result<BaselineChoice<'a, T>, ChooseBaselineError> {
-    let mut referenced = candidates.clone().into_iter().filter(|b| {
-        b.operating_system() == os && refs.iter().any(|r| r == b.baseline_name())
-    });
+    let mut referenced = candidates
+        .clone()
+        .into_iter()
+        .filter(|b| b.operating_system() == os && refs.iter().any(|r| r == b.baseline_name()));
     if let Some(b) = referenced.next() {
         if let Some(other) = referenced.next() {
             return Err(ChooseBaselineError::TwoReferenced {

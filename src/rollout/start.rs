@@ -139,10 +139,9 @@ fn snapshot_for<'a>(
     baselines: impl IntoIterator<Item = &'a PatchBaseline> + Clone,
 ) -> Result<BaselineSnapshot, StartError> {
     let (name, spec) = match choose_baseline(os, refs, baselines)? {
-        BaselineChoice::Candidate(b) => (
-            b.metadata.name.clone().unwrap_or_default(),
-            b.spec.clone(),
-        ),
+        BaselineChoice::Candidate(b) => {
+            (b.metadata.name.clone().unwrap_or_default(), b.spec.clone())
+        }
         BaselineChoice::Predefined => {
             let p = predefined_for(os);
             (p.name, p.spec)
@@ -200,7 +199,10 @@ mod tests {
             policy: "q".into(),
             ..older.clone()
         };
-        assert!(must_wait_for_active_run(&me, [&older]), "same second: by name");
+        assert!(
+            must_wait_for_active_run(&me, [&older]),
+            "same second: by name"
+        );
         assert!(must_wait_for_active_run(&me, [&newer_started]));
         assert!(!must_wait_for_active_run(&me, [&newer_waiting]));
         assert!(!must_wait_for_active_run(&me, [&finished, &other_policy]));

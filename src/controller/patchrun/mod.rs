@@ -24,9 +24,7 @@ use kube::{Resource, ResourceExt};
 use serde_json::json;
 
 use super::{Context, Error, Result, harness};
-use crate::api::{
-    NodePatchReport, PatchPolicy, PatchRun, RUN_LABEL, RebootOption,
-};
+use crate::api::{NodePatchReport, PatchPolicy, PatchRun, RUN_LABEL, RebootOption};
 
 pub use daemonset::{AgentSettings, DAEMONSET_PREFIX, daemonset_name, run_daemonset};
 pub use step::{finished_boot_id, node_health, progress_of};
@@ -240,9 +238,5 @@ pub async fn run(ctx: Arc<Context>) {
                 run.map(|r| ObjectRef::<PatchRun>::new(&r))
             },
         );
-    harness::drive(
-        KIND,
-        controller.run(reconcile, harness::error_policy, ctx),
-    )
-    .await;
+    harness::drive(KIND, controller.run(reconcile, harness::error_policy, ctx)).await;
 }

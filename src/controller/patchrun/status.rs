@@ -418,7 +418,11 @@ mod tests {
             target("b", TargetState::Skipped, None, false),
         ];
         assert_eq!(
-            summary(&count(&targets), RunPhase::Succeeded, RebootOption::NoReboot),
+            summary(
+                &count(&targets),
+                RunPhase::Succeeded,
+                RebootOption::NoReboot
+            ),
             "Succeeded: 1 of 2 nodes succeeded, 0 failed, 1 skipped, 1 need a reboot (NoReboot)"
         );
     }
@@ -488,7 +492,10 @@ mod tests {
             &counts,
             RebootOption::RebootIfNeeded,
         );
-        assert_eq!((done.type_, done.reason), (EventType::Normal, "RunFinished"));
+        assert_eq!(
+            (done.type_, done.reason),
+            (EventType::Normal, "RunFinished")
+        );
     }
 
     #[test]
@@ -502,7 +509,13 @@ mod tests {
     #[test]
     fn a_failed_run_ends_not_ready_and_not_progressing() {
         let now = Timestamp::UNIX_EPOCH;
-        let s = failed_status(None, Some(3), "PolicyNotFound", "PatchPolicy p does not exist", now);
+        let s = failed_status(
+            None,
+            Some(3),
+            "PolicyNotFound",
+            "PatchPolicy p does not exist",
+            now,
+        );
         assert_eq!(s.phase, RunPhase::Failed);
         assert_eq!(s.observed_generation, Some(3));
         let ready = conditions::find(&s.conditions, conditions::READY).expect("ready");

@@ -10,18 +10,18 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
-use kube::ResourceExt;
 
 use super::status::{agent_message, event_text, stepped_status};
 use super::{
     KIND, cleanup, fail_run, publish_about, reboot_option_of, set_run_label, set_unschedulable,
 };
 use crate::api::{
-    NodePatchReport, Operation, OperationPhase, PatchPolicy, PatchRun, PatchRunStatus,
-    RUN_LABEL, RebootOption, RunTarget, RunTrigger, TargetState,
+    NodePatchReport, Operation, OperationPhase, PatchPolicy, PatchRun, PatchRunStatus, RUN_LABEL,
+    RebootOption, RunTarget, RunTrigger, TargetState,
 };
 use crate::controller::drain::{DrainOptions, drain_progress, evict, pods_on, survey};
 use crate::controller::{Context, Result, harness};
@@ -122,7 +122,15 @@ pub(super) async fn step(
     apply_plan(ctx, run, name, &old, &status, &plan, &settings.drain).await?;
     for event in &plan.events {
         let text = event_text(event, &plan.counts, settings.reboot_option);
-        publish_about(ctx, run, text.node.as_deref(), text.type_, text.reason, text.note).await;
+        publish_about(
+            ctx,
+            run,
+            text.node.as_deref(),
+            text.type_,
+            text.reason,
+            text.note,
+        )
+        .await;
     }
     if plan.phase.is_finished() {
         cleanup(run, ctx).await?;
@@ -312,7 +320,8 @@ async fn window_state(
             .as_ref()
             .map(|t| t.0)
             .unwrap_or(now);
-        let Ok(def) = crate::controller::maintenancewindow::window_definition(&mw.spec, anchor) else {
+        let Ok(def) = crate::controller::maintenancewindow::window_definition(&mw.spec, anchor)
+        else {
             continue;
         };
         if let Some(w) = def.window_at(now) {
@@ -430,5 +439,4 @@ mod tests {
             AgentProgress::NotStarted
         );
     }
-
 }
