@@ -111,34 +111,12 @@ pub fn plan_window_status(
     let mut events = vec![];
     let (status_core, requeue_at) = match window_definition(spec, anchor) {
         Err(invalid) => {
-            let was_invalid = conditions::find(&conditions, conditions::READY).is_some_and(|c| {
-                c.status == "False" && c.reason == invalid.reason && c.message == invalid.message
-            });
-            if !was_invalid {
-                events.push(WindowEvent::Invalid(invalid.clone()));
-            }
-            set_condition(
+            events.extend(invalid_conditions(
                 &mut conditions,
-                new_condition(
-                    conditions::READY,
-                    ConditionStatus::False,
-                    invalid.reason,
-                    invalid.message,
-                    generation,
-                    now,
-                ),
-            );
-            set_condition(
-                &mut conditions,
-                new_condition(
-                    conditions::OPEN,
-                    ConditionStatus::False,
-                    "Invalid",
-                    "the window is invalid and never opens",
-                    generation,
-                    now,
-                ),
-            );
+                invalid,
+                generation,
+                now,
+            ));
             ((false, None, vec![]), None)
         }
         Ok(def) => {
@@ -227,6 +205,43 @@ pub fn plan_window_status(
         events,
         changed,
     }
+}
+
+/// Mark `conditions` for an invalid window (Ready and Open False); the Event to emit when the
+/// window was not already invalid for the same reason.
+fn invalid_conditions(
+    conditions: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    invalid: InvalidWindow,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Option<WindowEvent> {
+    let was_invalid = conditions::find(conditions, conditions::READY).is_some_and(|c| {
+        c.status == "False" && c.reason == invalid.reason && c.message == invalid.message
+    });
+    let event = (!was_invalid).then(|| WindowEvent::Invalid(invalid.clone()));
+    set_condition(
+        conditions,
+        new_condition(
+            conditions::READY,
+            ConditionStatus::False,
+            invalid.reason,
+            invalid.message,
+            generation,
+            now,
+        ),
+    );
+    set_condition(
+        conditions,
+        new_condition(
+            conditions::OPEN,
+            ConditionStatus::False,
+            "Invalid",
+            "the window is invalid and never opens",
+            generation,
+            now,
+        ),
+    );
+    event
 }
 
 /// Reconcile one MaintenanceWindow.
