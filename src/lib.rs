@@ -1,11 +1,12 @@
 //! nodepatch: fleet patch management for Kubernetes nodes.
 //!
-//! Pure modules (`baseline`, `schedule`, `rollout`) never import the I/O ones
+//! Pure modules (`baseline`, `schedule`, `rollout`, `policy`) never import the I/O ones
 //! (`controller`, `agent`).
 pub mod agent;
 pub mod api;
 pub mod baseline;
 pub mod cli;
 pub mod controller;
+pub mod policy;
 pub mod rollout;
 pub mod schedule;

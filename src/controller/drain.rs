@@ -1,8 +1,9 @@
 //! Draining a node before its reboot, the way `kubectl drain` does, one step per reconcile:
-//! list the node's pods, decide for each what the drain does with it ([`disposition`], pure),
-//! evict the ones that must go through the Eviction API (so PodDisruptionBudgets are
-//! respected: a 429 means "not now", retried on the next step), and report whether the node
-//! is empty ([`DrainProgress`]). Pods of DaemonSets and static (mirror) pods stay, as they
+//! the PatchRun step lists the node's pods ([`pods_on`]) and sorts them ([`survey`], pure, by
+//! [`disposition`]) while observing; the planner reads [`drain_progress`] and asks for the
+//! evictions ([`crate::rollout::RolloutAction::Evict`]); the act phase evicts them through the
+//! Eviction API ([`evict`]: PodDisruptionBudgets are respected, a 429 means "not now", retried on
+//! the next step). Pods of DaemonSets and static (mirror) pods stay, as they
 //! would be recreated on the node anyway.
 
 use std::collections::BTreeMap;
@@ -13,8 +14,8 @@ use kube::api::{Api, DeleteParams, EvictParams, ListParams};
 use kube::{Client, ResourceExt};
 
 use crate::api::DrainSpec;
-use crate::rollout::DrainProgress;
 use crate::rollout::targeting::selector_matches;
+use crate::rollout::{DrainProgress, PodRef};
 
 /// Annotation the kubelet puts on mirror pods of static pods.
 const MIRROR_ANNOTATION: &str = "kubernetes.io/config.mirror";
@@ -132,56 +133,57 @@ fn named(pods: &[String]) -> String {
     text
 }
 
-/// One drain step on `node`: evict what must go, report what is left. `eviction_client` must
-/// not retry 429 answers itself (see `Context::eviction_client`).
-pub async fn drain_step(
-    client: &Client,
-    eviction_client: &Client,
-    node: &str,
-    options: &DrainOptions,
-) -> Result<DrainProgress, kube::Error> {
-    let pods: Api<Pod> = Api::all(client.clone());
-    let on_node = pods
-        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
-        .await?;
-    let mut blocked = vec![];
-    let mut waiting = vec![];
-    let mut refused = vec![];
-    for pod in &on_node.items {
-        let name = pod_key(pod);
+/// What the drain sees on a node: pods to evict, pods it waits for, and why it cannot go on.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct PodSurvey {
+    /// Pods to evict now.
+    pub evict: Vec<PodRef>,
+    /// Pods already terminating (`namespace/name`).
+    pub waiting: Vec<String>,
+    /// Why the drain cannot proceed with these settings, one reason per pod.
+    pub blocked: Vec<String>,
+}
+
+/// Sort the pods on a node by [`disposition`] (pure).
+pub fn survey(pods: &[Pod], options: &DrainOptions) -> PodSurvey {
+    let mut survey = PodSurvey::default();
+    for pod in pods {
         match disposition(pod, options) {
             Disposition::Ignore(_) => {}
-            Disposition::Wait => waiting.push(name),
-            Disposition::Block(why) => blocked.push(why),
-            Disposition::Evict => {
-                let ns: Api<Pod> = Api::namespaced(
-                    eviction_client.clone(),
-                    &pod.namespace().unwrap_or_default(),
-                );
-                let params = EvictParams {
-                    delete_options: Some(DeleteParams {
-                        grace_period_seconds: options.grace_period_seconds.map(|s| s as u32),
-                        ..DeleteParams::default()
-                    }),
-                    ..EvictParams::default()
-                };
-                match ns.evict(&pod.name_any(), &params).await {
-                    Ok(_) => waiting.push(name),
-                    // Already gone.
-                    Err(kube::Error::Api(s)) if s.code == 404 => {}
-                    // 429: a PodDisruptionBudget does not allow it now; retried next step.
-                    Err(kube::Error::Api(s)) => refused.push(format!("{name}: {}", s.message)),
-                    Err(e) => return Err(e),
-                }
-            }
+            Disposition::Wait => survey.waiting.push(pod_key(pod)),
+            Disposition::Block(why) => survey.blocked.push(why),
+            Disposition::Evict => survey.evict.push(PodRef {
+                namespace: pod.namespace().unwrap_or_default(),
+                name: pod.name_any(),
+            }),
         }
     }
-    if !blocked.is_empty() {
-        return Ok(DrainProgress::Blocked(named(&blocked)));
+    survey
+}
+
+/// The drain's progress from a survey and the refusals of the previous step's evictions
+/// (`namespace/name: message`, see [`evict`]); pure. Pods about to be evicted count as
+/// terminating unless their last eviction was refused.
+pub fn drain_progress(survey: &PodSurvey, refused_before: &[String]) -> DrainProgress {
+    if !survey.blocked.is_empty() {
+        return DrainProgress::Blocked(named(&survey.blocked));
     }
-    if waiting.is_empty() && refused.is_empty() {
-        return Ok(DrainProgress::Done);
+    if survey.evict.is_empty() && survey.waiting.is_empty() {
+        return DrainProgress::Done;
     }
+    let refusal = |pod: &PodRef| {
+        let key = format!("{pod}: ");
+        refused_before.iter().find(|r| r.starts_with(&key)).cloned()
+    };
+    let mut refused = vec![];
+    let mut waiting = vec![];
+    for pod in &survey.evict {
+        match refusal(pod) {
+            Some(r) => refused.push(r),
+            None => waiting.push(pod.to_string()),
+        }
+    }
+    waiting.extend(survey.waiting.iter().cloned());
     let mut why = vec![];
     if !refused.is_empty() {
         why.push(format!("eviction refused for {}", named(&refused)));
@@ -189,7 +191,47 @@ pub async fn drain_step(
     if !waiting.is_empty() {
         why.push(format!("waiting for {} to terminate", named(&waiting)));
     }
-    Ok(DrainProgress::Pending(why.join("; ")))
+    DrainProgress::Pending(why.join("; "))
+}
+
+/// The pods on `node`.
+pub async fn pods_on(client: &Client, node: &str) -> Result<Vec<Pod>, kube::Error> {
+    let pods: Api<Pod> = Api::all(client.clone());
+    let on_node = pods
+        .list(&ListParams::default().fields(&format!("spec.nodeName={node}")))
+        .await?;
+    Ok(on_node.items)
+}
+
+/// Evict `pods` through the Eviction API; returns the refusals (`namespace/name: message`,
+/// e.g. a PodDisruptionBudget that does not allow it now: retried on the next step). A pod
+/// already gone is no refusal. `eviction_client` must not retry 429 answers itself (see
+/// `Context::eviction_client`).
+pub async fn evict(
+    eviction_client: &Client,
+    pods: &[PodRef],
+    options: &DrainOptions,
+) -> Result<Vec<String>, kube::Error> {
+    let mut refused = vec![];
+    for pod in pods {
+        let ns: Api<Pod> = Api::namespaced(eviction_client.clone(), &pod.namespace);
+        let params = EvictParams {
+            delete_options: Some(DeleteParams {
+                grace_period_seconds: options.grace_period_seconds.map(|s| s as u32),
+                ..DeleteParams::default()
+            }),
+            ..EvictParams::default()
+        };
+        match ns.evict(&pod.name, &params).await {
+            Ok(_) => {}
+            // Already gone.
+            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            // 429: a PodDisruptionBudget does not allow it now; retried next step.
+            Err(kube::Error::Api(s)) => refused.push(format!("{pod}: {}", s.message)),
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(refused)
 }
 
 #[cfg(test)]
@@ -311,6 +353,61 @@ mod tests {
                 .grace_period_seconds,
             Some(30)
         );
+    }
+
+    #[test]
+    fn progress_is_done_only_when_nothing_is_left_and_names_refusals() {
+        let web = PodRef {
+            namespace: "ns".into(),
+            name: "web".into(),
+        };
+        let survey_of = |evict: Vec<PodRef>, waiting: Vec<&str>| PodSurvey {
+            evict,
+            waiting: waiting.into_iter().map(str::to_string).collect(),
+            blocked: vec![],
+        };
+        assert_eq!(
+            drain_progress(&survey_of(vec![], vec![]), &[]),
+            DrainProgress::Done
+        );
+        assert_eq!(
+            drain_progress(
+                &survey_of(vec![web.clone()], vec!["ns/db"]),
+                &["ns/web: budget".into(), "ns/gone: old".into()]
+            ),
+            DrainProgress::Pending(
+                "eviction refused for ns/web: budget; waiting for ns/db to terminate".into()
+            )
+        );
+        assert_eq!(
+            drain_progress(&survey_of(vec![web], vec![]), &[]),
+            DrainProgress::Pending("waiting for ns/web to terminate".into())
+        );
+        let blocked = PodSurvey {
+            blocked: vec!["pod ns/bare is not managed".into()],
+            ..PodSurvey::default()
+        };
+        assert_eq!(
+            drain_progress(&blocked, &[]),
+            DrainProgress::Blocked("pod ns/bare is not managed".into())
+        );
+    }
+
+    #[test]
+    fn survey_sorts_pods_by_disposition() {
+        let bare = pod(json!({"metadata": {"name": "bare", "ownerReferences": []}}));
+        let leaving =
+            pod(json!({"metadata": {"name": "old", "deletionTimestamp": "2026-01-01T00:00:00Z"}}));
+        let s = survey(&[pod(json!({})), leaving, bare], &defaults());
+        assert_eq!(
+            s.evict,
+            [PodRef {
+                namespace: "ns".into(),
+                name: "p".into()
+            }]
+        );
+        assert_eq!(s.waiting, ["ns/old"]);
+        assert_eq!(s.blocked.len(), 1);
     }
 
     #[test]

@@ -36,6 +36,32 @@ impl Error {
     }
 }
 
+/// How a failed reconcile is retried (see `harness::backoff`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// Someone else wrote first (409): retry almost at once with fresh data.
+    Conflict,
+    /// The API server is busy or unreachable (429, 5xx, transport): back off exponentially.
+    Transient,
+    /// Retrying soon cannot help (403, 400/422, our own bugs): wait long, tell the user.
+    Permanent,
+}
+
+impl Error {
+    /// The retry class of this error.
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            Error::Kube(kube::Error::Api(status)) => match status.code {
+                409 => ErrorClass::Conflict,
+                400 | 403 | 422 => ErrorClass::Permanent,
+                _ => ErrorClass::Transient,
+            },
+            Error::Kube(_) => ErrorClass::Transient,
+            Error::Serialize { .. } | Error::MissingName => ErrorClass::Permanent,
+        }
+    }
+}
+
 impl From<kube::Error> for Error {
     fn from(e: kube::Error) -> Self {
         Error::Kube(e)
@@ -44,3 +70,30 @@ impl From<kube::Error> for Error {
 
 /// Result of a reconcile step.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn api(code: u16) -> Error {
+        Error::Kube(kube::Error::Api(
+            kube::core::Status::failure("x", "Reason")
+                .with_code(code)
+                .boxed(),
+        ))
+    }
+
+    #[test]
+    fn api_answers_are_classed_for_the_retry() {
+        assert_eq!(api(409).class(), ErrorClass::Conflict);
+        assert_eq!(api(429).class(), ErrorClass::Transient);
+        assert_eq!(api(503).class(), ErrorClass::Transient);
+        assert_eq!(api(403).class(), ErrorClass::Permanent);
+        assert_eq!(api(422).class(), ErrorClass::Permanent);
+        assert_eq!(Error::MissingName.class(), ErrorClass::Permanent);
+        assert_eq!(
+            (api(409).category(), api(429).category()),
+            ("conflict", "throttled")
+        );
+    }
+}

@@ -3,23 +3,19 @@
 //! cutoff, close) instead of periodic polling. Status is written only when it changes.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::{Api, Patch, PatchParams};
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
-use serde_json::json;
 
-use super::{Context, Error, Result};
+use super::{Context, Error, Result, harness};
 use crate::api::conditions::{self, ConditionStatus, new_condition, set_condition};
-use crate::api::{
-    CONTROLLER_MANAGER, MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus,
-};
+use crate::api::{MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus};
 use crate::api::{OpenWindowStatus, WindowBounds};
 use crate::schedule::Schedule;
 use crate::schedule::duration::parse_duration;
@@ -115,34 +111,12 @@ pub fn plan_window_status(
     let mut events = vec![];
     let (status_core, requeue_at) = match window_definition(spec, anchor) {
         Err(invalid) => {
-            let was_invalid = conditions::find(&conditions, conditions::READY).is_some_and(|c| {
-                c.status == "False" && c.reason == invalid.reason && c.message == invalid.message
-            });
-            if !was_invalid {
-                events.push(WindowEvent::Invalid(invalid.clone()));
-            }
-            set_condition(
+            events.extend(invalid_conditions(
                 &mut conditions,
-                new_condition(
-                    conditions::READY,
-                    ConditionStatus::False,
-                    invalid.reason,
-                    invalid.message,
-                    generation,
-                    now,
-                ),
-            );
-            set_condition(
-                &mut conditions,
-                new_condition(
-                    conditions::OPEN,
-                    ConditionStatus::False,
-                    "Invalid",
-                    "the window is invalid and never opens",
-                    generation,
-                    now,
-                ),
-            );
+                invalid,
+                generation,
+                now,
+            ));
             ((false, None, vec![]), None)
         }
         Ok(def) => {
@@ -233,20 +207,50 @@ pub fn plan_window_status(
     }
 }
 
+/// Mark `conditions` for an invalid window (Ready and Open False); the Event to emit when the
+/// window was not already invalid for the same reason.
+fn invalid_conditions(
+    conditions: &mut Vec<k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition>,
+    invalid: InvalidWindow,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> Option<WindowEvent> {
+    let was_invalid = conditions::find(conditions, conditions::READY).is_some_and(|c| {
+        c.status == "False" && c.reason == invalid.reason && c.message == invalid.message
+    });
+    let event = (!was_invalid).then(|| WindowEvent::Invalid(invalid.clone()));
+    set_condition(
+        conditions,
+        new_condition(
+            conditions::READY,
+            ConditionStatus::False,
+            invalid.reason,
+            invalid.message,
+            generation,
+            now,
+        ),
+    );
+    set_condition(
+        conditions,
+        new_condition(
+            conditions::OPEN,
+            ConditionStatus::False,
+            "Invalid",
+            "the window is invalid and never opens",
+            generation,
+            now,
+        ),
+    );
+    event
+}
+
 /// Reconcile one MaintenanceWindow.
 pub async fn reconcile(mw: Arc<MaintenanceWindow>, ctx: Arc<Context>) -> Result<Action> {
-    let started = Instant::now();
-    let result = reconcile_inner(&mw, &ctx).await;
-    ctx.metrics.observe(
-        KIND,
-        started.elapsed(),
-        result.as_ref().err().map(Error::category),
-    );
-    result
+    harness::instrumented(KIND, mw.as_ref(), &ctx, reconcile_inner(&mw, &ctx)).await
 }
 
 async fn reconcile_inner(mw: &MaintenanceWindow, ctx: &Context) -> Result<Action> {
-    let name = mw.metadata.name.clone().ok_or(Error::MissingName)?;
+    mw.metadata.name.as_ref().ok_or(Error::MissingName)?;
     let now = Timestamp::now();
     let anchor = mw
         .spec
@@ -262,24 +266,7 @@ async fn reconcile_inner(mw: &MaintenanceWindow, ctx: &Context) -> Result<Action
         mw.status.as_ref(),
         now,
     );
-    if plan.changed {
-        let api: Api<MaintenanceWindow> = Api::all(ctx.client.clone());
-        let patch = json!({
-            "apiVersion": MaintenanceWindow::api_version(&()),
-            "kind": KIND,
-            "status": plan.status,
-        });
-        api.patch_status(
-            &name,
-            &PatchParams::apply(CONTROLLER_MANAGER).force(),
-            &Patch::Apply(&patch),
-        )
-        .await?;
-        ctx.metrics
-            .status_writes
-            .get_or_create(&super::metrics::KindLabels { kind: KIND })
-            .inc();
-    }
+    harness::apply_status_if(ctx, KIND, mw, &plan.status, plan.changed).await?;
     for event in &plan.events {
         publish(ctx, mw, event).await;
     }
@@ -335,27 +322,17 @@ async fn publish(ctx: &Context, mw: &MaintenanceWindow, event: &WindowEvent) {
     }
 }
 
-fn error_policy(mw: Arc<MaintenanceWindow>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(window = %mw.name_any(), category = error.category(), %error, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
-}
-
-/// Run the MaintenanceWindow controller until its stream ends.
+/// Run the MaintenanceWindow controller.
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<MaintenanceWindow> = Api::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default().any_semantic())
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "maintenancewindow controller");
-            }
-        })
-        .await;
+    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    harness::drive(KIND, controller.run(reconcile, harness::error_policy, ctx)).await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn ts(s: &str) -> Timestamp {
         s.parse().expect("timestamp")

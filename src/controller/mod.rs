@@ -3,6 +3,7 @@
 
 pub mod drain;
 pub mod error;
+pub mod harness;
 pub mod maintenancewindow;
 pub mod metrics;
 pub mod patchbaseline;
@@ -88,6 +89,13 @@ pub struct Context {
     pub agent: patchrun::AgentSettings,
     /// Serialises PatchRun starts (one active run per policy, decided against the API).
     pub run_starts: tokio::sync::Mutex<()>,
+    /// Consecutive reconcile failures per object, for the error policy's backoff.
+    pub backoffs: harness::Backoffs,
+    /// Per draining node, the evictions the Eviction API refused on the last step
+    /// (`namespace/name: message`): they name the blocker when the drain times out. Only message
+    /// detail lives here (lost on restart, rebuilt on the next step); the run's state is in its
+    /// status. Bounded by the number of nodes.
+    pub eviction_refusals: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
 }
 
 impl Context {
@@ -112,6 +120,8 @@ impl Context {
             stores,
             agent,
             run_starts: tokio::sync::Mutex::new(()),
+            backoffs: harness::Backoffs::default(),
+            eviction_refusals: Default::default(),
         }
     }
 }

@@ -2,22 +2,19 @@
 //! its OS), the rule count and content hash, and node counts from the reports evaluated with it.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use futures::StreamExt;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, Patch, PatchParams};
+use kube::ResourceExt;
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
-use serde_json::json;
 
-use super::{Context, Error, Result};
+use super::{Context, Result, harness};
 use crate::api::conditions::{self, new_condition, set_condition};
 use crate::api::{
-    CONTROLLER_MANAGER, Compliance, NodeComplianceCounts, NodePatchReport, PatchBaseline,
-    PatchBaselineStatus,
+    Compliance, NodeComplianceCounts, NodePatchReport, PatchBaseline, PatchBaselineStatus,
 };
 use crate::baseline::ResolvedBaseline;
 
@@ -96,9 +93,7 @@ pub fn plan_baseline_status<'a>(
 
 /// Reconcile one baseline.
 pub async fn reconcile(baseline: Arc<PatchBaseline>, ctx: Arc<Context>) -> Result<Action> {
-    let started = Instant::now();
-    let result = async {
-        let name = baseline.metadata.name.clone().ok_or(Error::MissingName)?;
+    harness::instrumented(KIND, baseline.as_ref(), &ctx, async {
         let peers = ctx.stores.baselines.state();
         let reports = ctx.stores.reports.state();
         let status = plan_baseline_status(
@@ -107,56 +102,41 @@ pub async fn reconcile(baseline: Arc<PatchBaseline>, ctx: Arc<Context>) -> Resul
             reports.iter().map(|r| r.as_ref()),
             Timestamp::now(),
         );
-        if baseline.status.as_ref().is_none_or(|old| !conditions::same_status(old, &status)) {
-            let api: Api<PatchBaseline> = Api::all(ctx.client.clone());
-            let patch = json!({"apiVersion": PatchBaseline::api_version(&()), "kind": KIND, "status": status});
-            api.patch_status(&name, &PatchParams::apply(CONTROLLER_MANAGER).force(), &Patch::Apply(&patch)).await?;
-            ctx.metrics.status_writes.get_or_create(&super::metrics::KindLabels { kind: KIND }).inc();
-        }
+        harness::apply_status_if_changed(
+            ctx.as_ref(),
+            KIND,
+            baseline.as_ref(),
+            baseline.status.as_ref(),
+            &status,
+        )
+        .await?;
         // Peers' default flags can change without an event on this object: look again later.
         Ok(Action::requeue(Duration::from_secs(300)))
-    }
-    .await;
-    ctx.metrics.observe(
-        KIND,
-        started.elapsed(),
-        result.as_ref().err().map(Error::category),
-    );
-    result
-}
-
-fn error_policy(b: Arc<PatchBaseline>, error: &Error, _ctx: Arc<Context>) -> Action {
-    tracing::warn!(baseline = %b.name_any(), category = error.category(), %error, "reconcile failed");
-    Action::requeue(Duration::from_secs(5))
+    })
+    .await
 }
 
 /// Run the PatchBaseline controller; a report names the baseline it was evaluated with.
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<PatchBaseline> = Api::all(ctx.client.clone());
     let reports: Api<NodePatchReport> = Api::all(ctx.client.clone());
-    Controller::new(api, watcher::Config::default().any_semantic())
-        .watches(
-            reports,
-            watcher::Config::default().any_semantic(),
-            |r: NodePatchReport| {
-                r.status
-                    .and_then(|s| s.baseline)
-                    .map(|b| ObjectRef::<PatchBaseline>::new(&b.name))
-            },
-        )
-        .run(reconcile, error_policy, ctx)
-        .for_each(|res| async move {
-            if let Err(e) = res {
-                tracing::debug!(error = %e, "patchbaseline controller");
-            }
-        })
-        .await;
+    let controller = Controller::new(api, watcher::Config::default().any_semantic()).watches(
+        reports,
+        watcher::Config::default().any_semantic(),
+        |r: NodePatchReport| {
+            r.status
+                .and_then(|s| s.baseline)
+                .map(|b| ObjectRef::<PatchBaseline>::new(&b.name))
+        },
+    );
+    harness::drive(KIND, controller.run(reconcile, harness::error_policy, ctx)).await;
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::api::{BaselineRef, NodePatchReportStatus, OperatingSystem, PatchBaselineSpec};
+    use serde_json::json;
 
     fn baseline(name: &str, os: OperatingSystem, default: bool) -> PatchBaseline {
         let mut spec: PatchBaselineSpec = serde_json::from_value(json!({

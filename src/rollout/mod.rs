@@ -14,13 +14,16 @@
 //!   in-flight nodes that have not started installing; a closed window with nodes left ends the
 //!   run TimedOut (the next window's run picks them up);
 //! - `rebootOption: RebootIfNeeded`: a node whose install needs a reboot goes InProgress →
-//!   Draining (cordoned, only if it was schedulable; pods evicted by the reconciler) →
+//!   Draining (cordoned, only if it was schedulable; the planner asks the reconciler to evict
+//!   the pods it observed, retried every step until none is left) →
 //!   Rebooting (the agent reads this state and reboots) → Verifying (a new boot ID and Ready)
 //!   → Succeeded once the agent's confirming scan on the new boot is in, uncordoning only what
 //!   it cordoned. A drain that times out or is blocked fails the node and uncordons it; a node
 //!   that does not come back within `nodeTimeout` fails and stays cordoned. A node that needs
 //!   no reboot is never cordoned.
 
+pub mod baseline;
+pub mod start;
 pub mod targeting;
 
 use std::collections::BTreeMap;
@@ -185,10 +188,11 @@ pub struct NodeHealth {
     pub unschedulable: bool,
 }
 
-/// The latest drain attempt on a node in Draining (made by the reconciler before planning).
+/// How far the drain of a node in Draining is, from the pods observed on it (and the evictions
+/// the Eviction API refused on the previous step).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub enum DrainProgress {
-    /// No attempt this step.
+    /// Not looked at this step.
     #[default]
     NotAttempted,
     /// Pods are still leaving (evictions refused by a PDB, pods terminating); why.
@@ -212,8 +216,26 @@ pub struct NodeObservation {
     pub report_boot_id: Option<String>,
     /// The Node's boot ID, readiness and cordon.
     pub health: NodeHealth,
-    /// The drain attempt of this step.
+    /// The drain's progress (nodes in Draining only).
     pub drain: DrainProgress,
+    /// Pods on the node the drain evicts (nodes in Draining only): the planner asks for their
+    /// eviction with [`RolloutAction::Evict`].
+    pub evict: Vec<PodRef>,
+}
+
+/// A pod, by namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct PodRef {
+    /// Namespace.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+}
+
+impl std::fmt::Display for PodRef {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
 }
 
 /// The maintenance window constraint of a scheduled install run.
@@ -242,6 +264,9 @@ pub enum RolloutAction {
     /// Make the node schedulable again (only nodes the run cordoned). The reconciler does this
     /// *before* writing status, so a crash in between uncordons again rather than never.
     Uncordon(String),
+    /// Evict these pods of a draining node through the Eviction API (PodDisruptionBudgets
+    /// apply: a refusal is retried on the next step). Comes after the node's cordon.
+    Evict { node: String, pods: Vec<PodRef> },
 }
 
 /// Something worth an Event.
@@ -609,8 +634,14 @@ fn advance(
         }
     }
     if t.state == TargetState::Draining {
+        // The cordon comes first (again, if someone lifted it): evicted pods must not land on
+        // the node again. Not when the drain ends in failure, which uncordons.
+        let recordon = t.cordoned && !obs.health.unschedulable;
         match &obs.drain {
             DrainProgress::Done => {
+                if recordon {
+                    step.actions.push(RolloutAction::Cordon(t.node.clone()));
+                }
                 t.boot_id = Some(obs.health.boot_id.clone());
                 enter(t, TargetState::Rebooting, now);
                 step.events.push(RolloutEvent::RebootRequested {
@@ -638,6 +669,15 @@ fn advance(
                     uncordon(t, &mut step);
                     fail(t, &mut step, "DrainTimeout", Some(why), now);
                 } else {
+                    if recordon {
+                        step.actions.push(RolloutAction::Cordon(t.node.clone()));
+                    }
+                    if !obs.evict.is_empty() {
+                        step.actions.push(RolloutAction::Evict {
+                            node: t.node.clone(),
+                            pods: obs.evict.clone(),
+                        });
+                    }
                     step.wake = Some(deadline.min(now + REBOOT_POLL));
                 }
                 return step;

@@ -841,6 +841,7 @@ proptest! {
                     report_boot_id: Some(format!("b{boot}")),
                     health: NodeHealth { boot_id: format!("b{boot}"), ready: *h != 1, unschedulable: t.cordoned },
                     drain: match d { 0 => DrainProgress::Done, 1 => DrainProgress::Pending("x".into()), 2 => DrainProgress::Blocked("y".into()), _ => DrainProgress::NotAttempted },
+                    evict: vec![],
                 };
                 (t.node.clone(), o)
             }).collect();
@@ -865,4 +866,44 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn a_draining_node_gets_its_cordon_back_then_the_evictions_the_planner_asks_for() {
+    let (_, plan) = installed_needing_reboot(false);
+    let run = apply(&plan);
+    let pod = PodRef {
+        namespace: "ns".into(),
+        name: "web-1".into(),
+    };
+    let mut o = obs(AgentProgress::NotStarted, true);
+    // Someone lifted the run's cordon: it comes back before the evictions.
+    o.health = health("b1", true, false);
+    o.drain = DrainProgress::Pending("waiting for ns/web-1 to terminate".into());
+    o.evict = vec![pod.clone()];
+    let t1 = t0() + SignedDuration::from_secs(70);
+    let plan = unconstrained(&run, &reboot_limits(), &one("a", o.clone()), t1);
+    assert_eq!(plan.targets[0].state, TargetState::Draining);
+    assert_eq!(
+        plan.actions,
+        vec![
+            RolloutAction::Cordon("a".into()),
+            RolloutAction::Evict {
+                node: "a".into(),
+                pods: vec![pod.clone()]
+            }
+        ]
+    );
+    // Past drain.timeout nothing is evicted any more: the node fails and is uncordoned.
+    let late = t0() + SignedDuration::from_secs(60) + SignedDuration::from_mins(5);
+    let plan = unconstrained(&run, &reboot_limits(), &one("a", o), late);
+    assert_eq!(plan.targets[0].reason.as_deref(), Some("DrainTimeout"));
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, RolloutAction::Evict { .. } | RolloutAction::Cordon(_))),
+        "{:?}",
+        plan.actions
+    );
 }

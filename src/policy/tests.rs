@@ -2,6 +2,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
 
 use super::*;
+use crate::api::conditions;
+use crate::schedule::Schedule;
+use crate::schedule::duration::parse_duration;
+use crate::schedule::window::parse_time_zone;
 
 fn ts(s: &str) -> Timestamp {
     s.parse().expect("timestamp")
@@ -29,24 +33,27 @@ fn run(name: &str, op: &str, trigger: &str, created_at: &str, phase: Option<RunP
     r
 }
 
-fn window(schedule: &str) -> MaintenanceWindow {
-    let mut w = MaintenanceWindow::new(
-        "tue",
-        serde_json::from_value(json!({"schedule": schedule, "duration": "4h", "cutoff": "1h"}))
-            .expect("window spec"),
+fn window(schedule: &str) -> WindowRef {
+    // As the MaintenanceWindow {"schedule": schedule, "duration": "4h", "cutoff": "1h"} created
+    // on 2026-01-01 defines it.
+    let mut def = WindowDefinition::new(
+        Schedule::parse(schedule).expect("schedule"),
+        parse_time_zone("UTC").expect("tz"),
+        parse_duration("4h").expect("duration"),
+        ts("2026-01-01T00:00:00Z"),
     );
-    w.metadata.creation_timestamp = Some(Time(ts("2026-01-01T00:00:00Z")));
-    w
+    def.cutoff = parse_duration("1h").expect("cutoff");
+    WindowRef::Defined(Box::new(def))
 }
 
 fn view<'a>(
     p: &'a PatchPolicy,
-    runs: Vec<&'a PatchRun>,
-    windows: Vec<(String, Option<&'a MaintenanceWindow>)>,
+    runs: Vec<&PatchRun>,
+    windows: Vec<(String, WindowRef)>,
 ) -> PolicyView<'a> {
     PolicyView {
         policy: p,
-        runs,
+        runs: runs.into_iter().map(RunRecord::from).collect(),
         windows,
         baselines: vec![],
         members: BTreeSet::from(["n1".to_string(), "n2".to_string()]),
@@ -116,7 +123,7 @@ fn install_run_starts_once_per_open_window_and_never_stacks() {
         Some(RunPhase::Succeeded),
     );
     let in_window = ts("2026-12-08T02:00:30Z");
-    let windows = || vec![("tue".to_string(), Some(&w))];
+    let windows = || vec![("tue".to_string(), w.clone())];
     let plan = plan_policy(&view(&p, vec![&scanned], windows()), in_window);
     assert_eq!(
         plan.create.as_ref().map(|c| c.operation),
@@ -147,7 +154,7 @@ fn install_run_starts_once_per_open_window_and_never_stacks() {
         ts("2026-12-09T01:00:00Z"),
     );
     assert_eq!(plan.create, None);
-    assert!(plan.events.iter().any(|(_, r, _)| *r == "RunDeferred"));
+    assert!(plan.events.iter().any(|e| e.reason() == "RunDeferred"));
 
     // After the cutoff no install starts.
     let plan = plan_policy(
@@ -166,7 +173,7 @@ fn missing_references_make_the_policy_not_ready_and_start_nothing() {
         json!({"nodeSelector": {}, "baselineRefs": ["nope"], "install": {"maintenanceWindowRefs": ["gone"]}}),
     );
     let plan = plan_policy(
-        &view(&p, vec![], vec![("gone".to_string(), None)]),
+        &view(&p, vec![], vec![("gone".to_string(), WindowRef::Missing)]),
         ts("2026-11-26T10:00:00Z"),
     );
     let ready = conditions::find(&plan.status.conditions, conditions::READY).expect("ready");
@@ -238,5 +245,5 @@ fn conflicts_are_reported_and_degrade_the_policy() {
         &plan.status.conditions,
         conditions::DEGRADED
     ));
-    assert!(plan.events.iter().any(|(_, r, _)| *r == "NodeConflict"));
+    assert!(plan.events.iter().any(|e| e.reason() == "NodeConflict"));
 }

@@ -1,0 +1,242 @@
+//! PatchRun reconciler: fixes a run's targets and baseline snapshots at start ([`start`]),
+//! drives it wave by wave through the run DaemonSet ([`step`]; nodes enter by getting the
+//! `nodepatch.dev/run` label), and cleans up (DaemonSet, labels) when it ends or is deleted. All
+//! decisions come from the pure planners in `crate::rollout`; status and Event text from
+//! [`status`]; every bit of state lives in the run's status.
+
+pub mod daemonset;
+mod start;
+pub mod status;
+pub mod step;
+
+use std::sync::Arc;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::{Action, Controller};
+use kube::runtime::events::{Event, EventType};
+use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
+use kube::runtime::reflector::ObjectRef;
+use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::{Context, Error, Result, harness};
+use crate::api::{NodePatchReport, PatchPolicy, PatchRun, RUN_LABEL, RebootOption};
+
+pub use daemonset::{AgentSettings, DAEMONSET_PREFIX, daemonset_name, run_daemonset};
+pub use step::{finished_boot_id, node_health, progress_of};
+
+const KIND: &str = "PatchRun";
+/// Finalizer that removes run labels and the DaemonSet before a run goes away.
+pub const RUN_FINALIZER: &str = "nodepatch.dev/run-cleanup";
+
+/// Reconcile one run (wrapped in the cleanup finalizer).
+pub async fn reconcile(run: Arc<PatchRun>, ctx: Arc<Context>) -> Result<Action> {
+    let api: Api<PatchRun> = Api::all(ctx.client.clone());
+    let reconcile = finalizer(&api, RUN_FINALIZER, run.clone(), |event| async {
+        match event {
+            FinalizerEvent::Apply(run) => apply(&run, &ctx).await,
+            FinalizerEvent::Cleanup(run) => {
+                cleanup(&run, &ctx).await?;
+                Ok(Action::await_change())
+            }
+        }
+    });
+    harness::instrumented(KIND, run.as_ref(), &ctx, async {
+        reconcile.await.map_err(|e| match e {
+            kube::runtime::finalizer::Error::ApplyFailed(e)
+            | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
+            kube::runtime::finalizer::Error::AddFinalizer(e)
+            | kube::runtime::finalizer::Error::RemoveFinalizer(e) => Error::Kube(e),
+            kube::runtime::finalizer::Error::UnnamedObject => Error::MissingName,
+            kube::runtime::finalizer::Error::InvalidFinalizer => Error::MissingName,
+        })
+    })
+    .await
+}
+
+async fn apply(cached: &PatchRun, ctx: &Context) -> Result<Action> {
+    let name = cached.metadata.name.clone().ok_or(Error::MissingName)?;
+    // Plan from the run as it is now, not as the cache last saw it: a step requeued right after
+    // a status write could otherwise plan twice from the same old status (duplicate Events, and
+    // a node we just cordoned would look cordoned by someone else).
+    let Some(fresh) = Api::<PatchRun>::all(ctx.client.clone())
+        .get_opt(&name)
+        .await?
+    else {
+        return Ok(Action::await_change());
+    };
+    let run = &fresh;
+    let status = run.status.clone().unwrap_or_default();
+    if status.phase.is_finished() {
+        // Idempotent: a controller that died between ending a run and cleaning up finishes here.
+        cleanup(run, ctx).await?;
+        return Ok(Action::await_change());
+    }
+    // A run created right after its policy may reach us before the policy reaches the cache:
+    // ask the API before declaring the policy missing.
+    let policy = match ctx
+        .stores
+        .policies
+        .get(&ObjectRef::new(&run.spec.policy_ref))
+    {
+        Some(p) => p,
+        None => match Api::<PatchPolicy>::all(ctx.client.clone())
+            .get_opt(&run.spec.policy_ref)
+            .await?
+        {
+            Some(p) => Arc::new(p),
+            None => {
+                let message = format!("PatchPolicy {} does not exist", run.spec.policy_ref);
+                return fail_run(ctx, run, "PolicyNotFound", message).await;
+            }
+        },
+    };
+    if status.targets.is_empty() && status.start_time.is_none() {
+        return start::start(run, &policy, ctx).await;
+    }
+    step::step(run, &name, &policy, status, ctx).await
+}
+
+/// Remove the run label from every node carrying it and delete the run DaemonSet.
+async fn cleanup(run: &PatchRun, ctx: &Context) -> Result<()> {
+    let name = run.name_any();
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let labelled = nodes
+        .list_metadata(&ListParams::default().labels(&format!("{RUN_LABEL}={name}")))
+        .await?;
+    for node in labelled.items {
+        set_run_label(ctx, &node.name_any(), None).await?;
+    }
+    let ds: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ctx.agent.namespace);
+    match ds
+        .delete(&daemonset_name(&name), &DeleteParams::background())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// Finish a run that cannot proceed: status Failed, a Warning Event, cleanup.
+async fn fail_run(ctx: &Context, run: &PatchRun, reason: &str, message: String) -> Result<Action> {
+    let status = status::failed_status(
+        run.status.as_ref(),
+        run.metadata.generation,
+        reason,
+        &message,
+        Timestamp::now(),
+    );
+    harness::apply_status(ctx, KIND, run, &status).await?;
+    publish(ctx, run, EventType::Warning, reason, message).await;
+    cleanup(run, ctx).await?;
+    Ok(Action::await_change())
+}
+
+/// The reboot option in force for a run: its own, else its policy's install setting.
+fn reboot_option_of(run: &PatchRun, policy: &PatchPolicy) -> RebootOption {
+    run.spec
+        .reboot_option
+        .or(policy.spec.install.as_ref().map(|i| i.reboot_option))
+        .unwrap_or_default()
+}
+
+async fn set_run_label(ctx: &Context, node: &str, run: Option<&str>) -> Result<()> {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let patch = json!({"metadata": {"labels": {RUN_LABEL: run}}});
+    match nodes
+        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        // A deleted node has no label to remove.
+        Err(kube::Error::Api(s)) if s.code == 404 && run.is_none() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Cordon or uncordon a node (a deleted node needs neither).
+async fn set_unschedulable(ctx: &Context, node: &str, unschedulable: bool) -> Result<()> {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let patch = json!({"spec": {"unschedulable": unschedulable}});
+    match nodes
+        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(node, unschedulable, "node cordon changed");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+async fn publish(ctx: &Context, run: &PatchRun, type_: EventType, reason: &str, note: String) {
+    publish_about(ctx, run, None, type_, reason, note).await;
+}
+
+/// Publish an Event about `run`, related to `node` when it concerns one: Events are merged into a
+/// series by (reason, regarding, related), so per-node Events need the node to stay distinct.
+async fn publish_about(
+    ctx: &Context,
+    run: &PatchRun,
+    node: Option<&str>,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(status::event_note(note)),
+        action: "Rollout".into(),
+        secondary: node.map(|n| k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(n.to_string()),
+            ..Default::default()
+        }),
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &run.object_ref(&())).await {
+        tracing::warn!(run = %run.name_any(), error = %e, "publishing event failed");
+    }
+}
+
+/// Run the PatchRun controller. Agent progress (NodePatchReport changes) and DaemonSet changes
+/// wake the run they belong to.
+pub async fn run(ctx: Arc<Context>) {
+    let runs: Api<PatchRun> = Api::all(ctx.client.clone());
+    let reports: Api<NodePatchReport> = Api::all(ctx.client.clone());
+    let daemonsets: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ctx.agent.namespace);
+    let controller = Controller::new(runs, watcher::Config::default().any_semantic())
+        // Not `owns`: that keys the (cluster-scoped) run by the DaemonSet's namespace, a second
+        // key for the same run, which kube-runtime reconciles concurrently with the first.
+        .watches(
+            daemonsets,
+            watcher::Config::default().labels("app.kubernetes.io/managed-by=nodepatch"),
+            |ds: DaemonSet| {
+                ds.labels()
+                    .get(RUN_LABEL)
+                    .map(|run| ObjectRef::<PatchRun>::new(run))
+            },
+        )
+        .watches(
+            reports,
+            watcher::Config::default().any_semantic(),
+            |report: NodePatchReport| {
+                let run = report
+                    .status
+                    .and_then(|s| s.operation)
+                    .map(|o| o.run)
+                    .filter(|r| !r.is_empty());
+                run.map(|r| ObjectRef::<PatchRun>::new(&r))
+            },
+        );
+    harness::drive(KIND, controller.run(reconcile, harness::error_policy, ctx)).await;
+}

@@ -1,0 +1,173 @@
+//! Starting a run. Two decisions, each after the observation it needs: whether the run waits
+//! for another run of its policy (observe the policy's runs → decide → act: write the waiting
+//! status), then what it fixes (observe the member nodes and their OS → decide targets and
+//! baseline snapshots with `rollout::start::plan_start` → act: status, DaemonSet, Event). The
+//! member nodes are read only once the run does not wait (one GET per node).
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::{Api, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::EventType;
+
+use super::status::{started_note, started_status, waiting_status};
+use super::{KIND, daemonset_name, fail_run, publish, reboot_option_of, run_daemonset};
+use crate::api::{CONTROLLER_MANAGER, Operation, PatchPolicy, PatchRun};
+use crate::controller::{Context, Result, harness};
+use crate::rollout::start::{MemberNode, RunEntry, must_wait_for_active_run, plan_start};
+use crate::rollout::targeting::membership;
+
+/// How often a waiting run looks again.
+const WAIT_POLL: Duration = Duration::from_secs(10);
+
+/// Fix targets and baseline snapshots, create the DaemonSet. Waits while another run of the
+/// policy is active (one active run per policy).
+pub(super) async fn start(run: &PatchRun, policy: &PatchPolicy, ctx: &Context) -> Result<Action> {
+    let now = Timestamp::now();
+    // Starts are serialised in this process and read the API, not the cache, so a run that
+    // started a moment ago (its status just written) is always seen: a user's "patch now"
+    // created in the same second as the policy's scan must not run beside it.
+    let _start = ctx.run_starts.lock().await;
+
+    // Observe: every run, from the API.
+    let runs: Vec<RunEntry> = Api::<PatchRun>::all(ctx.client.clone())
+        .list(&ListParams::default())
+        .await?
+        .items
+        .iter()
+        .map(run_entry)
+        .collect();
+    // Decide: one active run per policy.
+    if must_wait_for_active_run(&run_entry(run), &runs) {
+        // Act: say so (once).
+        let status = waiting_status(run.status.as_ref(), run.metadata.generation, now);
+        harness::apply_status_if_changed(ctx, KIND, run, run.status.as_ref(), &status).await?;
+        return Ok(Action::requeue(WAIT_POLL));
+    }
+
+    // Observe: the policy's member nodes (membership over every policy, so a node claimed by
+    // two is skipped by both) and their OS.
+    let members = match member_names(ctx, policy) {
+        Ok(m) => m,
+        Err(message) => return fail_run(ctx, run, "InvalidSelector", message).await,
+    };
+    let nodes = observe_members(ctx, policy, &members).await?;
+    let baselines = ctx.stores.baselines.state();
+    // Decide: targets and snapshots.
+    let plan = match plan_start(
+        &nodes,
+        &policy.spec.baseline_refs,
+        baselines.iter().map(|b| b.as_ref()),
+        now,
+    ) {
+        Ok(plan) => plan,
+        Err(e) => return fail_run(ctx, run, e.reason(), e.to_string()).await,
+    };
+    let reboot_option =
+        (run.spec.operation == Operation::Install).then(|| reboot_option_of(run, policy));
+    let status = started_status(
+        plan,
+        run.spec.operation,
+        members.len(),
+        reboot_option,
+        run.metadata.generation,
+        now,
+    );
+
+    // Act: status first, then the DaemonSet, then the Event.
+    harness::apply_status(ctx, KIND, run, &status).await?;
+    let ds: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ctx.agent.namespace);
+    ds.patch(
+        &daemonset_name(&run.name_any()),
+        &PatchParams::apply(CONTROLLER_MANAGER).force(),
+        &Patch::Apply(&run_daemonset(run, &ctx.agent)),
+    )
+    .await?;
+    let note = started_note(run.spec.operation, &run.spec.policy_ref, status.nodes.total);
+    publish(ctx, run, EventType::Normal, "RunStarted", note).await;
+    Ok(Action::requeue(Duration::from_millis(200)))
+}
+
+/// What start planning needs of a run.
+fn run_entry(r: &PatchRun) -> RunEntry {
+    let status = r.status.as_ref();
+    RunEntry {
+        name: r.name_any(),
+        policy: r.spec.policy_ref.clone(),
+        created: r.metadata.creation_timestamp.as_ref().map(|t| t.0),
+        started: status.is_some_and(|s| s.start_time.is_some() || !s.targets.is_empty()),
+        finished: status.is_some_and(|s| s.phase.is_finished()),
+    }
+}
+
+/// The policy's member nodes from the caches (names, sorted); an invalid selector is the
+/// run's failure message.
+fn member_names(ctx: &Context, policy: &PatchPolicy) -> std::result::Result<Vec<String>, String> {
+    let node_labels = node_labels(ctx);
+    let policies = ctx.stores.policies.state();
+    let m = membership(
+        policies.iter().map(|p| {
+            (
+                p.metadata.name.as_deref().unwrap_or(""),
+                &p.spec.node_selector,
+            )
+        }),
+        &node_labels,
+    );
+    if let Some(err) = m.invalid.get(&policy.name_any()) {
+        return Err(format!("spec.{err}"));
+    }
+    Ok(m.members
+        .get(&policy.name_any())
+        .map(|m| m.iter().cloned().collect())
+        .unwrap_or_default())
+}
+
+fn node_labels(ctx: &Context) -> BTreeMap<String, BTreeMap<String, String>> {
+    ctx.stores
+        .nodes
+        .state()
+        .iter()
+        .map(|n| (n.name_any(), n.metadata.labels.clone().unwrap_or_default()))
+        .collect()
+}
+
+/// Each member's OS image and topology value. The OS is in status.nodeInfo, which the metadata
+/// cache does not hold: one GET per member node, once per run. A node deleted meanwhile is left
+/// out.
+async fn observe_members(
+    ctx: &Context,
+    policy: &PatchPolicy,
+    members: &[String],
+) -> Result<Vec<MemberNode>> {
+    let nodes_api: Api<Node> = Api::all(ctx.client.clone());
+    let labels = node_labels(ctx);
+    let mut nodes = vec![];
+    for name in members {
+        let Some(node) = nodes_api.get_opt(name).await? else {
+            continue;
+        };
+        let os_image = node
+            .status
+            .and_then(|s| s.node_info)
+            .map(|i| i.os_image)
+            .unwrap_or_default();
+        let topology = policy
+            .spec
+            .rollout
+            .topology_key
+            .as_ref()
+            .and_then(|k| labels.get(name).and_then(|l| l.get(k)).cloned());
+        nodes.push(MemberNode {
+            name: name.clone(),
+            os_image,
+            topology,
+        });
+    }
+    Ok(nodes)
+}

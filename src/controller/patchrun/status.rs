@@ -1,0 +1,534 @@
+//! A run's status and Event text from the planners' decisions, pure: the status a start, a wait,
+//! a step or a failure writes, the summary and Degraded message, and what each
+//! [`RolloutEvent`] says. The reconciler only writes what these return.
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use kube::runtime::events::EventType;
+
+use crate::api::conditions::{self, ConditionStatus, new_condition, set_condition};
+use crate::api::{
+    FailedNode, Operation, PatchRunStatus, RebootOption, RunNodeCounts, RunPhase, RunTarget,
+    TargetState,
+};
+use crate::rollout::start::StartPlan;
+use crate::rollout::{RolloutEvent, RolloutPlan, count};
+
+/// Longest Event note the Events API accepts (1 kB).
+pub const MAX_EVENT_NOTE: usize = 1024;
+/// Most failed nodes listed in status.
+pub const MAX_FAILED_LISTED: usize = 100;
+
+/// The status of a run that cannot proceed: Failed with `reason`, Ready and Progressing False.
+pub fn failed_status(
+    old: Option<&PatchRunStatus>,
+    generation: Option<i64>,
+    reason: &str,
+    message: &str,
+    now: Timestamp,
+) -> PatchRunStatus {
+    let mut status = old.cloned().unwrap_or_default();
+    status.phase = RunPhase::Failed;
+    status.completion_time = Some(Time(now));
+    status.message = Some(message.to_string());
+    status.observed_generation = generation;
+    set_condition(
+        &mut status.conditions,
+        new_condition(
+            conditions::READY,
+            ConditionStatus::False,
+            reason,
+            message,
+            generation,
+            now,
+        ),
+    );
+    set_condition(
+        &mut status.conditions,
+        new_condition(
+            conditions::PROGRESSING,
+            ConditionStatus::False,
+            reason,
+            "run ended",
+            generation,
+            now,
+        ),
+    );
+    status
+}
+
+/// The status of a run waiting for its policy's active run to finish.
+pub fn waiting_status(
+    old: Option<&PatchRunStatus>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> PatchRunStatus {
+    let mut status = old.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.message = Some("waiting for the policy's active run to finish".into());
+    set_condition(
+        &mut status.conditions,
+        new_condition(
+            conditions::PROGRESSING,
+            ConditionStatus::False,
+            "WaitingForActiveRun",
+            "another run of the policy is active",
+            generation,
+            now,
+        ),
+    );
+    status
+}
+
+/// The status of a run that starts: Running over the planned targets and snapshots.
+pub fn started_status(
+    plan: StartPlan,
+    operation: Operation,
+    members: usize,
+    reboot_option: Option<RebootOption>,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> PatchRunStatus {
+    let mut status = PatchRunStatus {
+        observed_generation: generation,
+        phase: RunPhase::Running,
+        baseline_snapshots: plan.snapshots,
+        reboot_option,
+        nodes: count(&plan.targets),
+        targets: plan.targets,
+        start_time: Some(Time(now)),
+        message: Some(format!("{} {members} nodes", operation.as_str())),
+        ..Default::default()
+    };
+    set_condition(
+        &mut status.conditions,
+        new_condition(
+            conditions::READY,
+            ConditionStatus::True,
+            "Started",
+            "run started",
+            generation,
+            now,
+        ),
+    );
+    set_condition(
+        &mut status.conditions,
+        new_condition(
+            conditions::PROGRESSING,
+            ConditionStatus::True,
+            "Rollout",
+            "patching nodes",
+            generation,
+            now,
+        ),
+    );
+    status
+}
+
+/// The `RunStarted` Event's note.
+pub fn started_note(operation: Operation, policy: &str, total: u32) -> String {
+    format!(
+        "{} run of policy {policy} started on {total} nodes",
+        operation.as_str()
+    )
+}
+
+/// The status after a step: `old` with the plan's targets, counts, wave and phase, the failed
+/// nodes (a target without its own message takes the agent's from `agent_messages`), and the
+/// Progressing (once finished) and Degraded conditions.
+pub fn stepped_status(
+    old: &PatchRunStatus,
+    plan: &RolloutPlan,
+    agent_messages: &BTreeMap<String, String>,
+    max_errors: u32,
+    reboot_option: RebootOption,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> PatchRunStatus {
+    let mut status = old.clone();
+    status.observed_generation = generation;
+    status.phase = plan.phase;
+    status.targets = plan.targets.clone();
+    status.nodes = plan.counts.clone();
+    status.current_wave = plan.current_wave;
+    status.last_wave_completion_time = plan.last_wave_completion.map(Time);
+    status.failed_nodes = failed_nodes(&plan.targets, agent_messages);
+    if plan.phase.is_finished() {
+        status.completion_time = Some(Time(now));
+        status.message = Some(summary(&plan.counts, plan.phase, reboot_option));
+        set_condition(
+            &mut status.conditions,
+            new_condition(
+                conditions::PROGRESSING,
+                ConditionStatus::False,
+                plan.phase.as_str(),
+                "run ended",
+                generation,
+                now,
+            ),
+        );
+    }
+    let degraded = plan.counts.failed > 0 || plan.phase == RunPhase::Halted;
+    set_condition(
+        &mut status.conditions,
+        new_condition(
+            conditions::DEGRADED,
+            degraded.into(),
+            if plan.phase == RunPhase::Halted {
+                "ErrorBudgetExceeded"
+            } else if degraded {
+                "NodesFailed"
+            } else {
+                "NoFailures"
+            },
+            degraded_message(&plan.targets, &plan.counts, max_errors),
+            generation,
+            now,
+        ),
+    );
+    status
+}
+
+/// The first [`MAX_FAILED_LISTED`] failed targets, with their message or the agent's.
+pub fn failed_nodes(
+    targets: &[RunTarget],
+    agent_messages: &BTreeMap<String, String>,
+) -> Vec<FailedNode> {
+    targets
+        .iter()
+        .filter(|t| t.state == TargetState::Failed)
+        .take(MAX_FAILED_LISTED)
+        .map(|t| FailedNode {
+            node: t.node.clone(),
+            reason: t.reason.clone().unwrap_or_else(|| "Failed".into()),
+            message: t
+                .message
+                .clone()
+                .or_else(|| agent_messages.get(&t.node).cloned())
+                .unwrap_or_default(),
+        })
+        .collect()
+}
+
+/// The agent's failure message as status lists it (at most 1000 characters).
+pub fn agent_message(message: &str) -> String {
+    message.chars().take(1000).collect()
+}
+
+/// The Degraded condition's message: how many failed, and which nodes with their reasons (a
+/// node left cordoned says so).
+pub fn degraded_message(targets: &[RunTarget], counts: &RunNodeCounts, max_errors: u32) -> String {
+    let mut message = format!(
+        "{} of {} nodes failed (maxErrors {max_errors})",
+        counts.failed, counts.total
+    );
+    let failed: Vec<String> = targets
+        .iter()
+        .filter(|t| t.state == TargetState::Failed)
+        .take(5)
+        .map(|t| {
+            let reason = t.reason.as_deref().unwrap_or("Failed");
+            if t.cordoned {
+                format!("{} {reason} (left cordoned)", t.node)
+            } else {
+                format!("{} {reason}", t.node)
+            }
+        })
+        .collect();
+    if !failed.is_empty() {
+        message.push_str(": ");
+        message.push_str(&failed.join(", "));
+        if counts.failed as usize > failed.len() {
+            message.push_str(", …");
+        }
+    }
+    message
+}
+
+/// A finished run's summary (its status message and `RunFinished` note).
+pub fn summary(c: &RunNodeCounts, phase: RunPhase, reboot: RebootOption) -> String {
+    let mut s = format!(
+        "{}: {} of {} nodes succeeded, {} failed, {} skipped",
+        phase.as_str(),
+        c.succeeded,
+        c.total,
+        c.failed,
+        c.skipped
+    );
+    if c.succeeded_reboot_required > 0 {
+        s.push_str(&format!(
+            ", {} need a reboot{}",
+            c.succeeded_reboot_required,
+            if reboot == RebootOption::NoReboot {
+                " (NoReboot)"
+            } else {
+                ""
+            }
+        ));
+    }
+    s
+}
+
+/// What one Event says: type, reason, note, and the node it is about (Events are merged into a
+/// series by reason, regarding and related object, so per-node Events name their node).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EventText {
+    /// Normal or Warning.
+    pub type_: EventType,
+    /// Reason.
+    pub reason: &'static str,
+    /// Note (cut to what the Events API accepts when published).
+    pub note: String,
+    /// The node it concerns.
+    pub node: Option<String>,
+}
+
+/// The Event for one planner event; `counts` and `reboot` feed the `RunFinished` summary.
+pub fn event_text(event: &RolloutEvent, counts: &RunNodeCounts, reboot: RebootOption) -> EventText {
+    let text = |type_, reason, note: String, node: Option<&String>| EventText {
+        type_,
+        reason,
+        note,
+        node: node.cloned(),
+    };
+    match event {
+        RolloutEvent::WaveStarted { wave, nodes } => text(
+            EventType::Normal,
+            "WaveStarted",
+            if nodes.len() > 10 {
+                format!(
+                    "wave {wave}: {} nodes ({}, …)",
+                    nodes.len(),
+                    nodes[..10].join(", ")
+                )
+            } else {
+                format!("wave {wave}: {}", nodes.join(", "))
+            },
+            nodes.first(),
+        ),
+        RolloutEvent::NodeFailed {
+            node,
+            reason,
+            message,
+        } => text(
+            EventType::Warning,
+            "NodeFailed",
+            match message {
+                Some(m) => format!("node {node} failed: {reason}: {m}"),
+                None => format!("node {node} failed: {reason}"),
+            },
+            Some(node),
+        ),
+        RolloutEvent::DrainStarted { node, cordoned } => text(
+            EventType::Normal,
+            "Draining",
+            if *cordoned {
+                format!("node {node} needs a reboot: cordoned, draining")
+            } else {
+                format!(
+                    "node {node} needs a reboot: draining (it was already cordoned; it stays so)"
+                )
+            },
+            Some(node),
+        ),
+        RolloutEvent::RebootRequested { node } => text(
+            EventType::Normal,
+            "RebootRequested",
+            format!("node {node} drained; the agent reboots it"),
+            Some(node),
+        ),
+        RolloutEvent::Rebooted { node, boot_id } => text(
+            EventType::Normal,
+            "Rebooted",
+            format!("node {node} is back with boot ID {boot_id}; waiting for the agent's scan"),
+            Some(node),
+        ),
+        RolloutEvent::Uncordoned { node } => text(
+            EventType::Normal,
+            "Uncordoned",
+            format!("node {node} uncordoned"),
+            Some(node),
+        ),
+        RolloutEvent::Halted { failed, max_errors } => text(
+            EventType::Warning,
+            "Halted",
+            format!("{failed} nodes failed, more than maxErrors {max_errors}: no new nodes start"),
+            None,
+        ),
+        RolloutEvent::Finished(phase) => text(
+            if *phase == RunPhase::Succeeded {
+                EventType::Normal
+            } else {
+                EventType::Warning
+            },
+            "RunFinished",
+            summary(counts, *phase, reboot),
+            None,
+        ),
+    }
+}
+
+/// Cut a note to [`MAX_EVENT_NOTE`] bytes on a character boundary, marking the cut with `…`
+/// (the Events API refuses longer notes; a wave of hundreds of nodes names them all).
+pub fn event_note(note: String) -> String {
+    if note.len() <= MAX_EVENT_NOTE {
+        return note;
+    }
+    let mut cut = MAX_EVENT_NOTE - 3;
+    while !note.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    format!("{}…", &note[..cut])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(node: &str, state: TargetState, reason: Option<&str>, cordoned: bool) -> RunTarget {
+        RunTarget {
+            node: node.into(),
+            state,
+            reason: reason.map(str::to_string),
+            cordoned,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn degraded_message_names_failed_nodes_and_those_left_cordoned() {
+        let targets = vec![
+            target("a", TargetState::Failed, Some("RebootTimeout"), true),
+            target("b", TargetState::Failed, Some("DrainTimeout"), false),
+            target("c", TargetState::Succeeded, None, false),
+        ];
+        let counts = count(&targets);
+        assert_eq!(
+            degraded_message(&targets, &counts, 0),
+            "2 of 3 nodes failed (maxErrors 0): a RebootTimeout (left cordoned), b DrainTimeout"
+        );
+    }
+
+    #[test]
+    fn summary_counts_outcomes_and_says_when_reboots_were_left_out() {
+        let targets = vec![
+            target("a", TargetState::SucceededRebootRequired, None, false),
+            target("b", TargetState::Skipped, None, false),
+        ];
+        assert_eq!(
+            summary(
+                &count(&targets),
+                RunPhase::Succeeded,
+                RebootOption::NoReboot
+            ),
+            "Succeeded: 1 of 2 nodes succeeded, 0 failed, 1 skipped, 1 need a reboot (NoReboot)"
+        );
+    }
+
+    #[test]
+    fn failed_nodes_take_the_agents_message_when_the_planner_gave_none() {
+        let mut timed_out = target("b", TargetState::Failed, Some("DrainTimeout"), false);
+        timed_out.message = Some("drain did not finish".into());
+        let targets = vec![
+            target("a", TargetState::Failed, None, false),
+            timed_out,
+            target("c", TargetState::Succeeded, None, false),
+        ];
+        let agent = BTreeMap::from([("a".to_string(), "dpkg failed".to_string())]);
+        let listed = failed_nodes(&targets, &agent);
+        assert_eq!(listed.len(), 2);
+        assert_eq!(
+            (listed[0].reason.as_str(), listed[0].message.as_str()),
+            ("Failed", "dpkg failed")
+        );
+        assert_eq!(listed[1].message, "drain did not finish");
+        assert_eq!(agent_message(&"x".repeat(2000)).len(), 1000);
+    }
+
+    #[test]
+    fn events_name_their_node_and_long_waves_are_shortened() {
+        let nodes: Vec<String> = (0..12).map(|i| format!("n{i}")).collect();
+        let counts = RunNodeCounts::default();
+        let wave = event_text(
+            &RolloutEvent::WaveStarted { wave: 2, nodes },
+            &counts,
+            RebootOption::RebootIfNeeded,
+        );
+        assert_eq!(
+            wave.note,
+            "wave 2: 12 nodes (n0, n1, n2, n3, n4, n5, n6, n7, n8, n9, …)"
+        );
+        assert_eq!(wave.node.as_deref(), Some("n0"));
+        let failed = event_text(
+            &RolloutEvent::NodeFailed {
+                node: "a".into(),
+                reason: "DrainTimeout".into(),
+                message: Some("pods left".into()),
+            },
+            &counts,
+            RebootOption::RebootIfNeeded,
+        );
+        assert_eq!(
+            (failed.type_, failed.reason, failed.note.as_str()),
+            (
+                EventType::Warning,
+                "NodeFailed",
+                "node a failed: DrainTimeout: pods left"
+            )
+        );
+        let halted = event_text(
+            &RolloutEvent::Halted {
+                failed: 2,
+                max_errors: 1,
+            },
+            &counts,
+            RebootOption::RebootIfNeeded,
+        );
+        assert_eq!(halted.node, None);
+        let done = event_text(
+            &RolloutEvent::Finished(RunPhase::Succeeded),
+            &counts,
+            RebootOption::RebootIfNeeded,
+        );
+        assert_eq!(
+            (done.type_, done.reason),
+            (EventType::Normal, "RunFinished")
+        );
+    }
+
+    #[test]
+    fn long_notes_are_cut_on_a_character_boundary() {
+        let note = event_note("é".repeat(1000));
+        assert!(note.len() <= MAX_EVENT_NOTE, "{}", note.len());
+        assert!(note.ends_with('…'));
+        assert_eq!(event_note("short".into()), "short");
+    }
+
+    #[test]
+    fn a_failed_run_ends_not_ready_and_not_progressing() {
+        let now = Timestamp::UNIX_EPOCH;
+        let s = failed_status(
+            None,
+            Some(3),
+            "PolicyNotFound",
+            "PatchPolicy p does not exist",
+            now,
+        );
+        assert_eq!(s.phase, RunPhase::Failed);
+        assert_eq!(s.observed_generation, Some(3));
+        let ready = conditions::find(&s.conditions, conditions::READY).expect("ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("False", "PolicyNotFound")
+        );
+        let waiting = waiting_status(Some(&s), Some(3), now);
+        assert_eq!(
+            conditions::find(&waiting.conditions, conditions::PROGRESSING)
+                .expect("progressing")
+                .reason,
+            "WaitingForActiveRun"
+        );
+    }
+}

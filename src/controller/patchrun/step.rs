@@ -1,0 +1,442 @@
+//! One step of a running run, in three phases. **Observe**: settings from the policy, the
+//! window, and per target node what the caches, the Node and (for a draining node) its pods
+//! show. **Plan**: `rollout::plan_rollout` decides target states, actions and Events, and
+//! [`super::status::stepped_status`] the status. **Act**: uncordons, the status write, then the
+//! planned actions in order (cordons, labels, evictions), the Events, and cleanup once the run
+//! ends.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::jiff::Timestamp;
+use kube::ResourceExt;
+use kube::api::Api;
+use kube::runtime::controller::Action;
+use kube::runtime::reflector::ObjectRef;
+
+use super::status::{agent_message, event_text, stepped_status};
+use super::{
+    KIND, cleanup, fail_run, publish_about, reboot_option_of, set_run_label, set_unschedulable,
+};
+use crate::api::{
+    NodePatchReport, Operation, OperationPhase, PatchPolicy, PatchRun, PatchRunStatus, RUN_LABEL,
+    RebootOption, RunTarget, RunTrigger, TargetState,
+};
+use crate::controller::drain::{DrainOptions, drain_progress, evict, pods_on, survey};
+use crate::controller::{Context, Result, harness};
+use crate::rollout::{
+    AgentProgress, NodeHealth, NodeObservation, RolloutAction, RolloutLimits, RolloutPlan,
+    RunState, WindowState, plan_rollout,
+};
+
+/// How often a run with nodes in flight is looked at even without events.
+const IN_FLIGHT_POLL: Duration = Duration::from_secs(5);
+/// How often an idle run is looked at.
+const IDLE_POLL: Duration = Duration::from_secs(300);
+
+/// The policy's settings as this step applies them.
+struct StepSettings {
+    reboot_option: RebootOption,
+    /// Nodes that need a reboot are rebooted (install runs with `RebootIfNeeded`).
+    reboots: bool,
+    limits: RolloutLimits,
+    drain: DrainOptions,
+}
+
+/// Resolve the settings of a run of `total` nodes; an error is the run's failure (reason,
+/// message).
+fn step_settings(
+    run: &PatchRun,
+    policy: &PatchPolicy,
+    total: u32,
+) -> std::result::Result<StepSettings, (&'static str, String)> {
+    let reboot_option = reboot_option_of(run, policy);
+    let reboots =
+        run.spec.operation == Operation::Install && reboot_option == RebootOption::RebootIfNeeded;
+    let limits = RolloutLimits::resolve(&policy.spec.rollout, total)
+        .and_then(|l| {
+            if reboots {
+                l.with_reboot(&policy.spec.drain)
+            } else {
+                Ok(l)
+            }
+        })
+        .map_err(|e| ("InvalidRollout", e.to_string()))?;
+    let drain = match DrainOptions::from_spec(&policy.spec.drain) {
+        Ok(o) => o,
+        Err(e) if reboots => return Err(("InvalidDrain", e)),
+        Err(_) => DrainOptions::default(),
+    };
+    Ok(StepSettings {
+        reboot_option,
+        reboots,
+        limits,
+        drain,
+    })
+}
+
+/// Drive a running run one step: observe → plan → act.
+pub(super) async fn step(
+    run: &PatchRun,
+    name: &str,
+    policy: &PatchPolicy,
+    old: PatchRunStatus,
+    ctx: &Context,
+) -> Result<Action> {
+    let now = Timestamp::now();
+
+    // Observe.
+    let settings = match step_settings(run, policy, old.targets.len() as u32) {
+        Ok(s) => s,
+        Err((reason, message)) => return fail_run(ctx, run, reason, message).await,
+    };
+    let window = window_state(run, policy, ctx, now).await?;
+    let mut observed = BTreeMap::new();
+    for t in &old.targets {
+        if let Some(obs) = observe_target(ctx, run, name, t, &settings).await? {
+            observed.insert(t.node.clone(), obs);
+        }
+    }
+    let agent_messages = agent_messages(ctx, &old.targets, name);
+
+    // Plan.
+    let state = RunState {
+        phase: old.phase,
+        targets: old.targets.clone(),
+        current_wave: old.current_wave,
+        last_wave_completion: old.last_wave_completion_time.as_ref().map(|t| t.0),
+    };
+    let plan = plan_rollout(&state, &settings.limits, &observed, window, now);
+    let status = stepped_status(
+        &old,
+        &plan,
+        &agent_messages,
+        settings.limits.max_errors,
+        settings.reboot_option,
+        run.metadata.generation,
+        now,
+    );
+
+    // Act.
+    apply_plan(ctx, run, name, &old, &status, &plan, &settings.drain).await?;
+    for event in &plan.events {
+        let text = event_text(event, &plan.counts, settings.reboot_option);
+        publish_about(
+            ctx,
+            run,
+            text.node.as_deref(),
+            text.type_,
+            text.reason,
+            text.note,
+        )
+        .await;
+    }
+    if plan.phase.is_finished() {
+        cleanup(run, ctx).await?;
+        return Ok(Action::await_change());
+    }
+    Ok(next_look(&plan, now))
+}
+
+/// What is seen of one target node now; None when the Node is gone from the cache.
+async fn observe_target(
+    ctx: &Context,
+    run: &PatchRun,
+    name: &str,
+    t: &RunTarget,
+    settings: &StepSettings,
+) -> Result<Option<NodeObservation>> {
+    let Some(node) = ctx.stores.nodes.get(&ObjectRef::new(&t.node)) else {
+        return Ok(None);
+    };
+    let labelled = node.labels().get(RUN_LABEL).is_some_and(|v| v == name);
+    let report = ctx.stores.reports.get(&ObjectRef::new(&t.node));
+    let progress = progress_of(report.as_deref(), name, run.spec.operation);
+    let mut obs = NodeObservation {
+        exists: true,
+        labelled,
+        progress,
+        report_boot_id: finished_boot_id(report.as_deref(), name),
+        ..NodeObservation::default()
+    };
+    // The Node's spec and status are read only for nodes in (or entering) the reboot
+    // sequence: the cache holds metadata only.
+    let entering = t.state == TargetState::InProgress
+        && matches!(
+            progress,
+            AgentProgress::Succeeded {
+                reboot_required: true
+            }
+        );
+    let disrupting = matches!(
+        t.state,
+        TargetState::Draining | TargetState::Rebooting | TargetState::Verifying
+    );
+    if settings.reboots && (entering || disrupting) {
+        match Api::<Node>::all(ctx.client.clone())
+            .get_opt(&t.node)
+            .await?
+        {
+            Some(n) => obs.health = node_health(&n),
+            None => obs.exists = false,
+        }
+    }
+    if obs.exists && t.state == TargetState::Draining {
+        let pods = survey(&pods_on(&ctx.client, &t.node).await?, &settings.drain);
+        let refused = ctx
+            .eviction_refusals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&t.node)
+            .cloned()
+            .unwrap_or_default();
+        obs.drain = drain_progress(&pods, &refused);
+        obs.evict = pods.evict;
+    }
+    Ok(Some(obs))
+}
+
+/// The agents' failure messages for this run, by node (listed for failed nodes whose target
+/// carries no message of its own).
+fn agent_messages(ctx: &Context, targets: &[RunTarget], run: &str) -> BTreeMap<String, String> {
+    targets
+        .iter()
+        .filter_map(|t| {
+            let op = ctx
+                .stores
+                .reports
+                .get(&ObjectRef::new(&t.node))?
+                .status
+                .clone()?
+                .operation?;
+            let message = op.message.filter(|_| op.run == run)?;
+            Some((t.node.clone(), agent_message(&message)))
+        })
+        .collect()
+}
+
+/// Carry out the plan. Uncordons go before the status write: if the controller dies in between,
+/// the node is still recorded as cordoned by the run and the next step uncordons it again. Then
+/// status, the durable intent, before labels: a controller that dies in between sees an
+/// in-flight node without its label next time and labels it again; it never starts extra
+/// nodes, because in-flight nodes are counted from status. The rest in the planner's order
+/// (a node's cordon before its evictions).
+async fn apply_plan(
+    ctx: &Context,
+    run: &PatchRun,
+    name: &str,
+    old: &PatchRunStatus,
+    status: &PatchRunStatus,
+    plan: &RolloutPlan,
+    drain: &DrainOptions,
+) -> Result<()> {
+    for action in &plan.actions {
+        if let RolloutAction::Uncordon(node) = action {
+            set_unschedulable(ctx, node, false).await?;
+        }
+    }
+    harness::apply_status_if_changed(ctx, KIND, run, Some(old), status).await?;
+    for action in &plan.actions {
+        match action {
+            RolloutAction::Uncordon(_) => {}
+            RolloutAction::Cordon(node) => set_unschedulable(ctx, node, true).await?,
+            RolloutAction::Label(node) => label_unless_taken(ctx, node, name).await?,
+            RolloutAction::Unlabel(node) => set_run_label(ctx, node, None).await?,
+            RolloutAction::Evict { node, pods } => {
+                let refused = evict(&ctx.eviction_client, pods, drain).await?;
+                let mut refusals = ctx
+                    .eviction_refusals
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner());
+                if refused.is_empty() {
+                    refusals.remove(node);
+                } else {
+                    refusals.insert(node.clone(), refused);
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Label `node` into the run, unless another run holds it: a run never takes a node from
+/// another run (the planner's timeout fails it instead).
+async fn label_unless_taken(ctx: &Context, node: &str, name: &str) -> Result<()> {
+    let current = ctx
+        .stores
+        .nodes
+        .get(&ObjectRef::new(node))
+        .and_then(|n| n.labels().get(RUN_LABEL).cloned());
+    match current {
+        Some(other) if other != name => {
+            tracing::warn!(run = name, node, other_run = %other, "node is in another run; not labelling it");
+            Ok(())
+        }
+        _ => set_run_label(ctx, node, Some(name)).await,
+    }
+}
+
+/// When to look again. Report changes wake the run through their own watch, which can deliver
+/// an event before the report cache (another watch) has it: the step then sees the old report
+/// and nothing else would wake it. While nodes are in flight, look again every few seconds.
+fn next_look(plan: &RolloutPlan, now: Timestamp) -> Action {
+    let safety = if plan.counts.in_progress > 0 {
+        IN_FLIGHT_POLL
+    } else {
+        IDLE_POLL
+    };
+    match plan.requeue_at {
+        Some(at) => Action::requeue(until(now, at).min(safety) + Duration::from_millis(20)),
+        None => Action::requeue(safety),
+    }
+}
+
+fn until(now: Timestamp, at: Timestamp) -> Duration {
+    at.duration_since(now).try_into().unwrap_or(Duration::ZERO)
+}
+
+/// The window constraint of a run: only scheduled installs are bound to windows.
+async fn window_state(
+    run: &PatchRun,
+    policy: &PatchPolicy,
+    ctx: &Context,
+    now: Timestamp,
+) -> Result<WindowState> {
+    if run.spec.operation == Operation::Scan || run.spec.trigger == RunTrigger::Manual {
+        return Ok(WindowState::Unconstrained);
+    }
+    let Some(install) = &policy.spec.install else {
+        return Ok(WindowState::Closed);
+    };
+    let api: Api<crate::api::MaintenanceWindow> = Api::all(ctx.client.clone());
+    for name in &install.maintenance_window_refs {
+        let Some(mw) = api.get_opt(name).await? else {
+            continue;
+        };
+        let anchor = mw
+            .metadata
+            .creation_timestamp
+            .as_ref()
+            .map(|t| t.0)
+            .unwrap_or(now);
+        let Ok(def) = crate::controller::maintenancewindow::window_definition(&mw.spec, anchor)
+        else {
+            continue;
+        };
+        if let Some(w) = def.window_at(now) {
+            let cancel = mw.spec.cutoff_behavior == crate::api::CutoffBehavior::CancelTask;
+            return Ok(WindowState::Open {
+                cutoff_at: w.cutoff_at,
+                cancel_at_cutoff: cancel,
+            });
+        }
+    }
+    Ok(WindowState::Closed)
+}
+
+/// What a node's report says about this run.
+pub fn progress_of(
+    report: Option<&NodePatchReport>,
+    run: &str,
+    operation: Operation,
+) -> AgentProgress {
+    let Some(op) = report
+        .and_then(|r| r.status.as_ref())
+        .and_then(|s| s.operation.as_ref())
+    else {
+        return AgentProgress::NotStarted;
+    };
+    // An install run's agent that restarts after finishing (the reboot it asked for, a pod
+    // restart) confirms with a Scan of the same run instead of installing again.
+    let confirming = operation == Operation::Install && op.type_ == Some(Operation::Scan);
+    if op.run != run || (op.type_ != Some(operation) && !confirming) {
+        return AgentProgress::NotStarted;
+    }
+    let status = report.and_then(|r| r.status.as_ref());
+    let reboot_required = status.is_some_and(|s| s.reboot_required);
+    // An install that left approved patches Failed counts against the error budget even when
+    // the other patches went in.
+    let failed_patches = status.is_some_and(|s| s.counts.failed > 0);
+    match op.phase {
+        OperationPhase::Succeeded if operation == Operation::Install && failed_patches => {
+            AgentProgress::Failed
+        }
+        OperationPhase::Succeeded => AgentProgress::Succeeded {
+            reboot_required: operation == Operation::Install && reboot_required,
+        },
+        OperationPhase::Failed => AgentProgress::Failed,
+        OperationPhase::Installing
+        | OperationPhase::WaitingForReboot
+        | OperationPhase::Rebooting => AgentProgress::Installing,
+        OperationPhase::Pending | OperationPhase::Scanning => AgentProgress::Preparing,
+    }
+}
+
+/// Boot ID under which the agent finished its latest operation for `run`.
+pub fn finished_boot_id(report: Option<&NodePatchReport>, run: &str) -> Option<String> {
+    let op = report?.status.as_ref()?.operation.as_ref()?;
+    let finished = matches!(op.phase, OperationPhase::Succeeded | OperationPhase::Failed);
+    (op.run == run && finished)
+        .then(|| op.boot_id.clone())
+        .flatten()
+}
+
+/// Boot ID, readiness and cordon of a Node.
+pub fn node_health(node: &Node) -> NodeHealth {
+    let status = node.status.as_ref();
+    NodeHealth {
+        boot_id: status
+            .and_then(|s| s.node_info.as_ref())
+            .map(|i| i.boot_id.clone())
+            .unwrap_or_default(),
+        ready: status
+            .and_then(|s| s.conditions.as_ref())
+            .is_some_and(|c| c.iter().any(|c| c.type_ == "Ready" && c.status == "True")),
+        unschedulable: node
+            .spec
+            .as_ref()
+            .and_then(|s| s.unschedulable)
+            .unwrap_or(false),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{NodePatchReportStatus, OperationStatus};
+
+    #[test]
+    fn progress_reads_only_this_runs_operation() {
+        let mut report = NodePatchReport::new("n1", Default::default());
+        assert_eq!(
+            progress_of(Some(&report), "r1", Operation::Install),
+            AgentProgress::NotStarted
+        );
+        report.status = Some(NodePatchReportStatus {
+            reboot_required: true,
+            operation: Some(OperationStatus {
+                run: "r1".into(),
+                type_: Some(Operation::Install),
+                phase: OperationPhase::Succeeded,
+                ..Default::default()
+            }),
+            ..Default::default()
+        });
+        assert_eq!(
+            progress_of(Some(&report), "r1", Operation::Install),
+            AgentProgress::Succeeded {
+                reboot_required: true
+            }
+        );
+        assert_eq!(
+            progress_of(Some(&report), "r0", Operation::Install),
+            AgentProgress::NotStarted,
+            "another run's result"
+        );
+        assert_eq!(
+            progress_of(Some(&report), "r1", Operation::Scan),
+            AgentProgress::NotStarted
+        );
+    }
+}
