@@ -1,6 +1,6 @@
 //! `nodepatch agent`: the node agent in cluster mode. It runs one operation for its node and
 //! writes the result into the node's NodePatchReport status, then idles until its pod is
-//! removed (the run DaemonSet is the job; see ARCHITECTURE.md).
+//! removed (the run DaemonSet is the job; see docs/architecture.md).
 //!
 //! The kube code is thin: read the Node (for the owner reference) and the PatchRun (for the
 //! baseline snapshot of the node's OS), server-side apply the status with field manager
@@ -33,6 +33,7 @@ use crate::api::{
     OperatingSystem, Operation, OperationPhase, OperationStatus, PatchRun, TargetState,
 };
 use crate::baseline::ResolvedBaseline;
+use crate::rollout::baseline::{BaselineChoice as Chosen, choose_baseline};
 
 /// The operation the agent was started for.
 #[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,8 +175,13 @@ fn baseline_for(
         .as_ref()
         .map(|s| s.baseline_snapshots.as_slice())
         .unwrap_or_default();
-    let Some(snapshot) = os.and_then(|os| snapshots.iter().find(|s| s.operating_system == os))
-    else {
+    // The same rule as the controller's at run start; a run's snapshot is the default of its OS.
+    let chosen = match os {
+        Some(os) => choose_baseline(os, &[], snapshots.iter())
+            .map_err(|e| format!("PatchRun {run}: {e}"))?,
+        None => Chosen::Predefined,
+    };
+    let Chosen::Candidate(snapshot) = chosen else {
         return Ok((
             BaselineChoice::PredefinedForNode,
             Some(format!(
