@@ -414,7 +414,9 @@ fn write_string(out: &mut String, s: &str, level: usize, key: bool) {
                 1 => {}
                 _ => out.push('+'),
             }
-            let body = if trailing == 1 { &s[..s.len() - 1] } else { s };
+            // The caller ends the scalar's last line, so the text's last break is left to it
+            // (with `|+` too: writing it here as well kept one break too many).
+            let body = if trailing >= 1 { &s[..s.len() - 1] } else { s };
             for line in body.split('\n') {
                 out.push('\n');
                 if !line.is_empty() {
@@ -488,6 +490,16 @@ mod tests {
             yaml,
             "a: 'plain text: ok'\nb: 'true'\nc: ''\nd: 'it''s: here'\ne: '1.5'\nf: '!has(x)'\n"
         );
+    }
+
+    #[test]
+    fn trailing_breaks_and_unicode_breaks_read_back_unchanged() {
+        // Both were found by the round-trip property below.
+        let value = serde_json::json!({"keep": "true\n\n", "nel": "\u{85}\n\n"});
+        let yaml = to_yaml_string(&value).expect("yaml");
+        assert_eq!(yaml, "keep: |+\n  true\n\nnel: \"\\N\\n\\n\"\n");
+        let back: serde_json::Value = serde_saphyr::from_str(&yaml).expect("parse");
+        assert_eq!(back, value);
     }
 
     use proptest::prelude::*;
