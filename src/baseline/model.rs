@@ -248,7 +248,7 @@ mod release_time {
         let Some(text) = Option::<String>::deserialize(deserializer)? else {
             return Ok(None);
         };
-        super::parse_release_time(&text)
+        crate::baseline::model::parse_release_time(&text)
             .map(Some)
             .map_err(serde::de::Error::custom)
     }

@@ -4,10 +4,9 @@
 //! ([`backoff`], pure) with a per-object attempt counter ([`Backoffs`]), and the loop driving a
 //! `Controller` ([`drive`]).
 
-use std::collections::HashMap;
 use std::fmt::Debug;
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use futures::{Stream, StreamExt};
@@ -20,9 +19,11 @@ use serde::de::DeserializeOwned;
 use serde_json::json;
 use tracing::Instrument;
 
+pub use super::backoffs::Backoffs;
+use super::context::Context;
 use super::error::ErrorClass;
+use super::error::{Error, Result};
 use super::metrics::KindLabels;
-use super::{Context, Error, Result};
 use crate::api::CONTROLLER_MANAGER;
 use crate::api::conditions::{self, WithConditions};
 
@@ -32,8 +33,6 @@ pub const CONFLICT_DELAY: Duration = Duration::from_secs(1);
 pub const TRANSIENT_BASE: Duration = Duration::from_secs(1);
 /// Longest wait: transient failures stop growing here, permanent ones wait this long.
 pub const MAX_DELAY: Duration = Duration::from_secs(300);
-/// Most objects whose attempts are counted at once (the map is cleared when full).
-const MAX_TRACKED: usize = 4096;
 
 /// How long to wait before retrying after the `attempt`-th consecutive failure (1-based) of
 /// this class. Pure.
@@ -45,34 +44,6 @@ pub fn backoff(class: ErrorClass, attempt: u32) -> Duration {
             TRANSIENT_BASE.saturating_mul(1 << doublings).min(MAX_DELAY)
         }
         ErrorClass::Permanent => MAX_DELAY,
-    }
-}
-
-/// Consecutive failed reconciles per object (kind, name), reset by a success. Bounded: when
-/// more than [`MAX_TRACKED`] objects fail at once the counts start over.
-#[derive(Default)]
-pub struct Backoffs {
-    attempts: Mutex<HashMap<(&'static str, String), u32>>,
-}
-
-impl Backoffs {
-    /// Count one more failure of the object; returns the attempt number (1-based).
-    pub fn failed(&self, kind: &'static str, name: &str) -> u32 {
-        let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
-        if attempts.len() >= MAX_TRACKED && !attempts.contains_key(&(kind, name.to_string())) {
-            attempts.clear();
-        }
-        let n = attempts.entry((kind, name.to_string())).or_insert(0);
-        *n = n.saturating_add(1);
-        *n
-    }
-
-    /// Forget the object's failures.
-    pub fn succeeded(&self, kind: &'static str, name: &str) {
-        let mut attempts = self.attempts.lock().unwrap_or_else(|e| e.into_inner());
-        if !attempts.is_empty() {
-            attempts.remove(&(kind, name.to_string()));
-        }
     }
 }
 
@@ -244,26 +215,5 @@ mod tests {
     #[test]
     fn permanent_failures_wait_five_minutes() {
         assert_eq!(backoff(ErrorClass::Permanent, 1), Duration::from_secs(300));
-    }
-
-    #[test]
-    fn attempts_count_per_object_and_reset_on_success() {
-        let b = Backoffs::default();
-        assert_eq!(b.failed("PatchRun", "a"), 1);
-        assert_eq!(b.failed("PatchRun", "a"), 2);
-        assert_eq!(b.failed("PatchRun", "b"), 1);
-        assert_eq!(b.failed("PatchPolicy", "a"), 1, "kinds are apart");
-        b.succeeded("PatchRun", "a");
-        assert_eq!(b.failed("PatchRun", "a"), 1);
-    }
-
-    #[test]
-    fn the_attempt_map_stays_bounded() {
-        let b = Backoffs::default();
-        for i in 0..(MAX_TRACKED + 10) {
-            b.failed("PatchRun", &i.to_string());
-        }
-        let len = b.attempts.lock().expect("lock").len();
-        assert!(len <= MAX_TRACKED, "{len}");
     }
 }

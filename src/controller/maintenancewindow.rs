@@ -13,7 +13,9 @@ use kube::runtime::events::{Event, EventType};
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
-use super::{Context, Error, Result, harness};
+use super::context::Context;
+use super::error::{Error, Result};
+use super::harness;
 use crate::api::conditions::{self, ConditionStatus, new_condition, set_condition};
 use crate::api::{MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus};
 use crate::api::{OpenWindowStatus, WindowBounds};

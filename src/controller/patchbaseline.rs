@@ -11,7 +11,9 @@ use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 
-use super::{Context, Result, harness};
+use super::context::Context;
+use super::error::Result;
+use super::harness;
 use crate::api::conditions::{self, new_condition, set_condition};
 use crate::api::{
     Compliance, NodeComplianceCounts, NodePatchReport, PatchBaseline, PatchBaselineStatus,

@@ -15,7 +15,9 @@ use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
 
-use super::{Context, Error, Result, harness};
+use super::context::Context;
+use super::error::{Error, Result};
+use super::harness;
 use crate::api::conditions;
 use crate::api::{MaintenanceWindow, NodePatchReport, PatchPolicy, PatchRun};
 use crate::policy::{

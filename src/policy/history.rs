@@ -1,7 +1,7 @@
 //! Run history: a policy keeps its `historyLimit` (at least 1) newest finished runs; older
 //! finished runs are deleted. Active runs are never pruned.
 
-use super::RunRecord;
+use super::model::RunRecord;
 
 /// Names of the finished runs beyond `history_limit`, oldest last (`runs` newest first).
 pub fn prune(runs: &[&RunRecord], history_limit: u32) -> Vec<String> {

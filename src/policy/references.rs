@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
-use super::{PolicyView, WindowRef, condition};
+use super::model::{PolicyView, WindowRef, condition};
 use crate::api::conditions;
 use crate::schedule::Schedule;
 use crate::schedule::window::{WindowDefinition, parse_time_zone};

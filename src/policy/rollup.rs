@@ -7,7 +7,7 @@ use std::collections::BTreeSet;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
-use super::{NewRun, PolicyView, RunRecord, condition};
+use super::model::{NewRun, PolicyView, RunRecord, condition};
 use crate::api::conditions;
 use crate::api::{
     Compliance, NodeComplianceCounts, Operation, PolicyConflict, RunPhase, SeverityCounts,

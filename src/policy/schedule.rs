@@ -5,8 +5,8 @@
 use k8s_openapi::jiff::{SignedDuration, Timestamp, tz::TimeZone};
 use sha2::Digest;
 
+use super::model::{NewRun, PolicyEvent, RunRecord, Wake};
 use super::references::References;
-use super::{NewRun, PolicyEvent, RunRecord, Wake};
 use crate::api::{Operation, PatchPolicy, RunTrigger};
 use crate::schedule::window::WindowDefinition;
 

@@ -1,11 +1,14 @@
+use std::collections::BTreeSet;
+
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::json;
 
 use super::*;
 use crate::api::conditions;
+use crate::api::{PatchPolicy, PatchRun, PolicyConflict, RunPhase};
 use crate::schedule::Schedule;
 use crate::schedule::duration::parse_duration;
-use crate::schedule::window::parse_time_zone;
+use crate::schedule::window::{WindowDefinition, parse_time_zone};
 
 fn ts(s: &str) -> Timestamp {
     s.parse().expect("timestamp")

@@ -5,7 +5,7 @@
 use jiff::civil::Date;
 
 use super::compile::{CompiledFilter, ResolvedBaseline, Timing, date_of_epoch_day, epoch_day};
-use super::{ApprovalSet, ApprovalSource, VerdictReason};
+use super::types::{ApprovalSet, ApprovalSource, VerdictReason};
 use crate::api::{ComplianceLevel, PackageFamily, PatchFilterKey};
 use crate::baseline::model::{Candidate, EvaluationInput};
 use crate::baseline::names::PatchTarget;

@@ -7,7 +7,7 @@ use jiff::Timestamp;
 use jiff::civil::Date;
 use jiff::tz::TimeZone;
 
-use super::BaselineError;
+use super::types::BaselineError;
 use crate::api::{
     ApprovalRule, BaselineRef, ComplianceLevel, OperatingSystem, PackageFamily, PatchBaselineSpec,
     PatchFilter, PatchFilterKey,

@@ -1,8 +1,8 @@
 //! Step 4, `rejectedPatchesAction: Block`: candidates whose dependencies can only be met by
 //! rejected (or themselves blocked) versions are not approved either.
 
-use super::VerdictReason;
 use super::approval::Assessment;
+use super::types::VerdictReason;
 use crate::api::PackageFamily;
 use crate::baseline::model::{Candidate, Dependency, InstalledPackage};
 use crate::baseline::version::{compare_versions, rpm};

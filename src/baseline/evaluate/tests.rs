@@ -5,8 +5,8 @@ use jiff::Timestamp;
 use super::dependency::satisfies;
 use super::*;
 use crate::api::{
-    ApprovalRule, Compliance, MAX_REPORTED_PATCHES, PackageFamily, PatchBaselineSpec, PatchFilter,
-    PatchFilterKey, PatchState, PatchStateCounts,
+    ApprovalRule, Compliance, ComplianceLevel, MAX_REPORTED_PATCHES, OperatingSystem,
+    PackageFamily, PatchBaselineSpec, PatchFilter, PatchFilterKey, PatchState, PatchStateCounts,
 };
 use crate::baseline::model::{
     Candidate, Dependency, InstallResult, InstalledPackage, PackageRef, Relation,

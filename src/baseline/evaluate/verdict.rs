@@ -9,7 +9,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::approval::{Assessment, effective_classification};
 use super::compile::ResolvedBaseline;
-use super::{ApprovalSet, CandidateVerdict, Evaluation};
+use super::types::{ApprovalSet, CandidateVerdict, Evaluation};
 use crate::api::{
     Compliance, ComplianceLevel, MAX_REPORTED_PATCHES, NodePatchReportStatus, PatchState,
     PatchStateCounts, PatchStatus, RejectedPatchesAction, SeverityCounts,

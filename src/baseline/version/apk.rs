@@ -24,7 +24,7 @@
 
 use std::cmp::Ordering;
 
-use super::VersionError;
+use super::error::VersionError;
 
 /// Token types in apk's order (the order is part of the semantics).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]

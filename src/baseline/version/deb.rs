@@ -9,7 +9,7 @@
 
 use std::cmp::Ordering;
 
-use super::VersionError;
+use super::error::VersionError;
 
 /// A Debian version split into its parts (borrowed from the input string).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

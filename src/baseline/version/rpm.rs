@@ -17,7 +17,7 @@
 
 use std::cmp::Ordering;
 
-use super::VersionError;
+use super::error::VersionError;
 
 /// An rpm EVR (`epoch:version-release`) split into its parts (borrowed from the input).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -4,6 +4,7 @@
 //! decisions come from the pure planners in `crate::rollout`; status and Event text from
 //! [`status`]; every bit of state lives in the run's status.
 
+mod act;
 pub mod daemonset;
 mod start;
 pub mod status;
@@ -12,24 +13,22 @@ pub mod step;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::ResourceExt;
+use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
-use kube::runtime::events::{Event, EventType};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
-use kube::{Resource, ResourceExt};
-use serde_json::json;
 
-use super::{Context, Error, Result, harness};
-use crate::api::{NodePatchReport, PatchPolicy, PatchRun, RUN_LABEL, RebootOption};
+use super::context::Context;
+use super::error::{Error, Result};
+use super::harness;
+use crate::api::{NodePatchReport, PatchPolicy, PatchRun, RUN_LABEL};
+use act::{KIND, cleanup, fail_run};
 
 pub use daemonset::{AgentSettings, DAEMONSET_PREFIX, daemonset_name, run_daemonset};
 pub use step::{finished_boot_id, node_health, progress_of};
 
-const KIND: &str = "PatchRun";
 /// Finalizer that removes run labels and the DaemonSet before a run goes away.
 pub const RUN_FINALIZER: &str = "nodepatch.dev/run-cleanup";
 
@@ -99,113 +98,6 @@ async fn apply(cached: &PatchRun, ctx: &Context) -> Result<Action> {
         return start::start(run, &policy, ctx).await;
     }
     step::step(run, &name, &policy, status, ctx).await
-}
-
-/// Remove the run label from every node carrying it and delete the run DaemonSet.
-async fn cleanup(run: &PatchRun, ctx: &Context) -> Result<()> {
-    let name = run.name_any();
-    let nodes: Api<Node> = Api::all(ctx.client.clone());
-    let labelled = nodes
-        .list_metadata(&ListParams::default().labels(&format!("{RUN_LABEL}={name}")))
-        .await?;
-    for node in labelled.items {
-        set_run_label(ctx, &node.name_any(), None).await?;
-    }
-    let ds: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ctx.agent.namespace);
-    match ds
-        .delete(&daemonset_name(&name), &DeleteParams::background())
-        .await
-    {
-        Ok(_) => {}
-        Err(kube::Error::Api(s)) if s.code == 404 => {}
-        Err(e) => return Err(e.into()),
-    }
-    Ok(())
-}
-
-/// Finish a run that cannot proceed: status Failed, a Warning Event, cleanup.
-async fn fail_run(ctx: &Context, run: &PatchRun, reason: &str, message: String) -> Result<Action> {
-    let status = status::failed_status(
-        run.status.as_ref(),
-        run.metadata.generation,
-        reason,
-        &message,
-        Timestamp::now(),
-    );
-    harness::apply_status(ctx, KIND, run, &status).await?;
-    publish(ctx, run, EventType::Warning, reason, message).await;
-    cleanup(run, ctx).await?;
-    Ok(Action::await_change())
-}
-
-/// The reboot option in force for a run: its own, else its policy's install setting.
-fn reboot_option_of(run: &PatchRun, policy: &PatchPolicy) -> RebootOption {
-    run.spec
-        .reboot_option
-        .or(policy.spec.install.as_ref().map(|i| i.reboot_option))
-        .unwrap_or_default()
-}
-
-async fn set_run_label(ctx: &Context, node: &str, run: Option<&str>) -> Result<()> {
-    let nodes: Api<Node> = Api::all(ctx.client.clone());
-    let patch = json!({"metadata": {"labels": {RUN_LABEL: run}}});
-    match nodes
-        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => Ok(()),
-        // A deleted node has no label to remove.
-        Err(kube::Error::Api(s)) if s.code == 404 && run.is_none() => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-/// Cordon or uncordon a node (a deleted node needs neither).
-async fn set_unschedulable(ctx: &Context, node: &str, unschedulable: bool) -> Result<()> {
-    let nodes: Api<Node> = Api::all(ctx.client.clone());
-    let patch = json!({"spec": {"unschedulable": unschedulable}});
-    match nodes
-        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
-        .await
-    {
-        Ok(_) => {
-            tracing::info!(node, unschedulable, "node cordon changed");
-            Ok(())
-        }
-        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
-        Err(e) => Err(e.into()),
-    }
-}
-
-async fn publish(ctx: &Context, run: &PatchRun, type_: EventType, reason: &str, note: String) {
-    publish_about(ctx, run, None, type_, reason, note).await;
-}
-
-/// Publish an Event about `run`, related to `node` when it concerns one: Events are merged into a
-/// series by (reason, regarding, related), so per-node Events need the node to stay distinct.
-async fn publish_about(
-    ctx: &Context,
-    run: &PatchRun,
-    node: Option<&str>,
-    type_: EventType,
-    reason: &str,
-    note: String,
-) {
-    let ev = Event {
-        type_,
-        reason: reason.into(),
-        note: Some(status::event_note(note)),
-        action: "Rollout".into(),
-        secondary: node.map(|n| k8s_openapi::api::core::v1::ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Node".into()),
-            name: Some(n.to_string()),
-            ..Default::default()
-        }),
-    };
-    if let Err(e) = ctx.recorder.publish(&ev, &run.object_ref(&())).await {
-        tracing::warn!(run = %run.name_any(), error = %e, "publishing event failed");
-    }
 }
 
 /// Run the PatchRun controller. Agent progress (NodePatchReport changes) and DaemonSet changes

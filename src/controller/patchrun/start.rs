@@ -15,10 +15,13 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
+use super::act::{KIND, fail_run, publish, reboot_option_of};
+use super::daemonset::{daemonset_name, run_daemonset};
 use super::status::{started_note, started_status, waiting_status};
-use super::{KIND, daemonset_name, fail_run, publish, reboot_option_of, run_daemonset};
 use crate::api::{CONTROLLER_MANAGER, Operation, PatchPolicy, PatchRun};
-use crate::controller::{Context, Result, harness};
+use crate::controller::context::Context;
+use crate::controller::error::Result;
+use crate::controller::harness;
 use crate::rollout::start::{MemberNode, RunEntry, must_wait_for_active_run, plan_start};
 use crate::rollout::targeting::membership;
 

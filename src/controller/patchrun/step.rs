@@ -15,16 +15,18 @@ use kube::api::Api;
 use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 
-use super::status::{agent_message, event_text, stepped_status};
-use super::{
+use super::act::{
     KIND, cleanup, fail_run, publish_about, reboot_option_of, set_run_label, set_unschedulable,
 };
+use super::status::{agent_message, event_text, stepped_status};
 use crate::api::{
     NodePatchReport, Operation, OperationPhase, PatchPolicy, PatchRun, PatchRunStatus, RUN_LABEL,
     RebootOption, RunTarget, RunTrigger, TargetState,
 };
+use crate::controller::context::Context;
 use crate::controller::drain::{DrainOptions, drain_progress, evict, pods_on, survey};
-use crate::controller::{Context, Result, harness};
+use crate::controller::error::Result;
+use crate::controller::harness;
 use crate::rollout::{
     AgentProgress, NodeHealth, NodeObservation, RolloutAction, RolloutLimits, RolloutPlan,
     RunState, WindowState, plan_rollout,

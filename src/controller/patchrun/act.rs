@@ -1,0 +1,142 @@
+//! The writes both starting and stepping a run make: failing it, cleaning up, node labels and
+//! cordons, and Events about the run.
+
+use k8s_openapi::api::apps::v1::DaemonSet;
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::jiff::Timestamp;
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::runtime::controller::Action;
+use kube::runtime::events::{Event, EventType};
+use kube::{Resource, ResourceExt};
+use serde_json::json;
+
+use super::daemonset::daemonset_name;
+use super::status;
+use crate::api::{PatchPolicy, PatchRun, RUN_LABEL, RebootOption};
+use crate::controller::context::Context;
+use crate::controller::error::Result;
+use crate::controller::harness;
+
+pub(super) const KIND: &str = "PatchRun";
+
+/// Remove the run label from every node carrying it and delete the run DaemonSet.
+pub(super) async fn cleanup(run: &PatchRun, ctx: &Context) -> Result<()> {
+    let name = run.name_any();
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let labelled = nodes
+        .list_metadata(&ListParams::default().labels(&format!("{RUN_LABEL}={name}")))
+        .await?;
+    for node in labelled.items {
+        set_run_label(ctx, &node.name_any(), None).await?;
+    }
+    let ds: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ctx.agent.namespace);
+    match ds
+        .delete(&daemonset_name(&name), &DeleteParams::background())
+        .await
+    {
+        Ok(_) => {}
+        Err(kube::Error::Api(s)) if s.code == 404 => {}
+        Err(e) => return Err(e.into()),
+    }
+    Ok(())
+}
+
+/// Finish a run that cannot proceed: status Failed, a Warning Event, cleanup.
+pub(super) async fn fail_run(
+    ctx: &Context,
+    run: &PatchRun,
+    reason: &str,
+    message: String,
+) -> Result<Action> {
+    let status = status::failed_status(
+        run.status.as_ref(),
+        run.metadata.generation,
+        reason,
+        &message,
+        Timestamp::now(),
+    );
+    harness::apply_status(ctx, KIND, run, &status).await?;
+    publish(ctx, run, EventType::Warning, reason, message).await;
+    cleanup(run, ctx).await?;
+    Ok(Action::await_change())
+}
+
+/// The reboot option in force for a run: its own, else its policy's install setting.
+pub(super) fn reboot_option_of(run: &PatchRun, policy: &PatchPolicy) -> RebootOption {
+    run.spec
+        .reboot_option
+        .or(policy.spec.install.as_ref().map(|i| i.reboot_option))
+        .unwrap_or_default()
+}
+
+pub(super) async fn set_run_label(ctx: &Context, node: &str, run: Option<&str>) -> Result<()> {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let patch = json!({"metadata": {"labels": {RUN_LABEL: run}}});
+    match nodes
+        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => Ok(()),
+        // A deleted node has no label to remove.
+        Err(kube::Error::Api(s)) if s.code == 404 && run.is_none() => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Cordon or uncordon a node (a deleted node needs neither).
+pub(super) async fn set_unschedulable(
+    ctx: &Context,
+    node: &str,
+    unschedulable: bool,
+) -> Result<()> {
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let patch = json!({"spec": {"unschedulable": unschedulable}});
+    match nodes
+        .patch(node, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(_) => {
+            tracing::info!(node, unschedulable, "node cordon changed");
+            Ok(())
+        }
+        Err(kube::Error::Api(s)) if s.code == 404 => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) async fn publish(
+    ctx: &Context,
+    run: &PatchRun,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    publish_about(ctx, run, None, type_, reason, note).await;
+}
+
+/// Publish an Event about `run`, related to `node` when it concerns one: Events are merged into a
+/// series by (reason, regarding, related), so per-node Events need the node to stay distinct.
+pub(super) async fn publish_about(
+    ctx: &Context,
+    run: &PatchRun,
+    node: Option<&str>,
+    type_: EventType,
+    reason: &str,
+    note: String,
+) {
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(status::event_note(note)),
+        action: "Rollout".into(),
+        secondary: node.map(|n| k8s_openapi::api::core::v1::ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(n.to_string()),
+            ..Default::default()
+        }),
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &run.object_ref(&())).await {
+        tracing::warn!(run = %run.name_any(), error = %e, "publishing event failed");
+    }
+}
