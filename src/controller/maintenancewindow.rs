@@ -36,6 +36,26 @@ pub struct InvalidWindow {
     pub message: String,
 }
 
+/// When a window's `rate()` starts are counted from: `startDate`, else the object's creation
+/// time (`now` for an object not yet created). One rule for the window's own status and for
+/// the policies and runs that read the window, so they agree on when it opens.
+pub fn rate_anchor(mw: &MaintenanceWindow, now: Timestamp) -> Timestamp {
+    mw.spec
+        .start_date
+        .as_ref()
+        .map(|t| t.0)
+        .or_else(|| mw.metadata.creation_timestamp.as_ref().map(|t| t.0))
+        .unwrap_or(now)
+}
+
+/// The schedule engine's definition of a MaintenanceWindow object, anchored by [`rate_anchor`].
+pub fn definition_of(
+    mw: &MaintenanceWindow,
+    now: Timestamp,
+) -> Result<WindowDefinition, InvalidWindow> {
+    window_definition(&mw.spec, rate_anchor(mw, now))
+}
+
 /// Build the schedule engine's definition of a window from its spec. `anchor` is when `rate()`
 /// schedules start counting (startDate, else the object's creation time).
 pub fn window_definition(
@@ -254,13 +274,7 @@ pub async fn reconcile(mw: Arc<MaintenanceWindow>, ctx: Arc<Context>) -> Result<
 async fn reconcile_inner(mw: &MaintenanceWindow, ctx: &Context) -> Result<Action> {
     mw.metadata.name.as_ref().ok_or(Error::MissingName)?;
     let now = Timestamp::now();
-    let anchor = mw
-        .spec
-        .start_date
-        .as_ref()
-        .map(|t| t.0)
-        .or_else(|| mw.metadata.creation_timestamp.as_ref().map(|t| t.0))
-        .unwrap_or(now);
+    let anchor = rate_anchor(mw, now);
     let plan = plan_window_status(
         &mw.spec,
         mw.metadata.generation,
@@ -342,6 +356,29 @@ mod tests {
 
     fn spec(schedule: &str, duration: &str) -> MaintenanceWindowSpec {
         serde_json::from_value(json!({"schedule": schedule, "duration": duration})).expect("spec")
+    }
+
+    #[test]
+    fn policies_and_runs_count_rate_windows_from_start_date_like_the_window_status() {
+        // Policies and runs used to anchor rate() at the creation time even with a startDate,
+        // so they expected the window hours away from when its own status said it opens.
+        let mw: MaintenanceWindow = serde_json::from_value(json!({
+            "metadata": {"name": "every-6h", "creationTimestamp": "2026-11-01T00:00:03Z"},
+            "spec": {"schedule": "rate(6 hours)", "duration": "1h",
+                     "startDate": "2026-11-01T01:00:00Z"}
+        }))
+        .expect("window");
+        let now = ts("2026-11-02T00:30:00Z");
+        let def = definition_of(&mw, now).expect("valid");
+        assert_eq!(
+            def.next_windows(now, 1)[0].start,
+            ts("2026-11-02T01:00:00Z")
+        );
+        let plan = plan_window_status(&mw.spec, Some(1), rate_anchor(&mw, now), None, now);
+        assert_eq!(
+            plan.status.next_windows[0].start.0,
+            ts("2026-11-02T01:00:00Z")
+        );
     }
 
     #[test]

@@ -64,21 +64,13 @@ async fn observe_windows(
     {
         let found = match api.get_opt(w).await? {
             None => WindowRef::Missing,
-            Some(mw) => {
-                let anchor = mw
-                    .metadata
-                    .creation_timestamp
-                    .as_ref()
-                    .map(|t| t.0)
-                    .unwrap_or(now);
-                match super::maintenancewindow::window_definition(&mw.spec, anchor) {
-                    Ok(d) => WindowRef::Defined(Box::new(d)),
-                    Err(e) => WindowRef::Invalid {
-                        reason: e.reason,
-                        message: e.message,
-                    },
-                }
-            }
+            Some(mw) => match super::maintenancewindow::definition_of(&mw, now) {
+                Ok(d) => WindowRef::Defined(Box::new(d)),
+                Err(e) => WindowRef::Invalid {
+                    reason: e.reason,
+                    message: e.message,
+                },
+            },
         };
         windows.push((w.clone(), found));
     }

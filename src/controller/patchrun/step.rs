@@ -316,14 +316,7 @@ async fn window_state(
         let Some(mw) = api.get_opt(name).await? else {
             continue;
         };
-        let anchor = mw
-            .metadata
-            .creation_timestamp
-            .as_ref()
-            .map(|t| t.0)
-            .unwrap_or(now);
-        let Ok(def) = crate::controller::maintenancewindow::window_definition(&mw.spec, anchor)
-        else {
+        let Ok(def) = crate::controller::maintenancewindow::definition_of(&mw, now) else {
             continue;
         };
         if let Some(w) = def.window_at(now) {
