@@ -25,6 +25,7 @@ pub struct DebVersion<'a> {
 impl<'a> DebVersion<'a> {
     /// Split `version` the way dpkg does, without checking its syntax. Any string splits, so
     /// ordering never fails; use [`DebVersion::parse`] to reject what dpkg would reject.
+    #[inline]
     pub fn split(version: &'a str) -> DebVersion<'a> {
         let (epoch, rest) = match version.find(':') {
             Some(colon) => (&version[..colon], &version[colon + 1..]),
@@ -114,6 +115,7 @@ impl<'a> DebVersion<'a> {
 
 /// Order two Debian versions like `dpkg --compare-versions`. Total on all strings (versions dpkg
 /// would reject still get a consistent order) and allocation-free.
+#[inline]
 pub fn compare(a: &str, b: &str) -> Ordering {
     let a = DebVersion::split(a);
     let b = DebVersion::split(b);

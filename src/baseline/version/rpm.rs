@@ -33,6 +33,7 @@ pub struct Evr<'a> {
 impl<'a> Evr<'a> {
     /// Split like librpm's `rpmverParse`: leading digits followed by `:` are the epoch (`:` alone
     /// means epoch 0), the text after the last `-` is the release. Never fails.
+    #[inline]
     pub fn split(evr: &'a str) -> Evr<'a> {
         let digits = evr.bytes().take_while(u8::is_ascii_digit).count();
         let (epoch, rest) = if evr.as_bytes().get(digits) == Some(&b':') {
@@ -93,6 +94,7 @@ impl<'a> Evr<'a> {
 
 /// Order two full versions `[epoch:]version[-release]` (rpm's `labelCompare`): epoch, version,
 /// release, a missing release lowest. A total order on all strings; allocation-free.
+#[inline]
 pub fn compare_evr(a: &str, b: &str) -> Ordering {
     let a = Evr::split(a);
     let b = Evr::split(b);
