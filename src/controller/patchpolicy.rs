@@ -11,6 +11,7 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
+use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 use serde_json::json;
@@ -92,7 +93,7 @@ fn observe<'a>(
         .map(|n| (n.name_any(), n.metadata.labels.clone().unwrap_or_default()))
         .collect();
     let policies = ctx.stores.policies.state();
-    let m = crate::rollout::targeting::membership(
+    let mut m = crate::rollout::targeting::membership(
         policies.iter().map(|p| {
             (
                 p.metadata.name.as_deref().unwrap_or(""),
@@ -101,6 +102,20 @@ fn observe<'a>(
         }),
         &node_labels,
     );
+    let members = m.members.remove(name).unwrap_or_default();
+    // Only members' reports count: look them up by name instead of copying every report.
+    let reports = members
+        .iter()
+        .filter_map(|node| {
+            let r = ctx.stores.reports.get(&ObjectRef::new(node))?;
+            let s = r.status.as_ref()?;
+            Some(MemberReport {
+                node: node.clone(),
+                compliance: s.compliance,
+                missing: s.non_compliant_by_severity.clone(),
+            })
+        })
+        .collect();
     PolicyView {
         policy,
         runs: ctx
@@ -119,23 +134,10 @@ fn observe<'a>(
             .iter()
             .map(|b| (b.name_any(), b.spec.operating_system))
             .collect(),
-        members: m.members.get(name).cloned().unwrap_or_default(),
+        members,
         conflicts: m.conflicts.get(name).cloned().unwrap_or_default(),
         selector_error: m.invalid.get(name).map(|e| e.to_string()),
-        reports: ctx
-            .stores
-            .reports
-            .state()
-            .iter()
-            .filter_map(|r| {
-                let s = r.status.as_ref()?;
-                Some(MemberReport {
-                    node: r.name_any(),
-                    compliance: s.compliance,
-                    missing: s.non_compliant_by_severity.clone(),
-                })
-            })
-            .collect(),
+        reports,
     }
 }
 

@@ -18,7 +18,7 @@ use kube::runtime::reflector::ObjectRef;
 use super::act::{
     KIND, cleanup, fail_run, publish_about, reboot_option_of, set_run_label, set_unschedulable,
 };
-use super::status::{agent_message, event_text, stepped_status};
+use super::status::{MAX_FAILED_LISTED, agent_message, event_text, stepped_status};
 use crate::api::{
     NodePatchReport, Operation, OperationPhase, PatchPolicy, PatchRun, PatchRunStatus, RUN_LABEL,
     RebootOption, RunTarget, RunTrigger, TargetState,
@@ -100,7 +100,6 @@ pub(super) async fn step(
             observed.insert(t.node.clone(), obs);
         }
     }
-    let agent_messages = agent_messages(ctx, &old.targets, name);
 
     // Plan.
     let state = RunState {
@@ -110,6 +109,7 @@ pub(super) async fn step(
         last_wave_completion: old.last_wave_completion_time.as_ref().map(|t| t.0),
     };
     let plan = plan_rollout(&state, &settings.limits, &observed, window, now);
+    let agent_messages = agent_messages(ctx, &plan.targets, name);
     let status = stepped_status(
         &old,
         &plan,
@@ -199,21 +199,20 @@ async fn observe_target(
     Ok(Some(obs))
 }
 
-/// The agents' failure messages for this run, by node (listed for failed nodes whose target
-/// carries no message of its own).
+/// The agents' failure messages for this run, by node, for the failed nodes status lists that
+/// carry no message of their own: only those reports are read, and only their message is
+/// copied (a step runs every few seconds over up to thousands of targets).
 fn agent_messages(ctx: &Context, targets: &[RunTarget], run: &str) -> BTreeMap<String, String> {
     targets
         .iter()
+        .filter(|t| t.state == TargetState::Failed)
+        .take(MAX_FAILED_LISTED)
+        .filter(|t| t.message.is_none())
         .filter_map(|t| {
-            let op = ctx
-                .stores
-                .reports
-                .get(&ObjectRef::new(&t.node))?
-                .status
-                .clone()?
-                .operation?;
-            let message = op.message.filter(|_| op.run == run)?;
-            Some((t.node.clone(), agent_message(&message)))
+            let report = ctx.stores.reports.get(&ObjectRef::new(&t.node))?;
+            let op = report.status.as_ref()?.operation.as_ref()?;
+            let message = op.message.as_deref().filter(|_| op.run == run)?;
+            Some((t.node.clone(), agent_message(message)))
         })
         .collect()
 }
@@ -257,6 +256,21 @@ async fn apply_plan(
                     refusals.insert(node.clone(), refused);
                 }
             }
+        }
+    }
+    // Refusals describe a drain under way: forget a node's once it has left Draining, so they
+    // neither linger nor colour the messages of a later drain of that node.
+    let mut refusals = ctx
+        .eviction_refusals
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    if !refusals.is_empty() {
+        for t in status
+            .targets
+            .iter()
+            .filter(|t| t.state != TargetState::Draining)
+        {
+            refusals.remove(&t.node);
         }
     }
     Ok(())
