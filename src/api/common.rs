@@ -237,6 +237,10 @@ pub struct NodeComplianceCounts {
     /// Nodes without a report yet, or whose report is Unknown.
     #[serde(default)]
     pub unknown: u32,
+    /// Nodes nodepatch does not patch (immutable OS, Windows, end of life): their report says
+    /// NotApplicable with the reason.
+    #[serde(default)]
+    pub not_applicable: u32,
     /// Nodes also matched by another policy (PatchPolicy only): skipped until resolved.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conflicting: Option<u32>,

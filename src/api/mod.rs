@@ -32,6 +32,9 @@ pub const EXCLUDE_LABEL: &str = "nodepatch.dev/exclude";
 /// Node label the controller sets while a node is in a run's active wave; the run DaemonSet
 /// selects on it.
 pub const RUN_LABEL: &str = "nodepatch.dev/run";
+/// PatchRun annotation holding the user who set `spec.cancel`, stamped by the chart's
+/// MutatingAdmissionPolicy from the request (a value a user writes is overwritten).
+pub const CANCELED_BY_ANNOTATION: &str = "nodepatch.dev/canceled-by";
 /// Field manager of the controller's server-side applies.
 pub const CONTROLLER_MANAGER: &str = "nodepatch-controller";
 /// Field manager of the agent's server-side applies.

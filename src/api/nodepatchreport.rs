@@ -137,6 +137,14 @@ pub struct NodePatchReportStatus {
     /// Compliance verdict.
     #[serde(default)]
     pub compliance: Compliance,
+    /// Why the verdict is NotApplicable: `ImmutableOS` (Bottlerocket, Flatcar, Talos, Fedora or
+    /// RHEL CoreOS: patched by their own update operators), `UnsupportedOS` (Windows, or an OS
+    /// nodepatch has no backend for) or `EndOfLife` (Amazon Linux 2 after its end of support).
+    /// The controller writes these reports from the Node's `kubernetes.io/os` label and
+    /// `status.nodeInfo.osImage` (in `os.prettyName`) when a run starts; no run labels such a node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub compliance_reason: Option<String>,
     /// Highest compliance level among non-compliant patches.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub compliance_level: Option<ComplianceLevel>,

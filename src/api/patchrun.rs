@@ -19,7 +19,8 @@ use super::patchbaseline::PatchBaselineSpec;
     shortname = "pr",
     category = "nodepatch",
     status = "PatchRunStatus",
-    validation = Rule::new("self.spec == oldSelf.spec").message("spec is immutable: create a new PatchRun instead").field_path(".spec"),
+    validation = Rule::new("self.spec.policyRef == oldSelf.spec.policyRef && self.spec.operation == oldSelf.spec.operation && self.spec.trigger == oldSelf.spec.trigger && has(self.spec.rebootOption) == has(oldSelf.spec.rebootOption) && (!has(self.spec.rebootOption) || self.spec.rebootOption == oldSelf.spec.rebootOption)").message("spec is immutable except spec.cancel: create a new PatchRun instead").field_path(".spec"),
+    validation = Rule::new("!has(oldSelf.spec.cancel) || (has(self.spec.cancel) && self.spec.cancel == oldSelf.spec.cancel)").message("spec.cancel cannot be changed or removed once set").field_path(".spec.cancel"),
     validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name must be at most 63 characters: it is used as the nodepatch.dev/run label value"),
     printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".spec.policyRef"}"#,
     printcolumn = r#"{"name":"Operation","type":"string","jsonPath":".spec.operation"}"#,
@@ -42,6 +43,24 @@ pub struct PatchRunSpec {
     /// Who started the run: Schedule (the controller) or Manual (a user; windows are ignored).
     #[serde(default)]
     pub trigger: RunTrigger,
+    /// Set to cancel the run (the one spec field that may be added after creation; it cannot
+    /// be changed or removed once set). No new node starts; nodes in flight finish (an install
+    /// is never interrupted, a node in its reboot sequence completes it); pending nodes are
+    /// Skipped with reason `Canceled`; then the labels and the run's DaemonSet are removed and
+    /// the phase is `Canceled`, with who canceled (the user stamped by the chart's admission
+    /// policy, else the field manager) and the reason in the Progressing condition.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cancel: Option<RunCancel>,
+}
+
+/// A request to cancel a run.
+#[derive(KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunCancel {
+    /// Why (free text, shown in the run's condition and Event).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 1024))]
+    pub reason: Option<String>,
 }
 
 /// Who started a run.
@@ -68,7 +87,7 @@ pub enum RunPhase {
     Halted,
     /// The run could not proceed (e.g. its policy or baseline is invalid).
     Failed,
-    /// Canceled (the policy was deleted or suspended).
+    /// Canceled by a user (`spec.cancel`): in-flight nodes finished, pending ones were skipped.
     Canceled,
     /// The maintenance window closed with nodes left; they are listed and picked up by the next
     /// window's run.
@@ -183,7 +202,12 @@ pub struct RunNodeCounts {
     /// Failed.
     #[serde(default)]
     pub failed: u32,
-    /// Skipped (deleted, excluded or conflicting during the run, or not reached).
+    /// Skipped: not patched by this run. Reasons (each target's `reason`): the node was
+    /// deleted (`NodeDeleted`), got the opt-out label `nodepatch.dev/exclude=true` before it
+    /// started (`Excluded`), runs an OS nodepatch does not patch (`UnsupportedOS`,
+    /// `ImmutableOS`, `EndOfLife`), the run was canceled before it started (`Canceled`), or the
+    /// window closed before it was reached (`WindowClosed`, `CanceledAtCutoff`). Nodes another
+    /// policy also selects are not targets at all (the policies list them as conflicts).
     #[serde(default)]
     pub skipped: u32,
 }

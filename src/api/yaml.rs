@@ -321,11 +321,28 @@ fn analyze(s: &str) -> Analysis {
 }
 
 /// A plain scalar that YAML would resolve to something other than a string (serde_yaml quotes
-/// these): null, bools, numbers, and digit strings with a leading zero.
+/// these): null, bools (YAML 1.1's too: `y`, `no`, `on`, … read back as bools by serde-saphyr
+/// and by YAML 1.1 tools), numbers, and digit strings with a leading zero.
 fn reads_as_non_string(s: &str) -> bool {
     if matches!(
         s,
-        "" | "~"
+        "y" | "Y"
+            | "yes"
+            | "Yes"
+            | "YES"
+            | "n"
+            | "N"
+            | "no"
+            | "No"
+            | "NO"
+            | "on"
+            | "On"
+            | "ON"
+            | "off"
+            | "Off"
+            | "OFF"
+            | ""
+            | "~"
             | "null"
             | "Null"
             | "NULL"
@@ -509,6 +526,8 @@ mod tests {
     fn tricky_string() -> impl Strategy<Value = String> {
         let piece = prop_oneof![
             Just("true".to_owned()),
+            Just("Y".to_owned()),
+            Just("off".to_owned()),
             Just("null".to_owned()),
             Just("~".to_owned()),
             Just("1.5".to_owned()),
@@ -576,7 +595,7 @@ mod tests {
         });
         assert_eq!(
             to_yaml_string(&value).expect("yaml"),
-            "e: {}\nf: 360.0\nk:\n- x: 1\n  y:\n  - true\n  - null\n- s\nt: |-\n  one\n  two\n\n  three\n"
+            "e: {}\nf: 360.0\nk:\n- x: 1\n  'y':\n  - true\n  - null\n- s\nt: |-\n  one\n  two\n\n  three\n"
         );
     }
 }

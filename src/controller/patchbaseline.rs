@@ -81,7 +81,8 @@ pub fn plan_baseline_status<'a>(
         match status.compliance {
             Compliance::Compliant => nodes.compliant += 1,
             Compliance::NonCompliant => nodes.non_compliant += 1,
-            Compliance::NotApplicable | Compliance::Unknown => nodes.unknown += 1,
+            Compliance::NotApplicable => nodes.not_applicable += 1,
+            Compliance::Unknown => nodes.unknown += 1,
         }
     }
     PatchBaselineStatus {

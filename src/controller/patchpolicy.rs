@@ -213,6 +213,7 @@ fn refresh_metrics(ctx: &Context) {
             ("compliant", s.nodes.compliant),
             ("noncompliant", s.nodes.non_compliant),
             ("unknown", s.nodes.unknown),
+            ("notapplicable", s.nodes.not_applicable),
             ("conflicting", s.nodes.conflicting.unwrap_or(0)),
         ];
         for (compliance, n) in nodes {

@@ -109,7 +109,8 @@ fn compliance(view: &PolicyView<'_>) -> (NodeComplianceCounts, SeverityCounts) {
         match r.compliance {
             Compliance::Compliant => nodes.compliant += 1,
             Compliance::NonCompliant => nodes.non_compliant += 1,
-            _ => nodes.unknown += 1,
+            Compliance::NotApplicable => nodes.not_applicable += 1,
+            Compliance::Unknown => nodes.unknown += 1,
         }
         missing.merge(&r.missing);
     }

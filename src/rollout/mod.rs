@@ -210,6 +210,10 @@ pub struct NodeObservation {
     pub exists: bool,
     /// The node carries this run's label.
     pub labelled: bool,
+    /// The node now carries the opt-out label `nodepatch.dev/exclude=true`.
+    pub excluded: bool,
+    /// Another policy now selects the node too (it is no longer this policy's alone).
+    pub conflicting: bool,
     /// The agent's progress for this run.
     pub progress: AgentProgress,
     /// Boot ID under which the agent finished its latest operation for this run.
@@ -315,11 +319,27 @@ pub struct RolloutPlan {
     pub requeue_at: Option<Timestamp>,
 }
 
+/// What users asked of a running run, read every step.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum RunHold {
+    /// Nothing: the run proceeds.
+    #[default]
+    Proceed,
+    /// The policy is suspended: no node starts, nodes in flight finish, pending nodes wait, and
+    /// the run goes on from where it was once the policy is resumed.
+    Suspended,
+    /// The run is canceled: no node starts, nodes in flight finish, pending nodes are Skipped
+    /// (`Canceled`); then the run ends `Canceled`.
+    Canceled,
+}
+
 /// The run's durable state the planner starts from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct RunState {
     /// Phase before this step.
     pub phase: RunPhase,
+    /// Suspended or canceled by a user.
+    pub hold: RunHold,
     /// Per-node records.
     pub targets: Vec<RunTarget>,
     /// Wave in progress.
@@ -382,6 +402,23 @@ pub fn plan_rollout(
             let was_in_flight = in_flight(t.state);
             finish(t, TargetState::Skipped, Some("NodeDeleted".into()), now);
             wave_done_now |= was_in_flight;
+            continue;
+        }
+        if t.state == TargetState::Pending {
+            // Only nodes that have not started leave this way: an install in flight is never
+            // abandoned half-done.
+            let reason = if run.hold == RunHold::Canceled {
+                Some("Canceled")
+            } else if obs.excluded {
+                Some("Excluded")
+            } else if obs.conflicting {
+                Some("Conflict")
+            } else {
+                None
+            };
+            if let Some(reason) = reason {
+                finish(t, TargetState::Skipped, Some(reason.into()), now);
+            }
             continue;
         }
         if !in_flight(t.state) {
@@ -459,6 +496,7 @@ pub fn plan_rollout(
     // 3. Start new nodes.
     let mut current_wave = run.current_wave;
     let may_start = !halted
+        && run.hold == RunHold::Proceed
         && !past_cutoff
         && !matches!(window, WindowState::Closed)
         && counts.pending > 0
@@ -495,6 +533,8 @@ pub fn plan_rollout(
         RunPhase::Running
     } else if halted {
         RunPhase::Halted
+    } else if run.hold == RunHold::Canceled {
+        RunPhase::Canceled
     } else if counts.pending == 0 {
         RunPhase::Succeeded
     } else if past_cutoff {

@@ -9,7 +9,7 @@ use k8s_openapi::jiff::Timestamp;
 
 use super::baseline::{BaselineChoice, ChooseBaselineError, choose_baseline};
 use super::initial_targets;
-use super::targeting::operating_system_of;
+use super::targeting::patchability;
 use crate::api::{BaselineSnapshot, OperatingSystem, PatchBaseline, RunTarget, TargetState};
 use crate::baseline::ResolvedBaseline;
 use crate::baseline::predefined::predefined_for;
@@ -52,6 +52,8 @@ pub struct MemberNode {
     pub name: String,
     /// `status.nodeInfo.osImage`.
     pub os_image: String,
+    /// The node's `kubernetes.io/os` label.
+    pub kubernetes_os: Option<String>,
     /// The node's value of the policy's `topologyKey` label, if any.
     pub topology: Option<String>,
 }
@@ -96,8 +98,8 @@ impl StartError {
     }
 }
 
-/// Targets and snapshots of a run over `members`: a node whose OS nodepatch does not support is
-/// Skipped (`UnsupportedOS: <image>`); each OS gets the baseline [`choose_baseline`] picks among
+/// Targets and snapshots of a run over `members`: a node nodepatch does not patch is Skipped
+/// with the [`NotPatchable`](super::targeting::NotPatchable) reason and its image; each OS gets the baseline [`choose_baseline`] picks among
 /// `baselines` for `refs`, resolved and hashed once.
 pub fn plan_start<'a>(
     members: &[MemberNode],
@@ -109,15 +111,19 @@ pub fn plan_start<'a>(
     let mut pending = vec![];
     let mut skipped = vec![];
     for node in members {
-        let Some(os) = operating_system_of(&node.os_image) else {
-            skipped.push(RunTarget {
-                node: node.name.clone(),
-                state: TargetState::Skipped,
-                reason: Some(format!("UnsupportedOS: {}", node.os_image)),
-                end_time: Some(Time(now)),
-                ..Default::default()
-            });
-            continue;
+        let os = match patchability(&node.os_image, node.kubernetes_os.as_deref(), now) {
+            Ok(os) => os,
+            Err(why) => {
+                skipped.push(RunTarget {
+                    node: node.name.clone(),
+                    state: TargetState::Skipped,
+                    reason: Some(why.as_str().to_string()),
+                    message: Some(format!("osImage {:?}", node.os_image)),
+                    end_time: Some(Time(now)),
+                    ..Default::default()
+                });
+                continue;
+            }
         };
         if let std::collections::btree_map::Entry::Vacant(slot) = snapshots.entry(os) {
             slot.insert(snapshot_for(os, refs, baselines.clone())?);
@@ -184,6 +190,7 @@ mod tests {
         MemberNode {
             name: name.into(),
             os_image: os_image.into(),
+            kubernetes_os: Some("linux".into()),
             topology: topology.map(str::to_string),
         }
     }
@@ -234,9 +241,10 @@ mod tests {
             ]
         );
         assert_eq!(plan.targets[1].topology.as_deref(), Some("z1"));
+        assert_eq!(plan.targets[3].reason.as_deref(), Some("UnsupportedOS"));
         assert_eq!(
-            plan.targets[3].reason.as_deref(),
-            Some("UnsupportedOS: Windows Server 2022")
+            plan.targets[3].message.as_deref(),
+            Some("osImage \"Windows Server 2022\"")
         );
         let snapshots: Vec<&str> = plan.snapshots.iter().map(|s| s.name.as_str()).collect();
         assert_eq!(

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 
+use k8s_openapi::jiff::Timestamp;
+
 use crate::api::{EXCLUDE_LABEL, OperatingSystem, PolicyConflict};
 
 /// Why a label selector cannot be evaluated.
@@ -140,6 +142,73 @@ pub fn membership<'a>(
         members,
         conflicts,
         invalid,
+    }
+}
+
+/// Why nodepatch does not patch a node: its NodePatchReport says `NotApplicable` with this
+/// reason, the roll-ups count it as NotApplicable, and no run labels it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum NotPatchable {
+    /// An image-based OS that updates itself as a whole (Bottlerocket, Flatcar, Talos, Fedora
+    /// CoreOS, RHEL CoreOS): its own update operator patches it.
+    ImmutableOS,
+    /// An OS nodepatch has no backend for (Windows, anything unrecognised).
+    UnsupportedOS,
+    /// An OS past its vendor's end of support (Amazon Linux 2 after 2026-06-30): no updates to
+    /// install, and its yum is not supported.
+    EndOfLife,
+}
+
+impl NotPatchable {
+    /// The reason as reports and run targets spell it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            NotPatchable::ImmutableOS => "ImmutableOS",
+            NotPatchable::UnsupportedOS => "UnsupportedOS",
+            NotPatchable::EndOfLife => "EndOfLife",
+        }
+    }
+
+    /// Whether a run target's skip reason is one of these.
+    pub fn from_reason(reason: &str) -> Option<NotPatchable> {
+        [
+            NotPatchable::ImmutableOS,
+            NotPatchable::UnsupportedOS,
+            NotPatchable::EndOfLife,
+        ]
+        .into_iter()
+        .find(|r| r.as_str() == reason)
+    }
+}
+
+/// End of support of Amazon Linux 2 (AWS: 2026-06-30): from the next day on it is EndOfLife.
+const AMAZON_LINUX_2_END: &str = "2026-07-01T00:00:00Z";
+
+/// Whether nodepatch patches a node, from its `kubernetes.io/os` label and
+/// `status.nodeInfo.osImage`, at `now` (end-of-life dates pass).
+pub fn patchability(
+    os_image: &str,
+    kubernetes_os: Option<&str>,
+    now: Timestamp,
+) -> Result<OperatingSystem, NotPatchable> {
+    let image = os_image.to_ascii_lowercase();
+    if kubernetes_os.is_some_and(|os| os != "linux") || image.contains("windows") {
+        return Err(NotPatchable::UnsupportedOS);
+    }
+    // Immutable OSes first: "Fedora CoreOS" and "Red Hat Enterprise Linux CoreOS" name a
+    // package-based OS too, and Bottlerocket's image can read "Amazon Linux 2023 (Bottlerocket…".
+    let immutable = ["bottlerocket", "flatcar", "talos", "coreos"];
+    if immutable.iter().any(|m| image.contains(m)) {
+        return Err(NotPatchable::ImmutableOS);
+    }
+    match operating_system_of(os_image) {
+        Some(OperatingSystem::AmazonLinux2)
+            if now >= AMAZON_LINUX_2_END.parse::<Timestamp>().expect("constant") =>
+        {
+            Err(NotPatchable::EndOfLife)
+        }
+        Some(os) => Ok(os),
+        None => Err(NotPatchable::UnsupportedOS),
     }
 }
 
@@ -329,6 +398,64 @@ mod tests {
             None
         );
         assert_eq!(operating_system_of("Talos (v1.8.3)"), None);
+        let now: Timestamp = "2026-12-01T00:00:00Z".parse().expect("now");
+        let before_eol: Timestamp = "2026-06-30T23:59:59Z".parse().expect("before");
+        for (image, os, expected) in [
+            (
+                "Bottlerocket OS 1.26.2 (aws-k8s-1.31)",
+                None,
+                Err(NotPatchable::ImmutableOS),
+            ),
+            (
+                "Talos (v1.8.3)",
+                Some("linux"),
+                Err(NotPatchable::ImmutableOS),
+            ),
+            (
+                "Flatcar Container Linux by Kinvolk 3975.2.2 (Oklo)",
+                None,
+                Err(NotPatchable::ImmutableOS),
+            ),
+            (
+                "Fedora CoreOS 40.20240825.3.0",
+                None,
+                Err(NotPatchable::ImmutableOS),
+            ),
+            (
+                "Red Hat Enterprise Linux CoreOS 417.94",
+                None,
+                Err(NotPatchable::ImmutableOS),
+            ),
+            (
+                "Windows Server 2022 Datacenter",
+                Some("windows"),
+                Err(NotPatchable::UnsupportedOS),
+            ),
+            ("", Some("windows"), Err(NotPatchable::UnsupportedOS)),
+            ("Gentoo Linux", None, Err(NotPatchable::UnsupportedOS)),
+            (
+                "Amazon Linux 2",
+                Some("linux"),
+                Err(NotPatchable::EndOfLife),
+            ),
+            (
+                "Amazon Linux 2023.6.20241121",
+                None,
+                Ok(OperatingSystem::AmazonLinux2023),
+            ),
+            (
+                "Debian GNU/Linux 12 (bookworm)",
+                Some("linux"),
+                Ok(OperatingSystem::Debian),
+            ),
+        ] {
+            assert_eq!(patchability(image, os, now), expected, "{image}");
+        }
+        assert_eq!(
+            patchability("Amazon Linux 2", None, before_eol),
+            Ok(OperatingSystem::AmazonLinux2),
+            "supported until its end of support"
+        );
         assert_eq!(operating_system_of("Windows Server 2022 Datacenter"), None);
     }
 }

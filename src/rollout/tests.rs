@@ -30,6 +30,7 @@ fn limits(max_concurrency: u32, max_errors: u32) -> RolloutLimits {
 fn run_of(nodes: &[(&str, Option<&str>)]) -> RunState {
     RunState {
         phase: RunPhase::Pending,
+        hold: RunHold::Proceed,
         targets: initial_targets(
             nodes
                 .iter()
@@ -92,6 +93,7 @@ fn unconstrained(
 fn apply(plan: &RolloutPlan) -> RunState {
     RunState {
         phase: plan.phase,
+        hold: RunHold::Proceed,
         targets: plan.targets.clone(),
         current_wave: plan.current_wave,
         last_wave_completion: plan.last_wave_completion,
@@ -504,6 +506,7 @@ proptest! {
         let names: Vec<String> = (0..n).map(|i| format!("node-{i:02}")).collect();
         let mut run = RunState {
             phase: RunPhase::Pending,
+            hold: RunHold::Proceed,
             targets: initial_targets(names.iter().map(|n| (n.clone(), Some(format!("z{}", n.len() % 2))))),
             current_wave: 0,
             last_wave_completion: None,
@@ -814,6 +817,7 @@ proptest! {
         let names: Vec<String> = (0..n).map(|i| format!("node-{i:02}")).collect();
         let mut run = RunState {
             phase: RunPhase::Pending,
+            hold: RunHold::Proceed,
             targets: initial_targets(names.iter().map(|n| (n.clone(), None))),
             current_wave: 0,
             last_wave_completion: None,
@@ -842,6 +846,7 @@ proptest! {
                     health: NodeHealth { boot_id: format!("b{boot}"), ready: *h != 1, unschedulable: t.cordoned },
                     drain: match d { 0 => DrainProgress::Done, 1 => DrainProgress::Pending("x".into()), 2 => DrainProgress::Blocked("y".into()), _ => DrainProgress::NotAttempted },
                     evict: vec![],
+                    ..NodeObservation::default()
                 };
                 (t.node.clone(), o)
             }).collect();
@@ -906,4 +911,200 @@ fn a_draining_node_gets_its_cordon_back_then_the_evictions_the_planner_asks_for(
         "{:?}",
         plan.actions
     );
+}
+
+fn states(plan: &RolloutPlan) -> Vec<(String, TargetState, Option<String>)> {
+    plan.targets
+        .iter()
+        .map(|t| (t.node.clone(), t.state, t.reason.clone()))
+        .collect()
+}
+
+fn all_done(run: &RunState) -> BTreeMap<String, AgentProgress> {
+    run.targets
+        .iter()
+        .map(|t| {
+            (
+                t.node.clone(),
+                AgentProgress::Succeeded {
+                    reboot_required: false,
+                },
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_suspended_run_starts_no_node_lets_in_flight_ones_finish_and_resumes_where_it_was() {
+    let l = limits(2, 0);
+    let run0 = run_of(&[("a", None), ("b", None), ("c", None), ("d", None)]);
+    let first = unconstrained(&run0, &l, &observe(&run0, &BTreeMap::new()), t0());
+    assert_eq!(labelled(&first), ["a", "b"]);
+    let mut run = apply(&first);
+    run.hold = RunHold::Suspended;
+    // Suspended while a and b are in flight: they finish, nothing new starts, the run waits.
+    let plan = unconstrained(
+        &run,
+        &l,
+        &observe(&run, &all_done(&run)),
+        t0() + SignedDuration::from_secs(10),
+    );
+    assert!(labelled(&plan).is_empty(), "{:?}", plan.actions);
+    assert_eq!(plan.phase, RunPhase::Running);
+    assert_eq!((plan.counts.succeeded, plan.counts.pending), (2, 2));
+    let mut run = apply(&plan);
+    run.hold = RunHold::Suspended;
+    let still = unconstrained(
+        &run,
+        &l,
+        &observe(&run, &BTreeMap::new()),
+        t0() + SignedDuration::from_hours(3),
+    );
+    assert!(labelled(&still).is_empty());
+    assert_eq!(
+        still.phase,
+        RunPhase::Running,
+        "a suspended run neither ends nor times out its pending nodes"
+    );
+    assert_eq!(
+        still.targets, run.targets,
+        "nothing of the run's state is lost while suspended"
+    );
+    // Resumed: the next wave starts from where it stopped.
+    let run = apply(&still);
+    let resumed = unconstrained(
+        &run,
+        &l,
+        &observe(&run, &BTreeMap::new()),
+        t0() + SignedDuration::from_hours(4),
+    );
+    assert_eq!(labelled(&resumed), ["c", "d"]);
+    assert_eq!(resumed.current_wave, 2);
+}
+
+#[test]
+fn a_canceled_run_skips_pending_nodes_finishes_in_flight_ones_then_ends_canceled() {
+    let l = limits(2, 0);
+    let run0 = run_of(&[("a", None), ("b", None), ("c", None)]);
+    let first = unconstrained(&run0, &l, &observe(&run0, &BTreeMap::new()), t0());
+    let mut run = apply(&first);
+    run.hold = RunHold::Canceled;
+    // a still installing, b done: c is skipped at once, the run waits for a.
+    let mut progress = BTreeMap::new();
+    progress.insert("a".to_string(), AgentProgress::Installing);
+    progress.insert(
+        "b".to_string(),
+        AgentProgress::Succeeded {
+            reboot_required: false,
+        },
+    );
+    let plan = unconstrained(
+        &run,
+        &l,
+        &observe(&run, &progress),
+        t0() + SignedDuration::from_secs(5),
+    );
+    assert!(labelled(&plan).is_empty());
+    assert_eq!(
+        plan.phase,
+        RunPhase::Running,
+        "a is installing: never abandoned half-done"
+    );
+    assert_eq!(
+        states(&plan),
+        [
+            ("a".into(), TargetState::InProgress, None),
+            ("b".into(), TargetState::Succeeded, None),
+            ("c".into(), TargetState::Skipped, Some("Canceled".into())),
+        ]
+    );
+    let mut run = apply(&plan);
+    run.hold = RunHold::Canceled;
+    let end = unconstrained(
+        &run,
+        &l,
+        &observe(&run, &all_done(&run)),
+        t0() + SignedDuration::from_secs(9),
+    );
+    assert_eq!(end.phase, RunPhase::Canceled);
+    assert_eq!((end.counts.succeeded, end.counts.skipped), (2, 1));
+    assert!(
+        end.events
+            .contains(&RolloutEvent::Finished(RunPhase::Canceled))
+    );
+}
+
+#[test]
+fn a_pending_node_that_opts_out_or_becomes_contested_mid_run_is_skipped_not_started() {
+    let l = limits(1, 0);
+    let run0 = run_of(&[("a", None), ("b", None), ("c", None)]);
+    let first = unconstrained(&run0, &l, &observe(&run0, &BTreeMap::new()), t0());
+    let run = apply(&first);
+    let mut observed = observe(&run, &BTreeMap::new());
+    // The in-flight node keeps going whatever its labels say; pending ones leave.
+    observed.get_mut("a").expect("a").excluded = true;
+    observed.get_mut("b").expect("b").excluded = true;
+    observed.get_mut("c").expect("c").conflicting = true;
+    let plan = unconstrained(&run, &l, &observed, t0() + SignedDuration::from_secs(5));
+    assert_eq!(
+        states(&plan),
+        [
+            ("a".into(), TargetState::InProgress, None),
+            ("b".into(), TargetState::Skipped, Some("Excluded".into())),
+            ("c".into(), TargetState::Skipped, Some("Conflict".into())),
+        ]
+    );
+    assert_eq!(plan.counts.skipped, 2);
+    assert!(labelled(&plan).is_empty());
+}
+
+proptest! {
+    /// Whatever the agents report, a held run never starts a node, and a canceled one ends
+    /// Canceled once nothing is in flight.
+    #[test]
+    fn a_held_run_never_starts_a_node(
+        n in 1usize..8,
+        in_flight in 0usize..8,
+        outcomes in proptest::collection::vec(0u8..4, 8),
+        cancel in any::<bool>(),
+    ) {
+        let names: Vec<String> = (0..n).map(|i| format!("n{i}")).collect();
+        let l = limits(in_flight.clamp(1, n) as u32, 8);
+        let refs: Vec<(&str, Option<&str>)> = names.iter().map(|s| (s.as_str(), None)).collect();
+        let run0 = run_of(&refs);
+    let first = unconstrained(&run0, &l, &observe(&run0, &BTreeMap::new()), t0());
+        let mut run = apply(&first);
+        run.hold = if cancel { RunHold::Canceled } else { RunHold::Suspended };
+        let mut now = t0();
+        for round in 0..4 {
+            now += SignedDuration::from_secs(30);
+            let progress: BTreeMap<String, AgentProgress> = names
+                .iter()
+                .enumerate()
+                .map(|(i, name)| {
+                    let p = match outcomes[(i + round) % 8] {
+                        0 => AgentProgress::Installing,
+                        1 => AgentProgress::Failed,
+                        2 => AgentProgress::Preparing,
+                        _ => AgentProgress::Succeeded { reboot_required: false },
+                    };
+                    (name.clone(), p)
+                })
+                .collect();
+            let before: Vec<TargetState> = run.targets.iter().map(|t| t.state).collect();
+            let plan = unconstrained(&run, &l, &observe(&run, &progress), now);
+            prop_assert!(labelled(&plan).iter().all(|node| {
+                run.targets.iter().any(|t| &t.node == node && t.state == TargetState::InProgress)
+            }), "only in-flight nodes are (re)labelled: {:?}", plan.actions);
+            for (t, was) in plan.targets.iter().zip(before) {
+                prop_assert!(!(was == TargetState::Pending && t.state == TargetState::InProgress));
+            }
+            if cancel && plan.counts.in_progress == 0 {
+                prop_assert!(matches!(plan.phase, RunPhase::Canceled | RunPhase::Halted));
+            }
+            let hold = run.hold;
+            run = apply(&plan);
+            run.hold = hold;
+        }
+    }
 }

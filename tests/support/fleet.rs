@@ -77,27 +77,14 @@ impl Env {
         for i in 0..n {
             let name = format!("e2e-{}-{group}-{i}", self.run_id);
             let zone = if i % 2 == 0 { "zone-a" } else { "zone-b" };
-            let node: Node = serde_json::from_value(json!({
-                "metadata": {
-                    "name": name,
-                    "annotations": {"kwok.x-k8s.io/node": "fake"},
-                    "labels": {
-                        "kubernetes.io/hostname": name, "kubernetes.io/os": "linux", "type": "kwok",
-                        "topology.kubernetes.io/zone": zone,
-                        "e2e.nodepatch.dev/run": self.run_id, "e2e.nodepatch.dev/group": group,
-                    }
-                },
-                "status": {
-                    "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-                    "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
-                    "nodeInfo": {
-                        "architecture": "amd64", "bootID": format!("boot-{name}"), "containerRuntimeVersion": "containerd://2.0.0",
-                        "kernelVersion": "6.1.0-28-amd64", "kubeProxyVersion": "", "kubeletVersion": "v1.37.2",
-                        "machineID": "m", "operatingSystem": "linux", "osImage": "Debian GNU/Linux 12 (bookworm)", "systemUUID": "u"
-                    }
-                }
-            }))
-            .expect("node literal");
+            let node = node_object(
+                &name,
+                &self.run_id,
+                group,
+                zone,
+                "Debian GNU/Linux 12 (bookworm)",
+                "linux",
+            );
             api.create(&PostParams::default(), &node)
                 .await
                 .expect("create node");
@@ -136,6 +123,24 @@ impl Env {
         names
     }
 
+    /// Create one kwok node (no root: no agent can run there) reporting `os_image` and the
+    /// `kubernetes.io/os` label `os`, for nodes nodepatch must leave alone.
+    pub async fn foreign_node(
+        &self,
+        group: &str,
+        suffix: &str,
+        os_image: &str,
+        os: &str,
+    ) -> String {
+        let name = format!("e2e-{}-{group}-{suffix}", self.run_id);
+        let node = node_object(&name, &self.run_id, group, "zone-a", os_image, os);
+        Api::<Node>::all(self.client.clone())
+            .create(&PostParams::default(), &node)
+            .await
+            .expect("create node");
+        name
+    }
+
     pub fn root_of(&self, node: &str) -> &DebianRoot {
         self.kept_roots
             .iter()
@@ -158,6 +163,38 @@ impl Env {
         serde_json::from_value(json!({"apiVersion": "nodepatch.dev/v1alpha1", "kind": "PatchPolicy", "metadata": {"name": name}, "spec": spec}))
             .expect("policy literal")
     }
+}
+
+/// A kwok Node of the e2e fleet.
+fn node_object(
+    name: &str,
+    run_id: &str,
+    group: &str,
+    zone: &str,
+    os_image: &str,
+    os: &str,
+) -> Node {
+    serde_json::from_value(json!({
+        "metadata": {
+            "name": name,
+            "annotations": {"kwok.x-k8s.io/node": "fake"},
+            "labels": {
+                "kubernetes.io/hostname": name, "kubernetes.io/os": os, "type": "kwok",
+                "topology.kubernetes.io/zone": zone,
+                "e2e.nodepatch.dev/run": run_id, "e2e.nodepatch.dev/group": group,
+            }
+        },
+        "status": {
+            "allocatable": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+            "capacity": {"cpu": "32", "memory": "256Gi", "pods": "110"},
+            "nodeInfo": {
+                "architecture": "amd64", "bootID": format!("boot-{name}"), "containerRuntimeVersion": "containerd://2.0.0",
+                "kernelVersion": "6.1.0-28-amd64", "kubeProxyVersion": "", "kubeletVersion": "v1.37.2",
+                "machineID": "m", "operatingSystem": os, "osImage": os_image, "systemUUID": "u"
+            }
+        }
+    }))
+    .expect("node literal")
 }
 
 pub fn merge(a: &mut serde_json::Value, b: serde_json::Value) {

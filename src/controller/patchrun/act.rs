@@ -4,7 +4,7 @@
 use k8s_openapi::api::apps::v1::DaemonSet;
 use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::{Event, EventType};
 use kube::{Resource, ResourceExt};
@@ -12,9 +12,11 @@ use serde_json::json;
 
 use super::daemonset::daemonset_name;
 use super::status;
-use crate::api::{PatchPolicy, PatchRun, RUN_LABEL, RebootOption};
+use crate::api::{
+    CONTROLLER_MANAGER, Compliance, NodePatchReport, PatchPolicy, PatchRun, RUN_LABEL, RebootOption,
+};
 use crate::controller::context::Context;
-use crate::controller::error::Result;
+use crate::controller::error::{Error, Result};
 use crate::controller::harness;
 
 pub(super) const KIND: &str = "PatchRun";
@@ -139,4 +141,103 @@ pub(super) async fn publish_about(
     if let Err(e) = ctx.recorder.publish(&ev, &run.object_ref(&())).await {
         tracing::warn!(run = %run.name_any(), error = %e, "publishing event failed");
     }
+}
+
+/// Record that nodepatch does not patch `node`: its NodePatchReport (created, owned by the
+/// Node, when missing) says NotApplicable with `reason` and the node's image. Written only when
+/// the cached report says something else, so a run start rewrites nothing that is current.
+pub(super) async fn mark_not_applicable(
+    ctx: &Context,
+    node: &str,
+    reason: &str,
+    os_image: &str,
+) -> Result<()> {
+    let cached = ctx
+        .stores
+        .reports
+        .get(&kube::runtime::reflector::ObjectRef::new(node));
+    let current = cached.as_ref().and_then(|r| r.status.as_ref());
+    if current.is_some_and(|s| {
+        s.compliance == Compliance::NotApplicable
+            && s.compliance_reason.as_deref() == Some(reason)
+            && s.os.as_ref().is_some_and(|o| o.pretty_name == os_image)
+    }) {
+        return Ok(());
+    }
+    let reports: Api<NodePatchReport> = Api::all(ctx.client.clone());
+    if cached.is_none() && reports.get_opt(node).await?.is_none() {
+        let Some(owner) = Api::<Node>::all(ctx.client.clone())
+            .get_opt(node)
+            .await?
+            .and_then(|n| n.controller_owner_ref(&()))
+        else {
+            return Ok(());
+        };
+        let report = json!({
+            "apiVersion": NodePatchReport::api_version(&()),
+            "kind": "NodePatchReport",
+            "metadata": {
+                "name": node,
+                "ownerReferences": [{
+                    "apiVersion": "v1", "kind": "Node", "name": owner.name, "uid": owner.uid,
+                }],
+            },
+            "spec": {},
+        });
+        let report: NodePatchReport =
+            serde_json::from_value(report).map_err(|source| Error::Serialize {
+                what: "NodePatchReport",
+                source,
+            })?;
+        match reports.create(&PostParams::default(), &report).await {
+            Ok(_) => {}
+            Err(kube::Error::Api(s)) if s.code == 409 => {}
+            Err(e) => return Err(e.into()),
+        }
+    }
+    let status = json!({
+        "apiVersion": NodePatchReport::api_version(&()),
+        "kind": "NodePatchReport",
+        "status": {
+            "compliance": Compliance::NotApplicable.as_str(),
+            "complianceReason": reason,
+            "os": {"prettyName": os_image},
+        },
+    });
+    reports
+        .patch_status(
+            node,
+            &PatchParams::apply(CONTROLLER_MANAGER).force(),
+            &Patch::Apply(&status),
+        )
+        .await?;
+    Ok(())
+}
+
+/// Give up what [`mark_not_applicable`] wrote on a node that is patchable now (reinstalled,
+/// or an end of support the clock had not reached): an empty apply by the controller's field
+/// manager removes the fields only it set, and the agent's next report stands alone.
+pub(super) async fn unmark_not_applicable(ctx: &Context, node: &str) -> Result<()> {
+    let marked = ctx
+        .stores
+        .reports
+        .get(&kube::runtime::reflector::ObjectRef::new(node))
+        .and_then(|r| r.status.as_ref().map(|s| s.compliance_reason.is_some()))
+        .unwrap_or(false);
+    if !marked {
+        return Ok(());
+    }
+    let empty = json!({
+        "apiVersion": NodePatchReport::api_version(&()),
+        "kind": "NodePatchReport",
+        "status": {},
+    });
+    Api::<NodePatchReport>::all(ctx.client.clone())
+        .patch_status(
+            node,
+            &PatchParams::apply(CONTROLLER_MANAGER).force(),
+            &Patch::Apply(&empty),
+        )
+        .await?;
+    Ok(())
 }

@@ -13,12 +13,12 @@ pub mod step;
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::DaemonSet;
-use kube::ResourceExt;
 use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::finalizer::{Event as FinalizerEvent, finalizer};
 use kube::runtime::reflector::ObjectRef;
 use kube::runtime::watcher;
+use kube::{Resource, ResourceExt};
 
 use super::context::Context;
 use super::error::{Error, Result};
@@ -94,10 +94,83 @@ async fn apply(cached: &PatchRun, ctx: &Context) -> Result<Action> {
             }
         },
     };
+    adopt(run, &policy, ctx).await?;
     if status.targets.is_empty() && status.start_time.is_none() {
+        // Holds that apply before a run starts: a canceled run ends without touching a node; a
+        // suspended policy's run waits (the policy's change wakes it).
+        if run.spec.cancel.is_some() {
+            let note = status::cancel_note(
+                step::canceled_by(run).as_deref(),
+                run.spec.cancel.as_ref().and_then(|c| c.reason.as_deref()),
+            );
+            let ended = status::canceled_before_start_status(
+                run.status.as_ref(),
+                run.metadata.generation,
+                &note,
+                k8s_openapi::jiff::Timestamp::now(),
+            );
+            harness::apply_status(ctx, KIND, run, &ended).await?;
+            act::publish(
+                ctx,
+                run,
+                kube::runtime::events::EventType::Normal,
+                "RunFinished",
+                note,
+            )
+            .await;
+            return Ok(Action::await_change());
+        }
+        if policy.spec.suspend {
+            let waiting = status::suspended_status(
+                run.status.as_ref(),
+                &run.spec.policy_ref,
+                run.metadata.generation,
+                k8s_openapi::jiff::Timestamp::now(),
+            );
+            harness::apply_status_if_changed(ctx, KIND, run, run.status.as_ref(), &waiting).await?;
+            return Ok(Action::await_change());
+        }
         return start::start(run, &policy, ctx).await;
     }
     step::step(run, &name, &policy, status, ctx).await
+}
+
+/// Make the policy the owner of a run a user created (scheduled runs are created owned), so
+/// deleting the policy deletes its runs (and their cleanup finalizer uncordons and unlabels).
+/// A run already controlled by something else keeps that controller and gets a plain owner
+/// reference.
+async fn adopt(run: &PatchRun, policy: &PatchPolicy, ctx: &Context) -> Result<()> {
+    let Some(uid) = policy.metadata.uid.as_deref() else {
+        return Ok(());
+    };
+    let refs = run.metadata.owner_references.clone().unwrap_or_default();
+    if refs.iter().any(|r| r.uid == uid) {
+        return Ok(());
+    }
+    let Some(mut owner) = policy.controller_owner_ref(&()) else {
+        return Ok(());
+    };
+    if refs.iter().any(|r| r.controller == Some(true)) {
+        owner.controller = None;
+    }
+    let mut all = refs;
+    all.push(owner);
+    let patch = serde_json::json!({
+        "metadata": {
+            // Optimistic concurrency: a merge patch replaces the whole list, so it must be
+            // based on the list we read.
+            "resourceVersion": run.metadata.resource_version,
+            "ownerReferences": all,
+        }
+    });
+    Api::<PatchRun>::all(ctx.client.clone())
+        .patch(
+            &run.name_any(),
+            &kube::api::PatchParams::default(),
+            &kube::api::Patch::Merge(&patch),
+        )
+        .await?;
+    Ok(())
 }
 
 /// Run the PatchRun controller. Agent progress (NodePatchReport changes) and DaemonSet changes
@@ -116,6 +189,17 @@ pub async fn run(ctx: Arc<Context>) {
                 ds.labels()
                     .get(RUN_LABEL)
                     .map(|run| ObjectRef::<PatchRun>::new(run))
+            },
+        )
+        // A policy's suspend (and its resume) must reach its runs at once.
+        .watches(
+            Api::<PatchPolicy>::all(ctx.client.clone()),
+            watcher::Config::default().any_semantic(),
+            |policy: PatchPolicy| {
+                policy
+                    .status
+                    .and_then(|s| s.active_run)
+                    .map(|r| ObjectRef::<PatchRun>::new(&r))
             },
         )
         .watches(

@@ -15,7 +15,9 @@ use kube::api::{Api, ListParams, Patch, PatchParams};
 use kube::runtime::controller::Action;
 use kube::runtime::events::EventType;
 
-use super::act::{KIND, fail_run, publish, reboot_option_of};
+use super::act::{
+    KIND, fail_run, mark_not_applicable, publish, reboot_option_of, unmark_not_applicable,
+};
 use super::daemonset::{daemonset_name, run_daemonset};
 use super::status::{started_note, started_status, waiting_status};
 use crate::api::{CONTROLLER_MANAGER, Operation, PatchPolicy, PatchRun};
@@ -23,7 +25,7 @@ use crate::controller::context::Context;
 use crate::controller::error::Result;
 use crate::controller::harness;
 use crate::rollout::start::{MemberNode, RunEntry, must_wait_for_active_run, plan_start};
-use crate::rollout::targeting::membership;
+use crate::rollout::targeting::{NotPatchable, membership};
 
 /// How often a waiting run looks again.
 const WAIT_POLL: Duration = Duration::from_secs(10);
@@ -91,6 +93,18 @@ pub(super) async fn start(run: &PatchRun, policy: &PatchPolicy, ctx: &Context) -
         &Patch::Apply(&run_daemonset(run, &ctx.agent)),
     )
     .await?;
+    // Nodes nodepatch does not patch say so in their report (no agent ever runs there); a node
+    // marked so before that is patchable now loses the mark.
+    for node in &nodes {
+        let target = status.targets.iter().find(|t| t.node == node.name);
+        match target
+            .and_then(|t| t.reason.as_deref())
+            .and_then(NotPatchable::from_reason)
+        {
+            Some(why) => mark_not_applicable(ctx, &node.name, why.as_str(), &node.os_image).await?,
+            None => unmark_not_applicable(ctx, &node.name).await?,
+        }
+    }
     let note = started_note(run.spec.operation, &run.spec.policy_ref, status.nodes.total);
     publish(ctx, run, EventType::Normal, "RunStarted", note).await;
     Ok(Action::requeue(Duration::from_millis(200)))
@@ -155,6 +169,7 @@ async fn observe_members(
         let Some(node) = nodes_api.get_opt(name).await? else {
             continue;
         };
+        let kubernetes_os = node.labels().get("kubernetes.io/os").cloned();
         let os_image = node
             .status
             .and_then(|s| s.node_info)
@@ -169,6 +184,7 @@ async fn observe_members(
         nodes.push(MemberNode {
             name: name.clone(),
             os_image,
+            kubernetes_os,
             topology,
         });
     }

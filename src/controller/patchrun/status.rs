@@ -82,6 +82,58 @@ pub fn waiting_status(
     status
 }
 
+/// The status of a run that has not started while its policy is suspended.
+pub fn suspended_status(
+    old: Option<&PatchRunStatus>,
+    policy: &str,
+    generation: Option<i64>,
+    now: Timestamp,
+) -> PatchRunStatus {
+    let mut status = old.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.message = Some(format!("waiting: PatchPolicy {policy} is suspended"));
+    set_condition(
+        &mut status.conditions,
+        new_condition(
+            conditions::PROGRESSING,
+            ConditionStatus::False,
+            "Suspended",
+            format!("PatchPolicy {policy} is suspended: the run starts once it is resumed"),
+            generation,
+            now,
+        ),
+    );
+    status
+}
+
+/// The status of a run canceled before it started: `Canceled`, no node touched.
+pub fn canceled_before_start_status(
+    old: Option<&PatchRunStatus>,
+    generation: Option<i64>,
+    note: &str,
+    now: Timestamp,
+) -> PatchRunStatus {
+    let mut status = old.cloned().unwrap_or_default();
+    status.observed_generation = generation;
+    status.phase = RunPhase::Canceled;
+    status.completion_time = Some(Time(now));
+    status.message = Some(format!("{note} before it started"));
+    for type_ in [conditions::READY, conditions::PROGRESSING] {
+        set_condition(
+            &mut status.conditions,
+            new_condition(
+                type_,
+                ConditionStatus::False,
+                "Canceled",
+                note,
+                generation,
+                now,
+            ),
+        );
+    }
+    status
+}
+
 /// The status of a run that starts: Running over the planned targets and snapshots.
 pub fn started_status(
     plan: StartPlan,
@@ -142,11 +194,15 @@ pub fn stepped_status(
     old: &PatchRunStatus,
     plan: &RolloutPlan,
     agent_messages: &BTreeMap<String, String>,
-    max_errors: u32,
-    reboot_option: RebootOption,
+    limits: &StatusLimits<'_>,
     generation: Option<i64>,
     now: Timestamp,
 ) -> PatchRunStatus {
+    let StatusLimits {
+        max_errors,
+        reboot_option,
+        hold,
+    } = *limits;
     let mut status = old.clone();
     status.observed_generation = generation;
     status.phase = plan.phase;
@@ -158,13 +214,50 @@ pub fn stepped_status(
     if plan.phase.is_finished() {
         status.completion_time = Some(Time(now));
         status.message = Some(summary(&plan.counts, plan.phase, reboot_option));
+        let message = match hold {
+            Hold::Canceled(note) if plan.phase == RunPhase::Canceled => note.clone(),
+            _ => "run ended".to_string(),
+        };
         set_condition(
             &mut status.conditions,
             new_condition(
                 conditions::PROGRESSING,
                 ConditionStatus::False,
                 plan.phase.as_str(),
-                "run ended",
+                message,
+                generation,
+                now,
+            ),
+        );
+    } else {
+        let in_flight = plan.counts.in_progress;
+        let (state, reason, message) = match hold {
+            Hold::Proceed => (
+                ConditionStatus::True,
+                "Rollout",
+                "patching nodes".to_string(),
+            ),
+            Hold::Suspended(policy) => (
+                ConditionStatus::False,
+                "Suspended",
+                format!(
+                    "PatchPolicy {policy} is suspended: {in_flight} nodes in flight finish, {} pending wait",
+                    plan.counts.pending
+                ),
+            ),
+            Hold::Canceled(note) => (
+                ConditionStatus::True,
+                "Canceling",
+                format!("{note}; waiting for {in_flight} nodes in flight to finish"),
+            ),
+        };
+        set_condition(
+            &mut status.conditions,
+            new_condition(
+                conditions::PROGRESSING,
+                state,
+                reason,
+                message,
                 generation,
                 now,
             ),
@@ -189,6 +282,41 @@ pub fn stepped_status(
         ),
     );
     status
+}
+
+/// The settings a step's status reports against.
+#[derive(Clone, Copy, Debug)]
+pub struct StatusLimits<'a> {
+    /// The run's error budget.
+    pub max_errors: u32,
+    /// The reboot option in force.
+    pub reboot_option: RebootOption,
+    /// What users asked of the run.
+    pub hold: &'a Hold,
+}
+
+/// What users asked of a running run, as its status tells it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Hold {
+    /// Nothing: the run proceeds.
+    Proceed,
+    /// Its policy (named) is suspended.
+    Suspended(String),
+    /// Canceled; who and why (`canceled by alice: bad kernel`).
+    Canceled(String),
+}
+
+/// The note of a cancel: who (`by`, when known) and why.
+pub fn cancel_note(by: Option<&str>, reason: Option<&str>) -> String {
+    let mut note = match by {
+        Some(by) => format!("canceled by {by}"),
+        None => "canceled".to_string(),
+    };
+    if let Some(reason) = reason.filter(|r| !r.trim().is_empty()) {
+        note.push_str(": ");
+        note.extend(reason.chars().take(1024));
+    }
+    note
 }
 
 /// The first [`MAX_FAILED_LISTED`] failed targets, with their message or the agent's.
@@ -504,6 +632,97 @@ mod tests {
         assert!(note.len() <= MAX_EVENT_NOTE, "{}", note.len());
         assert!(note.ends_with('…'));
         assert_eq!(event_note("short".into()), "short");
+    }
+
+    fn plan(phase: RunPhase, counts: RunNodeCounts) -> RolloutPlan {
+        RolloutPlan {
+            targets: vec![],
+            actions: vec![],
+            events: vec![],
+            phase,
+            current_wave: 1,
+            last_wave_completion: None,
+            counts,
+            requeue_at: None,
+        }
+    }
+
+    #[test]
+    fn a_held_run_says_why_in_progressing_and_a_canceled_one_who_canceled_it() {
+        let now = Timestamp::UNIX_EPOCH;
+        let counts = RunNodeCounts {
+            total: 5,
+            in_progress: 1,
+            pending: 3,
+            succeeded: 1,
+            ..Default::default()
+        };
+        let progressing = |s: &PatchRunStatus| {
+            let c = conditions::find(&s.conditions, conditions::PROGRESSING).expect("progressing");
+            (c.status.clone(), c.reason.clone(), c.message.clone())
+        };
+        let old = PatchRunStatus::default();
+        let suspended = stepped_status(
+            &old,
+            &plan(RunPhase::Running, counts.clone()),
+            &BTreeMap::new(),
+            &StatusLimits {
+                max_errors: 0,
+                reboot_option: RebootOption::NoReboot,
+                hold: &Hold::Suspended("prod".into()),
+            },
+            None,
+            now,
+        );
+        assert_eq!(
+            progressing(&suspended),
+            (
+                "False".into(),
+                "Suspended".into(),
+                "PatchPolicy prod is suspended: 1 nodes in flight finish, 3 pending wait".into()
+            )
+        );
+        let resumed = stepped_status(
+            &suspended,
+            &plan(RunPhase::Running, counts.clone()),
+            &BTreeMap::new(),
+            &StatusLimits {
+                max_errors: 0,
+                reboot_option: RebootOption::NoReboot,
+                hold: &Hold::Proceed,
+            },
+            None,
+            now,
+        );
+        assert_eq!(progressing(&resumed).1, "Rollout");
+        let note = cancel_note(Some("alice"), Some("bad kernel"));
+        let canceled = stepped_status(
+            &resumed,
+            &plan(
+                RunPhase::Canceled,
+                RunNodeCounts {
+                    in_progress: 0,
+                    ..counts
+                },
+            ),
+            &BTreeMap::new(),
+            &StatusLimits {
+                max_errors: 0,
+                reboot_option: RebootOption::NoReboot,
+                hold: &Hold::Canceled(note),
+            },
+            None,
+            now,
+        );
+        assert_eq!(
+            progressing(&canceled),
+            (
+                "False".into(),
+                "Canceled".into(),
+                "canceled by alice: bad kernel".into()
+            )
+        );
+        assert_eq!(cancel_note(None, Some("  ")), "canceled");
     }
 
     #[test]

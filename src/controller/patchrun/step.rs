@@ -9,6 +9,7 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -18,17 +19,20 @@ use kube::runtime::reflector::ObjectRef;
 use super::act::{
     KIND, cleanup, fail_run, publish_about, reboot_option_of, set_run_label, set_unschedulable,
 };
-use super::status::{MAX_FAILED_LISTED, agent_message, event_text, stepped_status};
+use super::status::{
+    Hold, MAX_FAILED_LISTED, StatusLimits, agent_message, cancel_note, event_text, stepped_status,
+};
 use crate::api::{
-    NodePatchReport, Operation, OperationPhase, PatchPolicy, PatchRun, PatchRunStatus, RUN_LABEL,
-    RebootOption, RunTarget, RunTrigger, TargetState,
+    CANCELED_BY_ANNOTATION, NodePatchReport, Operation, OperationPhase, PatchPolicy, PatchRun,
+    PatchRunStatus, RUN_LABEL, RebootOption, RunTarget, RunTrigger, TargetState,
 };
 use crate::controller::context::Context;
 use crate::controller::drain::{DrainOptions, drain_progress, evict, pods_on, survey};
 use crate::controller::error::Result;
 use crate::controller::harness;
+use crate::rollout::targeting::{is_excluded, selector_matches};
 use crate::rollout::{
-    AgentProgress, NodeHealth, NodeObservation, RolloutAction, RolloutLimits, RolloutPlan,
+    AgentProgress, NodeHealth, NodeObservation, RolloutAction, RolloutLimits, RolloutPlan, RunHold,
     RunState, WindowState, plan_rollout,
 };
 
@@ -94,16 +98,19 @@ pub(super) async fn step(
         Err((reason, message)) => return fail_run(ctx, run, reason, message).await,
     };
     let window = window_state(run, policy, ctx, now).await?;
+    let others = other_selectors(ctx, policy);
     let mut observed = BTreeMap::new();
     for t in &old.targets {
-        if let Some(obs) = observe_target(ctx, run, name, t, &settings).await? {
+        if let Some(obs) = observe_target(ctx, run, name, t, &settings, &others).await? {
             observed.insert(t.node.clone(), obs);
         }
     }
 
     // Plan.
+    let hold = hold_of(run, policy);
     let state = RunState {
         phase: old.phase,
+        hold,
         targets: old.targets.clone(),
         current_wave: old.current_wave,
         last_wave_completion: old.last_wave_completion_time.as_ref().map(|t| t.0),
@@ -114,8 +121,11 @@ pub(super) async fn step(
         &old,
         &plan,
         &agent_messages,
-        settings.limits.max_errors,
-        settings.reboot_option,
+        &StatusLimits {
+            max_errors: settings.limits.max_errors,
+            reboot_option: settings.reboot_option,
+            hold: &hold_note(run, policy, hold),
+        },
         run.metadata.generation,
         now,
     );
@@ -141,6 +151,61 @@ pub(super) async fn step(
     Ok(next_look(&plan, now))
 }
 
+/// Suspended (the policy's `suspend`) or canceled (`spec.cancel`); cancel wins.
+fn hold_of(run: &PatchRun, policy: &PatchPolicy) -> RunHold {
+    if run.spec.cancel.is_some() {
+        RunHold::Canceled
+    } else if policy.spec.suspend {
+        RunHold::Suspended
+    } else {
+        RunHold::Proceed
+    }
+}
+
+/// The hold as status tells it: the suspended policy's name, or who canceled and why.
+fn hold_note(run: &PatchRun, policy: &PatchPolicy, hold: RunHold) -> Hold {
+    match hold {
+        RunHold::Proceed => Hold::Proceed,
+        RunHold::Suspended => Hold::Suspended(policy.name_any()),
+        RunHold::Canceled => Hold::Canceled(cancel_note(
+            canceled_by(run).as_deref(),
+            run.spec.cancel.as_ref().and_then(|c| c.reason.as_deref()),
+        )),
+    }
+}
+
+/// Who canceled a run: the user the chart's admission policy stamped into
+/// `nodepatch.dev/canceled-by` (the apiserver's own record of the request), else the field
+/// manager that set `spec.cancel` (what the client called itself, e.g. `kubectl-patch`).
+pub fn canceled_by(run: &PatchRun) -> Option<String> {
+    if let Some(user) = run.annotations().get(CANCELED_BY_ANNOTATION) {
+        return Some(user.clone());
+    }
+    run.metadata
+        .managed_fields
+        .iter()
+        .flatten()
+        .find(|m| {
+            m.fields_v1
+                .as_ref()
+                .is_some_and(|f| f.0.pointer("/f:spec/f:cancel").is_some())
+        })
+        .and_then(|m| m.manager.as_ref())
+        .map(|m| format!("field manager {m}"))
+}
+
+/// The selectors of every other policy (valid ones), to see a pending node another policy now
+/// claims too.
+fn other_selectors(ctx: &Context, policy: &PatchPolicy) -> Vec<LabelSelector> {
+    ctx.stores
+        .policies
+        .state()
+        .iter()
+        .filter(|p| p.metadata.name != policy.metadata.name)
+        .map(|p| p.spec.node_selector.clone())
+        .collect()
+}
+
 /// What is seen of one target node now; None when the Node is gone from the cache.
 async fn observe_target(
     ctx: &Context,
@@ -148,16 +213,27 @@ async fn observe_target(
     name: &str,
     t: &RunTarget,
     settings: &StepSettings,
+    others: &[LabelSelector],
 ) -> Result<Option<NodeObservation>> {
     let Some(node) = ctx.stores.nodes.get(&ObjectRef::new(&t.node)) else {
         return Ok(None);
     };
     let labelled = node.labels().get(RUN_LABEL).is_some_and(|v| v == name);
+    // Opt-out and contest matter only for nodes that have not started: the labels of pending
+    // nodes are read from the metadata cache, the other policies' selectors once per step.
+    let pending = t.state == TargetState::Pending;
+    let excluded = pending && is_excluded(node.labels());
+    let conflicting = pending
+        && others
+            .iter()
+            .any(|s| selector_matches(s, node.labels()).unwrap_or(false));
     let report = ctx.stores.reports.get(&ObjectRef::new(&t.node));
     let progress = progress_of(report.as_deref(), name, run.spec.operation);
     let mut obs = NodeObservation {
         exists: true,
         labelled,
+        excluded,
+        conflicting,
         progress,
         report_boot_id: finished_boot_id(report.as_deref(), name),
         ..NodeObservation::default()
