@@ -86,6 +86,8 @@ pub struct Context {
     /// detail lives here (lost on restart, rebuilt on the next step); the run's state is in its
     /// status. Bounded by the number of nodes.
     pub eviction_refusals: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
+    /// When the nodes runs left cordoned were last counted (the count GETs each candidate).
+    pub cordon_check: std::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Context {
@@ -112,6 +114,7 @@ impl Context {
             run_starts: tokio::sync::Mutex::new(()),
             backoffs: Backoffs::default(),
             eviction_refusals: Default::default(),
+            cordon_check: Default::default(),
         }
     }
 }

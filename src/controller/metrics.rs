@@ -86,7 +86,8 @@ pub struct Metrics {
     pub policy_last_run_halted: Family<PolicyLabels, Gauge>,
     /// PatchRuns by phase.
     pub runs: Family<PhaseLabels, Gauge>,
-    /// Nodes cordoned by nodepatch runs right now.
+    /// Nodes a run is done with but left cordoned (failed in the reboot sequence), still
+    /// unschedulable: what `NodepatchNodeStuckCordoned` alerts on.
     pub nodes_cordoned: Gauge,
     registry: Registry,
 }
@@ -143,7 +144,7 @@ impl Default for Metrics {
         registry.register("runs", "PatchRuns by phase", runs.clone());
         registry.register(
             "nodes_cordoned",
-            "Nodes cordoned by nodepatch runs",
+            "Nodes a nodepatch run is done with but left cordoned (still unschedulable)",
             nodes_cordoned.clone(),
         );
         Metrics {

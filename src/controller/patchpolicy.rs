@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Node;
 use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, DeleteParams, PostParams};
 use kube::runtime::controller::{Action, Controller};
@@ -24,6 +25,7 @@ use crate::api::{MaintenanceWindow, NodePatchReport, PatchPolicy, PatchRun};
 use crate::policy::{
     MemberReport, NewRun, PolicyPlan, PolicyView, RunRecord, WindowRef, plan_policy,
 };
+use crate::rollout::cordons::{RunCordons, left_cordoned};
 
 const KIND: &str = "PatchPolicy";
 
@@ -41,6 +43,7 @@ async fn reconcile_inner(policy: &PatchPolicy, ctx: &Context) -> Result<Action> 
     let plan = plan_policy(&view, now);
     act(policy, &name, &plan, ctx).await?;
     refresh_metrics(ctx);
+    refresh_left_cordoned(ctx).await?;
     let wait: Duration = plan
         .requeue_at
         .duration_since(now)
@@ -248,7 +251,6 @@ fn refresh_metrics(ctx: &Context) {
             .set(i64::from(halted));
     }
     m.runs.clear();
-    let mut cordoned = 0i64;
     for r in ctx.stores.runs.state() {
         let phase = r.status.as_ref().map(|s| s.phase).unwrap_or_default();
         m.runs
@@ -256,13 +258,43 @@ fn refresh_metrics(ctx: &Context) {
                 phase: phase.as_str(),
             })
             .inc();
-        if !phase.is_finished() {
-            cordoned += r.status.as_ref().map_or(0, |s| {
-                s.targets.iter().filter(|t| t.cordoned).count() as i64
-            });
-        }
     }
-    m.nodes_cordoned.set(cordoned);
+}
+
+/// How often the left-cordoned nodes are counted again (each candidate costs a GET).
+const CORDON_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Set `nodes_cordoned`: nodes a run left cordoned ([`left_cordoned`]) that are still
+/// unschedulable. At most every [`CORDON_CHECK_EVERY`]; one GET per candidate (normally none).
+async fn refresh_left_cordoned(ctx: &Context) -> Result<()> {
+    {
+        let mut last = ctx.cordon_check.lock().unwrap_or_else(|e| e.into_inner());
+        if last.is_some_and(|t| t.elapsed() < CORDON_CHECK_EVERY) {
+            return Ok(());
+        }
+        *last = Some(std::time::Instant::now());
+    }
+    let runs = ctx.stores.runs.state();
+    let candidates = left_cordoned(runs.iter().filter_map(|r| {
+        let s = r.status.as_ref()?;
+        Some(RunCordons {
+            started: s.start_time.as_ref().map(|t| t.0),
+            name: r.metadata.name.as_deref().unwrap_or(""),
+            targets: &s.targets,
+        })
+    }));
+    let nodes: Api<Node> = Api::all(ctx.client.clone());
+    let mut still = 0i64;
+    for node in candidates {
+        let cordoned = nodes
+            .get_opt(&node)
+            .await?
+            .and_then(|n| n.spec.and_then(|s| s.unschedulable))
+            .unwrap_or(false);
+        still += i64::from(cordoned);
+    }
+    ctx.metrics.nodes_cordoned.set(still);
+    Ok(())
 }
 
 /// Run the PatchPolicy controller. Its runs wake it (they are owned by it), and so do report

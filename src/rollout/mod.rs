@@ -23,6 +23,7 @@
 //!   no reboot is never cordoned.
 
 pub mod baseline;
+pub mod cordons;
 pub mod start;
 pub mod targeting;
 
