@@ -309,7 +309,14 @@ fn phase_times(label: &str, host: &HostRoot) {
     let t_read = t.elapsed();
     let available = lists::collect_available(host, &found, &db).expect("collect");
     let t_collect = t.elapsed();
-    black_box(lists::compute_upgrades(&db, &found, &available).len());
+    let policy =
+        nodepatch::agent::backend::apt::preferences::AptPolicy::defaults(&found, &db.native_arch);
+    black_box(
+        lists::compute_upgrades(&db, &found, &available, &policy)
+            .expect("upgrades")
+            .upgrades
+            .len(),
+    );
     let t_policy = t.elapsed();
     eprintln!(
         "apt_scan/{label} phases: dpkg {:?}, discover {:?}, read+decompress lists {read:?}, read+decompress+scan lists {:?}, policy {:?}",

@@ -410,6 +410,45 @@ fn block_never_installs_a_rejected_package_nor_what_needs_it() {
     );
 }
 
+/// The temporary preferences file of a Block install replaces /etc/apt/preferences for that
+/// apt run: it must carry the host's pins. Here the host forbids np-lib 2.0-1, which np-app
+/// 2.0-1 needs, so apt cannot install np-app 2.0-1 even though the baseline approves it.
+#[test]
+fn block_install_keeps_the_host_preferences() {
+    let test = "block_install_keeps_the_host_preferences";
+    let Some(root) = DebianRoot::with_standard_repo(test, &ALL_SUITES) else {
+        return;
+    };
+    std::fs::write(
+        root.path().join("etc/apt/preferences"),
+        "Package: np-lib\nPin: version 2.0-1\nPin-Priority: -1\n",
+    )
+    .expect("host preferences");
+    let mut baseline = spec();
+    baseline.approved_patches = vec!["np-app".into(), "np-bugfix".into()];
+    baseline.rejected_patches = vec!["np-held".into()];
+    baseline.rejected_patches_action = RejectedPatchesAction::Block;
+    let status = operate(&root, Operation::Install, &resolved(&baseline));
+    assert_eq!(
+        root.installed_version("np-bugfix").as_deref(),
+        Some("1.0-2"),
+        "{}",
+        message(&status)
+    );
+    assert_eq!(
+        root.installed_version("np-lib").as_deref(),
+        Some("1.0-1"),
+        "the host's pin forbids np-lib 2.0-1: {}",
+        message(&status)
+    );
+    assert_eq!(root.installed_version("np-app").as_deref(), Some("1.0-1"));
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("etc/apt/preferences")).expect("read"),
+        "Package: np-lib\nPin: version 2.0-1\nPin-Priority: -1\n",
+        "the host's file is untouched"
+    );
+}
+
 #[test]
 fn approve_after_days_counts_from_the_first_sighting() {
     let test = "approve_after_days_counts_from_the_first_sighting";

@@ -399,7 +399,8 @@ fn package_of_deb_path(path: &str) -> &str {
 
 /// Install `targets` with the host's apt (see the module docs for the retry rules). Under
 /// `rejectedPatchesAction: Block`, `blocked_patterns` (the baseline's rejectedPatches) are pinned
-/// to priority -1 for the duration, so apt cannot pull them in as dependencies either.
+/// to priority -1 for the duration, so apt cannot pull them in as dependencies either; the
+/// host's own `/etc/apt/preferences` is kept after them in that file.
 pub fn install_packages(
     root: &HostRoot,
     executor: &dyn HostExecutor,
@@ -424,6 +425,14 @@ pub fn install_packages(
             text.push_str(&format!(
                 "\nPackage: {pattern}\nPin: version *\nPin-Priority: -1\n"
             ));
+        }
+        // This file stands in for /etc/apt/preferences for the one install, so the host's pins
+        // follow ours (apt applies the first pin matching a version: the rejections win, every
+        // other host pin still holds); /etc/apt/preferences.d is read by apt as always.
+        if let Some(host) = root.read_optional(super::preferences::PREFERENCES)? {
+            text.push_str("\n# /etc/apt/preferences of the host, unchanged:\n");
+            text.push_str(&String::from_utf8_lossy(&host));
+            text.push('\n');
         }
         root.write_atomic(BLOCK_PREFERENCES_PATH, text.as_bytes())?;
         Some(BLOCK_PREFERENCES_PATH)

@@ -1,24 +1,24 @@
 //! apt's package lists, read in-process: the `Release`/`InRelease` and `Packages` files that
-//! `apt-get update` stored in `/var/lib/apt/lists`, and apt's default candidate policy over
-//! them (what `apt-get -s dist-upgrade` would upgrade, without pinning).
+//! `apt-get update` stored in `/var/lib/apt/lists`, and what `apt-get -s dist-upgrade` would
+//! upgrade over them under the host's policy ([`super::preferences`]).
 //!
-//! Candidate policy (apt's `pkgPolicy::GetCandidateVer` with default priorities): each version
-//! gets the highest pin priority of the lists it appears in — 500 for an ordinary suite, 1 for
-//! a suite whose Release says `NotAutomatic: yes`, 100 when it also says
-//! `ButAutomaticUpgrades: yes` — and the installed version (dpkg's status) gets 100. Walking
-//! versions from the highest down to the installed one, the first version with a strictly
-//! higher priority than any before it is the candidate; versions below the installed one are
-//! never candidates (no downgrades without a pin ≥ 1000). Packages held with
-//! `dpkg --set-selections`/`apt-mark hold` are kept back.
+//! Default priorities (apt's `pkgPolicy::InitDefaults`): 500 for an ordinary suite, 1 for a
+//! suite whose Release says `NotAutomatic: yes`, 100 when it also says
+//! `ButAutomaticUpgrades: yes`, and 100 for the installed version (dpkg's status); the host's
+//! pins change them. The candidate is the version of highest priority (the highest version on
+//! ties), never below the installed one unless its priority is ≥ 1000. Packages held with
+//! `dpkg --set-selections`/`apt-mark hold` are kept back, and so are upgrades apt's phasing
+//! keeps back on this machine (`Phased-Update-Percentage`).
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::io::Read as _;
 
+use super::aptconf::AptPolicyError;
 use super::deb822::{Deb822Error, leading_field, paragraphs, parse_paragraph};
 use super::dpkg::{DpkgDatabase, Selection, normalize_arch, parse_source_field};
+use super::preferences::{AptPolicy, CandidateChoice};
 use crate::agent::host::{HostBytes, HostError, HostRoot};
-use crate::baseline::version::deb::compare as compare_deb;
 
 /// Directory where apt keeps downloaded lists.
 pub const LISTS_DIR: &str = "/var/lib/apt/lists";
@@ -64,6 +64,10 @@ pub enum ListsError {
     /// Reading failed.
     #[error(transparent)]
     Host(#[from] HostError),
+    /// The host's apt configuration or preferences hold something apt rejects or the agent does
+    /// not implement.
+    #[error(transparent)]
+    Policy(#[from] AptPolicyError),
 }
 
 impl ListsError {
@@ -74,6 +78,7 @@ impl ListsError {
             ListsError::Decompress { .. } => "AptListsCorrupt",
             ListsError::Malformed { .. } => "AptListsCorrupt",
             ListsError::Host(e) => e.category(),
+            ListsError::Policy(e) => e.category(),
         }
     }
 }
@@ -221,6 +226,8 @@ pub struct PackagesIndex {
     /// Index into [`AptLists::releases`], `None` when no Release file matches (apt then uses
     /// the list with default priority and no origin data).
     pub release: Option<usize>,
+    /// Architecture of the index (`amd64`, from `binary-amd64`), empty for flat repositories.
+    pub arch: String,
 }
 
 /// The lists directory's suites and Packages indexes.
@@ -307,6 +314,7 @@ pub fn discover_lists(root: &HostRoot, archs: &[String]) -> Result<AptLists, Lis
             file_name: name.clone(),
             component,
             release,
+            arch: arch.unwrap_or_default().to_string(),
         });
     }
     Ok(AptLists { releases, indexes })
@@ -373,6 +381,14 @@ pub struct AvailableVersion {
     /// Indexes into [`AptLists::releases`] of every suite offering this version (`None` for a
     /// list without Release file).
     pub releases: Vec<Option<usize>>,
+    /// Positions in [`AptLists::indexes`] of every Packages index offering this version (the
+    /// package files pins match).
+    pub indexes: Vec<usize>,
+    /// `Phased-Update-Percentage` when below 100.
+    pub phased_percentage: Option<u32>,
+    /// Set when lists disagree on the version's phasing (apt keeps the value of the first list
+    /// in its sources order, which the agent does not model): the path of the other list.
+    pub phased_conflict: Option<String>,
     /// Component of the first list offering it.
     pub component: String,
     /// `Priority:`.
@@ -425,14 +441,14 @@ pub fn collect_available(
     }
     let archs = dpkg.architectures();
     let mut available: AvailableByPackage = HashMap::new();
-    for index in &lists.indexes {
+    for (position, index) in lists.indexes.iter().enumerate() {
         let list = read_list_file(root, &index.file_name)?;
         let text = list.text();
         let path = format!("{LISTS_DIR}/{}", index.file_name);
         collect_from_packages_text(
             &text,
             &path,
-            index,
+            (position, index),
             &installed_names,
             &archs,
             &dpkg.native_arch,
@@ -446,7 +462,7 @@ pub fn collect_available(
 pub fn collect_from_packages_text(
     text: &str,
     path: &str,
-    index: &PackagesIndex,
+    (position, index): (usize, &PackagesIndex),
     wanted: &HashMap<&str, ()>,
     archs: &[String],
     native_arch: &str,
@@ -487,9 +503,20 @@ pub fn collect_from_packages_text(
             normalize_arch(arch, native_arch).to_string(),
         );
         let versions = available.entry(key).or_default();
+        // apt ignores a value above 100 (with a warning) and keeps 100.
+        let phased_percentage = paragraph
+            .get("Phased-Update-Percentage")
+            .and_then(|p| p.parse::<u32>().ok())
+            .filter(|p| *p < 100);
         if let Some(existing) = versions.iter_mut().find(|v| v.version == version) {
             if !existing.releases.contains(&index.release) {
                 existing.releases.push(index.release);
+            }
+            if !existing.indexes.contains(&position) {
+                existing.indexes.push(position);
+            }
+            if existing.phased_percentage != phased_percentage {
+                existing.phased_conflict = Some(path.to_string());
             }
             continue;
         }
@@ -506,6 +533,9 @@ pub fn collect_from_packages_text(
             arch: arch.to_string(),
             version: version.to_string(),
             releases: vec![index.release],
+            indexes: vec![position],
+            phased_percentage,
+            phased_conflict: None,
             component: index.component.clone(),
             priority: paragraph.get("Priority").map(str::to_string),
             section: paragraph.get("Section").map(str::to_string),
@@ -517,80 +547,80 @@ pub fn collect_from_packages_text(
     Ok(())
 }
 
-/// apt's candidate for one installed package among `versions` (see the module docs); `None`
-/// when the candidate is the installed version.
+/// apt's candidate for one installed package among `versions` under `policy`, when it is an
+/// upgrade (`None` when apt keeps the installed version, has no candidate, or would downgrade).
 pub fn candidate_version<'a>(
     installed_version: &str,
     versions: &'a [AvailableVersion],
-    releases: &[ReleaseInfo],
+    lists: &AptLists,
+    policy: &AptPolicy,
 ) -> Option<&'a AvailableVersion> {
-    let priority_of = |v: &AvailableVersion| -> i32 {
-        let from_lists = v
-            .releases
-            .iter()
-            .map(|r| {
-                r.and_then(|i| releases.get(i))
-                    .map(ReleaseInfo::pin_priority)
-                    .unwrap_or(PRIORITY_DEFAULT)
-            })
-            .max()
-            .unwrap_or(0);
-        if compare_deb(&v.version, installed_version).is_eq() {
-            from_lists.max(PRIORITY_INSTALLED)
-        } else {
-            from_lists
-        }
-    };
-    let mut ordered: Vec<&AvailableVersion> = versions.iter().collect();
-    ordered.sort_by(|a, b| compare_deb(&b.version, &a.version));
-    let mut best: Option<&AvailableVersion> = None;
-    let mut max = 0;
-    for version in ordered {
-        let ordering = compare_deb(&version.version, installed_version);
-        if ordering.is_lt() {
-            break;
-        }
-        if ordering.is_eq() {
-            // The installed version ends the walk (apt never downgrades without a pin ≥ 1000):
-            // it is kept when its priority is strictly higher than every newer version's.
-            return best.filter(|_| priority_of(version) <= max);
-        }
-        let priority = priority_of(version);
-        if priority > max {
-            best = Some(version);
-            max = priority;
-        }
+    match policy.candidate(lists, Some(installed_version), versions) {
+        CandidateChoice::Upgrade(v) => Some(v),
+        _ => None,
     }
-    // The installed version is in no list (a local or obsolete package): it still has the
-    // status file's priority 100 at this point of the walk.
-    best.filter(|_| PRIORITY_INSTALLED <= max)
 }
 
-/// Every upgrade apt's default policy would make on this system (held packages included, with
-/// `held` set), sorted by name and architecture.
+/// What `apt-get dist-upgrade` would do to the installed packages under the host's policy.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct UpgradePlan {
+    /// Upgrades (held packages included, with `held` set), sorted by name and architecture.
+    pub upgrades: Vec<AptUpgrade>,
+    /// Downgrades a pin of priority ≥ 1000 asks for (nodepatch reports them, installs none).
+    pub downgrades: Vec<AptUpgrade>,
+    /// Upgrades apt's phasing keeps back on this machine (not offered, not Missing).
+    pub phased: Vec<AptUpgrade>,
+}
+
+/// Every upgrade apt's policy would make on this system (see [`UpgradePlan`]). Fails when a
+/// phased candidate meets an apt whose phasing the agent does not implement.
 pub fn compute_upgrades(
     dpkg: &DpkgDatabase,
     lists: &AptLists,
     available: &AvailableByPackage,
-) -> Vec<AptUpgrade> {
-    let mut upgrades = Vec::new();
+    policy: &AptPolicy,
+) -> Result<UpgradePlan, ListsError> {
+    let mut plan = UpgradePlan::default();
     for package in dpkg.installed() {
         let key = package.key(&dpkg.native_arch);
         let Some(versions) = available.get(&key) else {
             continue;
         };
-        if let Some(candidate) = candidate_version(&package.version, versions, &lists.releases) {
-            upgrades.push(AptUpgrade {
-                name: package.name.clone(),
-                installed_version: package.version.clone(),
-                installed_arch: package.arch.clone(),
-                candidate: candidate.clone(),
-                held: package.selection == Selection::Hold,
-            });
+        let upgrade = |candidate: &AvailableVersion| AptUpgrade {
+            name: package.name.clone(),
+            installed_version: package.version.clone(),
+            installed_arch: package.arch.clone(),
+            candidate: candidate.clone(),
+            held: package.selection == Selection::Hold,
+        };
+        match policy.candidate(lists, Some(&package.version), versions) {
+            CandidateChoice::Upgrade(candidate) => {
+                let phased = policy
+                    .phased_back(lists, &package.version, candidate, versions)
+                    .map_err(|message| AptPolicyError::Unsupported {
+                        path: candidate
+                            .indexes
+                            .first()
+                            .and_then(|i| lists.indexes.get(*i))
+                            .map(|i| format!("{LISTS_DIR}/{}", i.file_name))
+                            .unwrap_or_else(|| LISTS_DIR.to_string()),
+                        line: 0,
+                        message,
+                    })?;
+                if phased {
+                    plan.phased.push(upgrade(candidate));
+                } else {
+                    plan.upgrades.push(upgrade(candidate));
+                }
+            }
+            CandidateChoice::Downgrade(candidate) => plan.downgrades.push(upgrade(candidate)),
+            CandidateChoice::Installed | CandidateChoice::None => {}
         }
     }
-    upgrades.sort_by(|a, b| (&a.name, &a.candidate.arch).cmp(&(&b.name, &b.candidate.arch)));
-    upgrades
+    for list in [&mut plan.upgrades, &mut plan.downgrades, &mut plan.phased] {
+        list.sort_by(|a, b| (&a.name, &a.candidate.arch).cmp(&(&b.name, &b.candidate.arch)));
+    }
+    Ok(plan)
 }
 
 #[cfg(test)]
@@ -605,11 +635,41 @@ mod tests {
         }
     }
 
+    /// Lists with one Packages index per release, index `i` belonging to release `i`.
+    fn lists_of(releases: Vec<ReleaseInfo>) -> AptLists {
+        let indexes = (0..releases.len())
+            .map(|i| PackagesIndex {
+                file_name: format!("r{i}_Packages"),
+                component: "main".into(),
+                release: Some(i),
+                arch: "amd64".into(),
+            })
+            .collect();
+        AptLists { releases, indexes }
+    }
+
+    fn candidate<'a>(
+        installed: &str,
+        versions: &'a [AvailableVersion],
+        releases: &[ReleaseInfo],
+    ) -> Option<&'a AvailableVersion> {
+        let lists = lists_of(releases.to_vec());
+        candidate_version(
+            installed,
+            versions,
+            &lists,
+            &AptPolicy::defaults(&lists, "amd64"),
+        )
+    }
+
     fn version(v: &str, releases: Vec<Option<usize>>) -> AvailableVersion {
         AvailableVersion {
             name: "p".into(),
             arch: "all".into(),
             version: v.into(),
+            indexes: releases.iter().flatten().copied().collect(),
+            phased_percentage: None,
+            phased_conflict: None,
             releases,
             component: "main".into(),
             priority: None,
@@ -628,7 +688,7 @@ mod tests {
             version("1.0-2", vec![Some(0)]),
         ];
         assert_eq!(
-            candidate_version("1.0-1", &versions, &releases).map(|v| v.version.as_str()),
+            candidate("1.0-1", &versions, &releases).map(|v| v.version.as_str()),
             Some("1.0-2")
         );
     }
@@ -640,7 +700,7 @@ mod tests {
             version("1.0-1", vec![Some(0)]),
             version("9.0-1", vec![Some(1)]),
         ];
-        assert_eq!(candidate_version("1.0-1", &versions, &releases), None);
+        assert_eq!(candidate("1.0-1", &versions, &releases), None);
     }
 
     #[test]
@@ -652,7 +712,7 @@ mod tests {
             version("2.0-2~bpo12+1", vec![Some(1)]),
         ];
         assert_eq!(
-            candidate_version("2.0-1~bpo12+1", &versions, &releases).map(|v| v.version.as_str()),
+            candidate("2.0-1~bpo12+1", &versions, &releases).map(|v| v.version.as_str()),
             Some("2.0-2~bpo12+1")
         );
         // Installed from the main suite: a newer backport (prio 100) does not beat installed (100).
@@ -660,7 +720,7 @@ mod tests {
             version("1.0-1", vec![Some(0)]),
             version("2.0-1~bpo12+1", vec![Some(1)]),
         ];
-        assert_eq!(candidate_version("1.0-1", &versions, &releases), None);
+        assert_eq!(candidate("1.0-1", &versions, &releases), None);
     }
 
     #[test]
@@ -673,11 +733,11 @@ mod tests {
             version("0.5", vec![Some(0)]),
         ];
         assert_eq!(
-            candidate_version("1.0", &versions, &releases).map(|v| v.version.as_str()),
+            candidate("1.0", &versions, &releases).map(|v| v.version.as_str()),
             Some("2.0")
         );
         assert_eq!(
-            candidate_version("2.5", &versions, &releases),
+            candidate("2.5", &versions, &releases),
             None,
             "no downgrade to 2.0"
         );
@@ -723,9 +783,19 @@ mod tests {
                 file_name: "x".into(),
                 component: "main".into(),
                 release,
+                arch: "amd64".into(),
             };
-            collect_from_packages_text(text, "x", &index, &wanted, &archs, "amd64", &mut available)
-                .expect("scan");
+            let position = release.unwrap_or(0);
+            collect_from_packages_text(
+                text,
+                "x",
+                (position, &index),
+                &wanted,
+                &archs,
+                "amd64",
+                &mut available,
+            )
+            .expect("scan");
         }
         let b = &available[&("b".to_string(), "amd64".to_string())];
         assert_eq!(b.len(), 1);

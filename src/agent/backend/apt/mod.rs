@@ -3,10 +3,13 @@
 //! host's own `apt-get`/`dpkg` through the [`HostExecutor`](crate::agent::host::HostExecutor)
 //! ([`install`]).
 
+pub mod aptconf;
 pub mod deb822;
 pub mod dpkg;
 pub mod install;
 pub mod lists;
+pub mod phasing;
+pub mod preferences;
 pub mod reboot;
 
 use std::collections::HashMap;
@@ -24,6 +27,7 @@ use crate::baseline::version::deb::compare as compare_deb;
 use dpkg::{DpkgDatabase, DpkgError, DpkgPackage};
 use install::AptCommands;
 use lists::{AptLists, AptUpgrade, AvailableByPackage, AvailableVersion, ListsError, ReleaseInfo};
+use preferences::{AptPolicy, Phasing, Preferences};
 
 /// Errors of the apt backend's reads.
 #[derive(Debug, thiserror::Error)]
@@ -132,22 +136,41 @@ pub struct AptSnapshot {
     pub lists: AptLists,
     /// Versions offered for installed packages.
     pub available: AvailableByPackage,
+    /// The host's version policy (pins, target release, phasing).
+    pub policy: AptPolicy,
     /// What `apt-get dist-upgrade` would upgrade (held packages flagged, not removed).
     pub upgrades: Vec<AptUpgrade>,
+    /// Downgrades the host's pins (priority ≥ 1000) ask for; never installed by nodepatch.
+    pub downgrades: Vec<AptUpgrade>,
+    /// Upgrades apt's phasing keeps back on this machine; not offered, so never Missing.
+    pub phased: Vec<AptUpgrade>,
 }
 
 impl AptSnapshot {
-    /// Read dpkg's database and apt's lists from the host root (no command runs).
+    /// Read dpkg's database, apt's lists, configuration and preferences from the host root
+    /// (no command runs).
     pub fn read(root: &HostRoot) -> Result<AptSnapshot, AptError> {
         let dpkg = dpkg::load_database(root)?;
         let lists = lists::discover_lists(root, &dpkg.architectures())?;
         let available = lists::collect_available(root, &lists, &dpkg)?;
-        let upgrades = lists::compute_upgrades(&dpkg, &lists, &available);
+        let config = aptconf::AptConfig::read(root).map_err(ListsError::from)?;
+        let prefs = Preferences::read(root, &config).map_err(ListsError::from)?;
+        let apt_version = dpkg
+            .installed()
+            .find(|p| p.name == "apt")
+            .map(|p| p.version.as_str());
+        let phasing = Phasing::read(root, &config, apt_version).map_err(ListsError::from)?;
+        let policy =
+            AptPolicy::new(&lists, &dpkg.native_arch, prefs, phasing).map_err(ListsError::from)?;
+        let plan = lists::compute_upgrades(&dpkg, &lists, &available, &policy)?;
         Ok(AptSnapshot {
             dpkg,
             lists,
             available,
-            upgrades,
+            policy,
+            upgrades: plan.upgrades,
+            downgrades: plan.downgrades,
+            phased: plan.phased,
         })
     }
 
@@ -220,14 +243,27 @@ impl AptSnapshot {
                     .map(|u| u.candidate.version.as_str())
             } else {
                 // Half-done packages: apt's candidate from the last configured version.
-                lists::candidate_version(installed_version, versions, &self.lists.releases)
+                lists::candidate_version(installed_version, versions, &self.lists, &self.policy)
                     .map(|v| v.version.as_str())
             };
             for version in versions {
                 let vs_installed = compare_deb(&version.version, installed_version);
+                // A version the host's pins forbid (priority < 0) is never offered, not even
+                // below the candidate.
+                let forbidden = || {
+                    self.policy.priority(
+                        &self.lists,
+                        &version.name,
+                        &version.version,
+                        &version.indexes,
+                        version.arch == "all" || version.arch == native,
+                        Some(installed_version),
+                    ) < 0
+                };
                 let offered = vs_installed.is_eq()
                     || (vs_installed.is_gt()
-                        && ceiling.is_some_and(|c| compare_deb(&version.version, c).is_le()));
+                        && ceiling.is_some_and(|c| compare_deb(&version.version, c).is_le())
+                        && !forbidden());
                 if offered {
                     out.push(self.candidate_of(version, first_seen, now));
                 }
@@ -311,6 +347,23 @@ pub fn read_node(
             "dpkg was interrupted ({} pending journal records; half-done: {}); the next install repairs it",
             snapshot.dpkg.pending_updates,
             if broken.is_empty() { "none".to_string() } else { broken.join(", ") }
+        ));
+    }
+    for d in &snapshot.downgrades {
+        notes.push(format!(
+            "apt's pins would downgrade {} {} to {}; nodepatch installs no downgrades",
+            d.name, d.installed_version, d.candidate.version
+        ));
+    }
+    if !snapshot.phased.is_empty() {
+        let phased: Vec<String> = snapshot
+            .phased
+            .iter()
+            .map(|u| format!("{} {}", u.name, u.candidate.version))
+            .collect();
+        notes.push(format!(
+            "phased updates apt keeps back on this machine (not offered): {}",
+            phased.join(", ")
         ));
     }
     let candidates = snapshot.candidates(first_seen, now);
