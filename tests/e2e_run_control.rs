@@ -123,7 +123,7 @@ async fn users_suspend_cancel_and_opt_out_and_unpatchable_nodes_are_left_alone()
     let run_id = env.run_id.clone();
     let args = env.controller_args();
     let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let _controller = support::ControllerProcess::start_with_kubeconfig(
+    let controller = support::ControllerProcess::start_with_kubeconfig(
         "controller-run-control",
         &controller_kubeconfig,
         &args,
@@ -507,4 +507,81 @@ async fn users_suspend_cancel_and_opt_out_and_unpatchable_nodes_are_left_alone()
         },
     )
     .await;
+
+    // 6. A node a run left cordoned counts in nodepatch_nodes_cordoned after the run ended (the
+    //    NodepatchNodeStuckCordoned alert's input), and stops counting once uncordoned by hand.
+    let node = env.nodes("cordon", 1, false).await.remove(0);
+    let nodes_api: Api<Node> = Api::all(client.clone());
+    let cordon = |on: bool| {
+        let nodes_api = nodes_api.clone();
+        let node = node.clone();
+        async move {
+            nodes_api
+                .patch(
+                    &node,
+                    &PatchParams::default(),
+                    &Patch::Merge(json!({"spec": {"unschedulable": on}})),
+                )
+                .await
+                .expect("cordon");
+        }
+    };
+    cordon(true).await;
+    // An ended run that failed the node in its reboot sequence and left it cordoned, as the
+    // controller records it.
+    let run = format!("rc-cordon-{run_id}");
+    runs.create(&pp, &manual_run(&run, &format!("rc-cordon-{run_id}")))
+        .await
+        .expect("create run");
+    let now = k8s_openapi::jiff::Timestamp::now().to_string();
+    runs.patch_status(
+        &run,
+        &PatchParams::apply("e2e-fixture").force(),
+        &Patch::Apply(json!({
+            "apiVersion": "nodepatch.dev/v1alpha1", "kind": "PatchRun",
+            "status": {"phase": "Halted", "startTime": now, "completionTime": now, "targets": [
+                {"node": node, "state": "Failed", "cordoned": true, "reason": "NodeTimeout"}
+            ]},
+        })),
+    )
+    .await
+    .expect("run status");
+    // Any policy reconcile refreshes the gauge; a new (suspended) policy reconciles at once.
+    let policy = format!("rc-cordon-{run_id}");
+    policies
+        .create(
+            &pp,
+            &env.policy(&policy, "cordon", json!({"suspend": true})),
+        )
+        .await
+        .expect("create policy");
+    let gauge = |want: &'static str| {
+        let controller = &controller;
+        move || async move {
+            controller.http_get("/metrics").is_some_and(|m| {
+                m.lines()
+                    .any(|l| l.trim() == format!("nodepatch_nodes_cordoned {want}"))
+            })
+        }
+    };
+    support::eventually_true(
+        Duration::from_secs(60),
+        "the node left cordoned counts",
+        gauge("1"),
+    )
+    .await;
+    cordon(false).await;
+    // Past the re-check interval, the next policy reconcile sees it schedulable.
+    tokio::time::sleep(Duration::from_secs(31)).await;
+    suspend(&policies, &policy, false).await;
+    support::eventually_true(
+        Duration::from_secs(60),
+        "uncordoned by hand: not counted",
+        gauge("0"),
+    )
+    .await;
+    policies
+        .delete(&policy, &DeleteParams::default())
+        .await
+        .expect("delete policy");
 }

@@ -86,8 +86,9 @@ pub struct Context {
     /// detail lives here (lost on restart, rebuilt on the next step); the run's state is in its
     /// status. Bounded by the number of nodes.
     pub eviction_refusals: std::sync::Mutex<std::collections::HashMap<String, Vec<String>>>,
-    /// When the nodes runs left cordoned were last counted (the count GETs each candidate).
-    pub cordon_check: std::sync::Mutex<Option<std::time::Instant>>,
+    /// When the nodes runs left cordoned were last checked, and which they were (the check GETs
+    /// each candidate).
+    pub cordon_check: std::sync::Mutex<Option<(std::time::Instant, Vec<String>)>>,
 }
 
 impl Context {

@@ -261,19 +261,14 @@ fn refresh_metrics(ctx: &Context) {
     }
 }
 
-/// How often the left-cordoned nodes are counted again (each candidate costs a GET).
+/// How often unchanged candidates are checked again (each costs a GET).
 const CORDON_CHECK_EVERY: std::time::Duration = std::time::Duration::from_secs(30);
 
 /// Set `nodes_cordoned`: nodes a run left cordoned ([`left_cordoned`]) that are still
-/// unschedulable. At most every [`CORDON_CHECK_EVERY`]; one GET per candidate (normally none).
+/// unschedulable. The candidates come from the run cache on every policy reconcile; they are
+/// checked (one GET each, normally none) when they changed, else at most every
+/// [`CORDON_CHECK_EVERY`], so a node uncordoned by hand drops out at a later reconcile.
 async fn refresh_left_cordoned(ctx: &Context) -> Result<()> {
-    {
-        let mut last = ctx.cordon_check.lock().unwrap_or_else(|e| e.into_inner());
-        if last.is_some_and(|t| t.elapsed() < CORDON_CHECK_EVERY) {
-            return Ok(());
-        }
-        *last = Some(std::time::Instant::now());
-    }
     let runs = ctx.stores.runs.state();
     let candidates = left_cordoned(runs.iter().filter_map(|r| {
         let s = r.status.as_ref()?;
@@ -283,6 +278,16 @@ async fn refresh_left_cordoned(ctx: &Context) -> Result<()> {
             targets: &s.targets,
         })
     }));
+    {
+        let mut last = ctx.cordon_check.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some((at, seen)) = &*last
+            && *seen == candidates
+            && at.elapsed() < CORDON_CHECK_EVERY
+        {
+            return Ok(());
+        }
+        *last = Some((std::time::Instant::now(), candidates.clone()));
+    }
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let mut still = 0i64;
     for node in candidates {
