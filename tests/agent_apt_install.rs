@@ -37,7 +37,9 @@ fn spec() -> PatchBaselineSpec {
         approval_rules: Vec::new(),
         approved_patches: Vec::new(),
         approved_patches_compliance_level: ComplianceLevel::Medium,
-        approved_patches_enable_non_security: false,
+        // The fixture's updates are mostly in bookworm-updates: approvedPatches reach them only
+        // with approvedPatchesEnableNonSecurity (honoured on apt since issue #20).
+        approved_patches_enable_non_security: true,
         rejected_patches: Vec::new(),
         rejected_patches_action: RejectedPatchesAction::AllowAsDependency,
         sources: Vec::new(),
@@ -402,6 +404,25 @@ fn block_never_installs_a_rejected_package_nor_what_needs_it() {
         Some(PatchState::InstalledRejected),
         "{:#?}",
         status.patches
+    );
+    // SSM: "the package being updated is reported as MISSING for SCAN operations and as FAILED
+    // for INSTALL operations" (it was InstalledOther before issue #20).
+    assert_eq!(
+        patch_state(&status, "np-app"),
+        Some(PatchState::Failed),
+        "{:#?}",
+        status.patches
+    );
+    let scan = operate(
+        &root,
+        Operation::Scan,
+        &app_and_rejected_lib(RejectedPatchesAction::Block),
+    );
+    assert_eq!(
+        patch_state(&scan, "np-app"),
+        Some(PatchState::Missing),
+        "{:#?}",
+        scan.patches
     );
     assert_eq!(status.compliance, Compliance::NonCompliant);
     assert!(

@@ -149,6 +149,8 @@ async fn fixture(client: &Client, test: &'static str) -> Option<Fixture> {
     let spec: nodepatch::api::PatchBaselineSpec = serde_json::from_value(json!({
         "operatingSystem": "Debian",
         "approvedPatches": ["np-sec", "np-bugfix"],
+        // np-bugfix is in bookworm-updates (issue #20: the flag is honoured on apt).
+        "approvedPatchesEnableNonSecurity": true,
     }))
     .expect("baseline spec");
     let resolved = ResolvedBaseline::resolve("agent-test-baseline", &spec).expect("valid");

@@ -207,6 +207,49 @@ fn invalid_corpus() -> Vec<Case> {
             json!("Severe"),
             "spec.approvalRules[0].complianceLevel",
         ),
+        // SSM rejects keys an operating system lacks (DescribePatchProperties:
+        // "REDHAT_ENTERPRISE_LINUX Valid properties: PRODUCT | CLASSIFICATION | SEVERITY").
+        with_message(
+            case(
+                PB,
+                "Priority filter on a RHEL baseline",
+                "/operatingSystem",
+                json!("RedHatEnterpriseLinux"),
+                "spec",
+            ),
+            "filter key Priority is not valid for operatingSystem RedHatEnterpriseLinux",
+        ),
+        // Severity does not apply to apt baselines (apt lists carry no severity).
+        with_message(
+            case(
+                PB,
+                "Severity filter on an Ubuntu baseline",
+                "/approvalRules/0/filters/0/key",
+                json!("Severity"),
+                "spec",
+            ),
+            "filter key Severity is not valid for operatingSystem Ubuntu",
+        ),
+        with_message(
+            case(
+                PB,
+                "Severity global filter on an Ubuntu baseline",
+                "/globalFilters",
+                json!([{"key": "Severity", "values": ["*"]}]),
+                "spec",
+            ),
+            "filter key Severity is not valid for operatingSystem Ubuntu",
+        ),
+        with_message(
+            case(
+                PB,
+                "CveId global filter on an Ubuntu baseline",
+                "/globalFilters",
+                json!([{"key": "CveId", "values": ["CVE-2024-6387"]}]),
+                "spec",
+            ),
+            "filter key CveId is not valid for operatingSystem Ubuntu",
+        ),
         case(
             PB,
             "unknown filter key",

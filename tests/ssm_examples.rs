@@ -55,6 +55,62 @@ candidates:
   - {name: bash, arch: x86_64, version: 5.1.8-9.el9, advisory: "RHBA-2024:2100", classification: Bugfix, releaseDate: 2024-05-01}
 "#;
 
+const RHEL_SEVEN_DAYS: &str = r#"
+operatingSystem: RedHatEnterpriseLinux
+approvalRules: [{filters: [{key: Classification, values: [Security]}], approveAfterDays: 7, complianceLevel: High}]
+"#;
+
+const RHEL_RELEASED_AT_18: &str = r#"
+installed: [{name: openssl, arch: x86_64, version: "1:3.0.7-27.el9"}]
+candidates:
+  - {name: openssl, arch: x86_64, version: "1:3.0.7-30.el9", advisory: "RHSA-2025:2000", classification: Security, severity: Important, releaseDate: "2025-11-09T18:00:00Z"}
+"#;
+
+/// An RHEL node whose two updates carry CVE, advisory and Bugzilla ids, for the SSM filter keys
+/// CVE_ID, ADVISORY_ID, BUGZILLA_ID, EPOCH, VERSION and RELEASE.
+const RHEL_WITH_REFERENCES: &str = r#"
+installed:
+  - {name: openssl, arch: x86_64, version: "1:3.0.7-24.el9"}
+  - {name: bash, arch: x86_64, version: 5.1.8-6.el9}
+candidates:
+  - {name: openssl, arch: x86_64, version: "1:3.0.7-27.el9", advisory: "RHSA-2024:2447", classification: Security, severity: Important, cves: [CVE-2024-0727, CVE-2023-6129], bugzillas: ["2257785"], releaseDate: 2024-05-01}
+  - {name: bash, arch: x86_64, version: 5.1.8-9.el9, advisory: "RHBA-2024:2100", classification: Bugfix, bugzillas: ["2100001"], releaseDate: 2024-05-01}
+"#;
+
+const UBUNTU_VIM_UPDATES_ONLY: &str = r#"
+installed: [{name: vim, arch: amd64, version: 2:9.1.0016-1ubuntu7}]
+candidates: [{name: vim, arch: amd64, version: 2:9.1.0016-1ubuntu7.2, repositories: [noble-updates], priority: optional, section: editors}]
+"#;
+
+/// curl with a security version and a newer version only noble-updates offers (apt's candidate).
+const UBUNTU_CURL_SECURITY_AND_UPDATES: &str = r#"
+installed: [{name: curl, arch: amd64, version: 8.5.0-2ubuntu10.1}]
+candidates:
+  - {name: curl, arch: amd64, version: 8.5.0-2ubuntu10.4, repositories: [noble-security], priority: optional, section: web}
+  - {name: curl, arch: amd64, version: 8.5.0-2ubuntu10.5, repositories: [noble-updates], priority: optional, section: web}
+"#;
+
+const BLOCK_URLLIB3_UPDATE: &str = r#"
+operatingSystem: AmazonLinux2023
+approvalRules: [{filters: [{key: Classification, values: [Security]}], complianceLevel: High}]
+rejectedPatches: ["python3-urllib3-1.25.10-5.amzn2023.0.3*"]
+rejectedPatchesAction: Block
+"#;
+
+const REQUESTS_NEEDS_NEW_URLLIB3: &str = r#"
+installed:
+  - {name: python3-requests, arch: noarch, version: 2.25.1-1.amzn2023.0.3}
+  - {name: python3-urllib3, arch: noarch, version: 1.25.10-5.amzn2023.0.2}
+candidates:
+  - name: python3-requests
+    arch: noarch
+    version: 2.25.1-1.amzn2023.0.4
+    advisory: ALAS2023-2024-700
+    classification: Security
+    dependencies: [{name: python3-urllib3, relation: ">=", version: 1.25.10-5.amzn2023.0.3}]
+  - {name: python3-urllib3, arch: noarch, version: 1.25.10-5.amzn2023.0.3, advisory: ALAS2023-2024-701, classification: Security}
+"#;
+
 const CASES: &[Case] = &[
     Case {
         name: "predefined RHEL: Security Critical/Important approved 7 days after release",
@@ -84,8 +140,8 @@ const CASES: &[Case] = &[
         input: RHEL_TWO_PACKAGES,
         now: "2024-05-07T23:59:59Z",
         expect: &[
-            PendingUntil("openssl", "1:3.0.7-27.el9", "2024-05-08"),
-            PendingUntil("bash", "5.1.8-9.el9", "2024-05-08"),
+            PendingUntil("openssl", "1:3.0.7-27.el9", "2024-05-08T00:00:00Z"),
+            PendingUntil("bash", "5.1.8-9.el9", "2024-05-08T00:00:00Z"),
             Node(Compliance::Compliant, None),
             Count(PatchState::InstalledOther, 2),
         ],
@@ -170,8 +226,13 @@ candidates: [{name: systemd, arch: x86_64, version: 252-33.el9, repositories: [b
             SecurityOther(0, 1),
         ],
     },
+    // Changed for issue #20: this case used to approve `sudo` (released 2024-07-07T18:30Z) at
+    // 2024-07-14T00:00Z by counting calendar days, up to a day early. The SSM API reference
+    // (PatchRule, ApproveAfterDays) counts from the release instant: "if a patch is released at
+    // 2025-11-09T18:00:00Z and ApproveAfterDays is set to 7, the patch is approved after
+    // 2025-11-16T18:00:00Z".
     Case {
-        name: "auto-approval delay: a critical patch released on July 7 is approved on July 14 (not before)",
+        name: "auto-approval delay counts from the release instant: released July 7 18:30Z, pending at July 14 00:00Z",
         baseline: r#"
 operatingSystem: AmazonLinux2023
 approvalRules: [{filters: [{key: Severity, values: [Critical]}], approveAfterDays: 7, complianceLevel: Critical}]
@@ -180,18 +241,37 @@ approvalRules: [{filters: [{key: Severity, values: [Critical]}], approveAfterDay
 installed: [{name: sudo, arch: x86_64, version: 1.9.15-1.p5.amzn2023.0.1}, {name: less, arch: x86_64, version: 608-2.amzn2023.0.1}]
 candidates:
   - {name: sudo, arch: x86_64, version: 1.9.15-1.p5.amzn2023.0.2, advisory: ALAS2023-2024-600, classification: Security, severity: Critical, releaseDate: "2024-07-07T18:30:00Z"}
-  - {name: less, arch: x86_64, version: 608-2.amzn2023.0.2, advisory: ALAS2023-2024-601, classification: Security, severity: Critical, releaseDate: "2024-07-08T01:00:00Z"}
+  - {name: less, arch: x86_64, version: 608-2.amzn2023.0.2, advisory: ALAS2023-2024-601, classification: Security, severity: Critical, releaseDate: "2024-07-06T23:00:00Z"}
 "#,
         now: "2024-07-14T00:00:00Z",
         expect: &[
-            Approved(
-                "sudo",
-                "1.9.15-1.p5.amzn2023.0.2",
-                "approvalRules[0]",
-                Critical,
-            ),
-            PendingUntil("less", "608-2.amzn2023.0.2", "2024-07-15"),
+            PendingUntil("sudo", "1.9.15-1.p5.amzn2023.0.2", "2024-07-14T18:30:00Z"),
+            Approved("less", "608-2.amzn2023.0.2", "approvalRules[0]", Critical),
             Node(Compliance::NonCompliant, Some(Critical)),
+        ],
+    },
+    // SSM API reference, PatchRule ApproveAfterDays: "if a patch is released at
+    // 2025-11-09T18:00:00Z and ApproveAfterDays is set to 7, the patch is approved after
+    // 2025-11-16T18:00:00Z". One second before: pending.
+    Case {
+        name: "ApproveAfterDays 7, released 2025-11-09T18:00:00Z: still pending at 2025-11-16T17:59:59Z",
+        baseline: RHEL_SEVEN_DAYS,
+        input: RHEL_RELEASED_AT_18,
+        now: "2025-11-16T17:59:59Z",
+        expect: &[
+            PendingUntil("openssl", "1:3.0.7-30.el9", "2025-11-16T18:00:00Z"),
+            Node(Compliance::Compliant, None),
+        ],
+    },
+    // Same page and sentence: from 2025-11-16T18:00:00Z on, approved.
+    Case {
+        name: "ApproveAfterDays 7, released 2025-11-09T18:00:00Z: approved at 2025-11-16T18:00:00Z",
+        baseline: RHEL_SEVEN_DAYS,
+        input: RHEL_RELEASED_AT_18,
+        now: "2025-11-16T18:00:00Z",
+        expect: &[
+            Approved("openssl", "1:3.0.7-30.el9", "approvalRules[0]", High),
+            Count(PatchState::Missing, 1),
         ],
     },
     Case {
@@ -403,21 +483,171 @@ candidates:
             Installs("liblzma5", "5.4.1-1+deb12u1"),
         ],
     },
+    // Changed for issue #20: this case used to approve the noble-updates version without the
+    // flag ("apt: always"). SSM API reference, CreatePatchBaseline
+    // ApprovedPatchesEnableNonSecurity: "Indicates whether the list of approved patches includes
+    // non-security updates that should be applied to the managed nodes. The default value is
+    // false. Applies to Linux managed nodes only." With the flag, the non-security version is
+    // approved.
     Case {
-        name: "apt: approvedPatches approve non-security-pocket packages (Ubuntu)",
+        name: "apt: approvedPatchesEnableNonSecurity true approves a package only a non-security suite updates (Ubuntu)",
+        baseline: r#"
+operatingSystem: Ubuntu
+approvedPatches: ["vim*"]
+approvedPatchesComplianceLevel: Low
+approvedPatchesEnableNonSecurity: true
+"#,
+        input: UBUNTU_VIM_UPDATES_ONLY,
+        now: "2024-09-03T00:00:00Z",
+        expect: &[
+            Approved("vim", "2:9.1.0016-1ubuntu7.2", "approvedPatches", Low),
+            Node(Compliance::NonCompliant, Some(Low)),
+        ],
+    },
+    // Same page and sentence: the default (false) keeps the approved list to security updates,
+    // on apt too: a package whose only newer version is in noble-updates is not approved.
+    Case {
+        name: "apt: approvedPatches without approvedPatchesEnableNonSecurity do not approve a noble-updates-only version",
         baseline: r#"
 operatingSystem: Ubuntu
 approvedPatches: ["vim*"]
 approvedPatchesComplianceLevel: Low
 "#,
-        input: r#"
-installed: [{name: vim, arch: amd64, version: 2:9.1.0016-1ubuntu7}]
-candidates: [{name: vim, arch: amd64, version: 2:9.1.0016-1ubuntu7.2, repositories: [noble-updates]}]
-"#,
+        input: UBUNTU_VIM_UPDATES_ONLY,
         now: "2024-09-03T00:00:00Z",
         expect: &[
-            Approved("vim", "2:9.1.0016-1ubuntu7.2", "approvedPatches", Low),
-            Node(Compliance::NonCompliant, Some(Low)),
+            NotApproved("vim", "2:9.1.0016-1ubuntu7.2", VerdictReason::NotSecurity),
+            Count(PatchState::InstalledOther, 1),
+            Node(Compliance::Compliant, None),
+        ],
+    },
+    // Same page and sentence: without the flag, an approved package's security version is
+    // approved (and installed) while its newer noble-updates version is not.
+    Case {
+        name: "apt: approvedPatches without the flag install the security version, not the newer noble-updates one",
+        baseline: r#"
+operatingSystem: Ubuntu
+approvedPatches: [curl]
+"#,
+        input: UBUNTU_CURL_SECURITY_AND_UPDATES,
+        now: "2024-10-01T00:00:00Z",
+        expect: &[
+            Approved("curl", "8.5.0-2ubuntu10.4", "approvedPatches", Unspecified),
+            NotApproved("curl", "8.5.0-2ubuntu10.5", VerdictReason::NotSecurity),
+            Installs("curl", "8.5.0-2ubuntu10.4"),
+        ],
+    },
+    // "How security patches are selected" (Ubuntu Server / Debian Server tab): "For each
+    // package, the candidate version of the package (which is typically the latest version)
+    // must be part of a security repo." Our reading (docs/evaluate.md): a rule without
+    // enableNonSecurity picks its candidate among the versions security suites offer, so the
+    // newest security version is approved and installed although a newer noble-updates version
+    // exists; the noble-updates version is not.
+    Case {
+        name: "Ubuntu candidate rule: the newest security-suite version is the security candidate (predefined)",
+        baseline: "predefined:nodepatch-predefined-ubuntu",
+        input: UBUNTU_CURL_SECURITY_AND_UPDATES,
+        now: "2024-10-01T00:00:00Z",
+        expect: &[
+            Approved("curl", "8.5.0-2ubuntu10.4", "approvalRules[0]", Unspecified),
+            NotApproved("curl", "8.5.0-2ubuntu10.5", VerdictReason::NotSecurity),
+            Installs("curl", "8.5.0-2ubuntu10.4"),
+            Count(PatchState::Missing, 1),
+        ],
+    },
+    // Same page: with "Include nonsecurity updates" (enableNonSecurity) the candidate is apt's
+    // own, the newest version of any suite.
+    Case {
+        name: "Ubuntu candidate rule: with enableNonSecurity the newest version of any suite is installed",
+        baseline: r#"
+operatingSystem: Ubuntu
+approvalRules: [{filters: [{key: Priority, values: ["*"]}], enableNonSecurity: true}]
+"#,
+        input: UBUNTU_CURL_SECURITY_AND_UPDATES,
+        now: "2024-10-01T00:00:00Z",
+        expect: &[
+            Approved("curl", "8.5.0-2ubuntu10.5", "approvalRules[0]", Unspecified),
+            Installs("curl", "8.5.0-2ubuntu10.5"),
+        ],
+    },
+    // SSM API reference, PatchFilter: Key "Valid Values: ARCH | ADVISORY_ID | BUGZILLA_ID | ...
+    // | CVE_ID | EPOCH | ... | RELEASE | ... | VERSION"; Patch: "CVEIds: The Common
+    // Vulnerabilities and Exposures (CVE) ID of the patch. For example, CVE-2011-3192. Applies
+    // to Linux-based managed nodes only."
+    Case {
+        name: "filter key CveId approves the update that fixes the CVE (RHEL)",
+        baseline: r#"
+operatingSystem: RedHatEnterpriseLinux
+approvalRules: [{filters: [{key: CveId, values: [CVE-2024-0727]}], complianceLevel: Critical}]
+"#,
+        input: RHEL_WITH_REFERENCES,
+        now: "2024-06-01T00:00:00Z",
+        expect: &[
+            Approved("openssl", "1:3.0.7-27.el9", "approvalRules[0]", Critical),
+            NotApproved("bash", "5.1.8-9.el9", VerdictReason::NoRuleMatched),
+        ],
+    },
+    // SSM API reference, Patch: "AdvisoryIds: The Advisory ID of the patch. For example,
+    // RHSA-2020:3779. Applies to Linux-based managed nodes only."
+    Case {
+        name: "filter key AdvisoryId with a wildcard approves bug-fix advisories only (RHEL)",
+        baseline: r#"
+operatingSystem: RedHatEnterpriseLinux
+approvalRules: [{filters: [{key: AdvisoryId, values: ["RHBA-*"]}]}]
+"#,
+        input: RHEL_WITH_REFERENCES,
+        now: "2024-06-01T00:00:00Z",
+        expect: &[
+            Approved("bash", "5.1.8-9.el9", "approvalRules[0]", Unspecified),
+            NotApproved("openssl", "1:3.0.7-27.el9", VerdictReason::NoRuleMatched),
+        ],
+    },
+    // SSM API reference, Patch: "BugzillaIds: The Bugzilla ID of the patch. For example,
+    // 1600646. Applies to Linux-based managed nodes only."
+    Case {
+        name: "filter key BugzillaId approves the advisory referencing the bug (RHEL)",
+        baseline: r#"
+operatingSystem: RedHatEnterpriseLinux
+approvalRules: [{filters: [{key: BugzillaId, values: ["2100001"]}]}]
+"#,
+        input: RHEL_WITH_REFERENCES,
+        now: "2024-06-01T00:00:00Z",
+        expect: &[
+            Approved("bash", "5.1.8-9.el9", "approvalRules[0]", Unspecified),
+            NotApproved("openssl", "1:3.0.7-27.el9", VerdictReason::NoRuleMatched),
+        ],
+    },
+    // SSM API reference, Patch: "Epoch: The epoch of the patch." (an unwritten epoch is 0, as
+    // rpm compares it).
+    Case {
+        name: "filter key Epoch matches the candidate's epoch, 0 when none is written (RHEL)",
+        baseline: r#"
+operatingSystem: RedHatEnterpriseLinux
+approvalRules:
+  - {filters: [{key: Epoch, values: ["1"]}], complianceLevel: High}
+  - {filters: [{key: Epoch, values: ["0"]}], complianceLevel: Low}
+"#,
+        input: RHEL_WITH_REFERENCES,
+        now: "2024-06-01T00:00:00Z",
+        expect: &[
+            Approved("openssl", "1:3.0.7-27.el9", "approvalRules[0]", High),
+            Approved("bash", "5.1.8-9.el9", "approvalRules[1]", Low),
+        ],
+    },
+    // SSM API reference, Patch: "Version: The version number of the patch. For example, in
+    // example-pkg-1.710.10-2.7.abcd.x86_64, the version number is indicated by -1"; "Release:
+    // The particular release of a patch." Version and release are the parts of the EVR.
+    Case {
+        name: "filter keys Version and Release match the candidate's version and release (RHEL)",
+        baseline: r#"
+operatingSystem: RedHatEnterpriseLinux
+approvalRules: [{filters: [{key: Version, values: ["5.1.*"]}, {key: Release, values: ["9.el9"]}]}]
+"#,
+        input: RHEL_WITH_REFERENCES,
+        now: "2024-06-01T00:00:00Z",
+        expect: &[
+            Approved("bash", "5.1.8-9.el9", "approvalRules[0]", Unspecified),
+            NotApproved("openssl", "1:3.0.7-27.el9", VerdictReason::NoRuleMatched),
         ],
     },
     Case {
@@ -517,6 +747,55 @@ candidates:
                 VerdictReason::Rejected,
             ),
             Count(PatchState::InstalledRejected, 1),
+        ],
+    },
+    // Changed for issue #20: the blocked package used to count as InstalledOther (compliant).
+    // "Package name formats for approved and rejected patch lists" / RejectedPatchesAction
+    // Block: "If an update attempts to install a dependency package that is now rejected by the
+    // baseline, when previous versions of the package were not rejected, the package being
+    // updated is reported as MISSING for SCAN operations and as FAILED for INSTALL operations."
+    // The installed urllib3 is not rejected (previous versions were not); its update is.
+    Case {
+        name: "rejected action Block: the package whose update needs a newly rejected dependency is MISSING on scan",
+        baseline: BLOCK_URLLIB3_UPDATE,
+        input: REQUESTS_NEEDS_NEW_URLLIB3,
+        now: "2024-06-01T00:00:00Z",
+        expect: &[
+            BlockedBy(
+                "python3-requests",
+                "2.25.1-1.amzn2023.0.4",
+                "python3-urllib3",
+            ),
+            Count(PatchState::Missing, 1),
+            Count(PatchState::InstalledRejected, 0),
+            Node(Compliance::NonCompliant, Some(High)),
+        ],
+    },
+    // Same page and sentence: "... and as FAILED for INSTALL operations" (the agent reports the
+    // blocked update as a failed install after an Install operation).
+    Case {
+        name: "rejected action Block: the same package is FAILED after an install",
+        baseline: BLOCK_URLLIB3_UPDATE,
+        input: r#"
+installed:
+  - {name: python3-requests, arch: noarch, version: 2.25.1-1.amzn2023.0.3}
+  - {name: python3-urllib3, arch: noarch, version: 1.25.10-5.amzn2023.0.2}
+candidates:
+  - name: python3-requests
+    arch: noarch
+    version: 2.25.1-1.amzn2023.0.4
+    advisory: ALAS2023-2024-700
+    classification: Security
+    dependencies: [{name: python3-urllib3, relation: ">=", version: 1.25.10-5.amzn2023.0.3}]
+  - {name: python3-urllib3, arch: noarch, version: 1.25.10-5.amzn2023.0.3, advisory: ALAS2023-2024-701, classification: Security}
+installResult:
+  failed: [{name: python3-requests, version: 2.25.1-1.amzn2023.0.4}]
+"#,
+        now: "2024-06-01T00:00:00Z",
+        expect: &[
+            Count(PatchState::Failed, 1),
+            Count(PatchState::Missing, 0),
+            Node(Compliance::NonCompliant, Some(High)),
         ],
     },
     Case {
@@ -770,7 +1049,7 @@ fn ssm_documented_examples() {
                 }
                 PendingUntil(name, version, date) => {
                     let v = verdict(name, version);
-                    let got = v.approvable_on.map(|d| d.to_string());
+                    let got = v.approvable_at.map(|t| t.to_string());
                     (v.approved
                         || v.reason != VerdictReason::ApprovalPending
                         || got.as_deref() != Some(date))
@@ -844,4 +1123,153 @@ fn ssm_documented_examples() {
         failures.join("\n")
     );
     eprintln!("{} SSM examples hold", CASES.len());
+}
+
+/// A baseline SSM refuses, and the message nodepatch gives for it (the same rule is enforced at
+/// admission by the CRD's CEL rules; tests/cluster_api_admission.rs).
+struct Refusal {
+    /// The SSM statement it reproduces.
+    name: &'static str,
+    /// A PatchBaselineSpec (YAML).
+    baseline: &'static str,
+    /// The field and words the error must contain.
+    field: &'static str,
+    message: &'static str,
+}
+
+const REFUSALS: &[Refusal] = &[
+    // SSM API reference, DescribePatchProperties: "REDHAT_ENTERPRISE_LINUX Valid properties:
+    // PRODUCT | CLASSIFICATION | SEVERITY" (PRIORITY is rejected on RHEL).
+    Refusal {
+        name: "Priority is not a filter key of RHEL",
+        baseline: r#"
+operatingSystem: RedHatEnterpriseLinux
+approvalRules: [{filters: [{key: Priority, values: [Required]}]}]
+"#,
+        field: "approvalRules[0].filters[0].key",
+        message: "filter key Priority is not valid for operatingSystem RedHatEnterpriseLinux",
+    },
+    // SSM API reference, PatchFilter (older revision): "the key SECTION is valid only for
+    // Ubuntu operating systems".
+    Refusal {
+        name: "Section is not a filter key of Amazon Linux 2023",
+        baseline: r#"
+operatingSystem: AmazonLinux2023
+globalFilters: [{key: Section, values: [libs]}]
+"#,
+        field: "globalFilters[0].key",
+        message: "filter key Section is not valid for operatingSystem AmazonLinux2023",
+    },
+    // DescribePatchProperties: "UBUNTU Valid properties: PRODUCT | PRIORITY", "DEBIAN Valid
+    // properties: PRODUCT | PRIORITY": no SEVERITY on apt (and apt lists carry none).
+    Refusal {
+        name: "Severity is not a filter key of Ubuntu",
+        baseline: r#"
+operatingSystem: Ubuntu
+approvalRules: [{filters: [{key: Severity, values: [Critical]}]}]
+"#,
+        field: "approvalRules[0].filters[0].key",
+        message: "filter key Severity is not valid for operatingSystem Ubuntu",
+    },
+    Refusal {
+        name: "Severity is not a filter key of Debian",
+        baseline: r#"
+operatingSystem: Debian
+globalFilters: [{key: Severity, values: ["*"]}]
+"#,
+        field: "globalFilters[0].key",
+        message: "filter key Severity is not valid for operatingSystem Debian",
+    },
+    // DescribePatchProperties lists no CVE/advisory/EVR property for DEBIAN or UBUNTU; apt
+    // lists carry none of them.
+    Refusal {
+        name: "CveId is not a filter key of Debian",
+        baseline: r#"
+operatingSystem: Debian
+approvalRules: [{filters: [{key: CveId, values: [CVE-2024-6387]}]}]
+"#,
+        field: "approvalRules[0].filters[0].key",
+        message: "filter key CveId is not valid for operatingSystem Debian",
+    },
+    Refusal {
+        name: "Epoch is not a filter key of Ubuntu",
+        baseline: r#"
+operatingSystem: Ubuntu
+approvalRules: [{filters: [{key: Epoch, values: ["1"]}]}]
+"#,
+        field: "approvalRules[0].filters[0].key",
+        message: "filter key Epoch is not valid for operatingSystem Ubuntu",
+    },
+];
+
+#[test]
+fn ssm_filter_keys_per_operating_system() {
+    let mut failures = Vec::new();
+    for r in REFUSALS {
+        let spec: PatchBaselineSpec =
+            serde_saphyr::from_str(r.baseline).unwrap_or_else(|e| panic!("{}: {e}", r.name));
+        match ResolvedBaseline::resolve("example", &spec) {
+            Ok(_) => failures.push(format!("[{}] accepted", r.name)),
+            Err(e) => {
+                let text = e.to_string();
+                if e.field() != r.field || !text.contains(r.message) {
+                    failures.push(format!(
+                        "[{}] want {}: {}…, got {}: {text}",
+                        r.name,
+                        r.field,
+                        r.message,
+                        e.field()
+                    ));
+                }
+            }
+        }
+    }
+    // And the keys each family does have are accepted (DescribePatchProperties and the Linux
+    // patch properties).
+    for (os, keys) in [
+        (
+            "Ubuntu",
+            &["Product", "Priority", "Section", "Classification", "Name"][..],
+        ),
+        (
+            "Debian",
+            &["Product", "Priority", "Section", "Repository", "Arch"][..],
+        ),
+        (
+            "RedHatEnterpriseLinux",
+            &[
+                "Product",
+                "Classification",
+                "Severity",
+                "CveId",
+                "AdvisoryId",
+                "BugzillaId",
+                "Epoch",
+                "Version",
+                "Release",
+            ][..],
+        ),
+        (
+            "SUSE",
+            &[
+                "Product",
+                "Classification",
+                "Severity",
+                "AdvisoryId",
+                "CveId",
+            ][..],
+        ),
+        ("Alpine", &["Product", "Name", "CveId"][..]),
+    ] {
+        for key in keys {
+            let yaml = format!(
+                "operatingSystem: {os}\napprovalRules: [{{filters: [{{key: {key}, values: [\"*\"]}}]}}]\n"
+            );
+            let spec: PatchBaselineSpec = serde_saphyr::from_str(&yaml).expect("spec");
+            if let Err(e) = ResolvedBaseline::resolve("example", &spec) {
+                failures.push(format!("{os} {key}: rejected: {e}"));
+            }
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

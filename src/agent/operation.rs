@@ -474,6 +474,9 @@ fn install(
     for run in &report.runs {
         tracing::info!("{run}");
     }
+    // SSM: an update kept out because its dependency is now rejected (Block) is reported
+    // FAILED for INSTALL operations (MISSING for scans): the evaluation after the install sees
+    // those versions as failed installs.
     let failed: Vec<PackageRef> = report
         .failed()
         .map(|o| PackageRef {
@@ -481,6 +484,18 @@ fn install(
             arch: None,
             version: Some(o.target.version.clone()),
         })
+        .chain(
+            before
+                .evaluation
+                .candidates
+                .iter()
+                .filter(|c| c.blocked_by.is_some())
+                .map(|c| PackageRef {
+                    name: c.name.clone(),
+                    arch: None,
+                    version: Some(c.version.clone()),
+                }),
+        )
         .collect();
     let installed: Vec<String> = report
         .installed()

@@ -1,11 +1,12 @@
 //! PatchBaseline: what may be installed on one operating system.
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Condition;
+use kube::core::{Message, Rule};
 use kube::{CustomResource, KubeSchema};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use super::common::{ComplianceLevel, NodeComplianceCounts, OperatingSystem};
+use super::common::{ComplianceLevel, NodeComplianceCounts, OperatingSystem, PackageFamily};
 
 /// Pattern of an approved/rejected patch entry: package names with `*` wildcards, rpm NEVRA
 /// shapes, advisory and CVE ids. Never a leading `-` (it would read as an option), no whitespace
@@ -36,6 +37,15 @@ pub const FILTER_VALUE_PATTERN: &str = r"^[A-Za-z0-9*_][A-Za-z0-9._+:~^*@/-]{0,6
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
+#[x_kube(validation = PatchFilterKey::Priority.admission_rule())]
+#[x_kube(validation = PatchFilterKey::Section.admission_rule())]
+#[x_kube(validation = PatchFilterKey::Severity.admission_rule())]
+#[x_kube(validation = PatchFilterKey::CveId.admission_rule())]
+#[x_kube(validation = PatchFilterKey::AdvisoryId.admission_rule())]
+#[x_kube(validation = PatchFilterKey::BugzillaId.admission_rule())]
+#[x_kube(validation = PatchFilterKey::Epoch.admission_rule())]
+#[x_kube(validation = PatchFilterKey::Version.admission_rule())]
+#[x_kube(validation = PatchFilterKey::Release.admission_rule())]
 pub struct PatchBaselineSpec {
     /// Operating system this baseline applies to. Nodes are matched to it by their os-release.
     pub operating_system: OperatingSystem,
@@ -68,8 +78,10 @@ pub struct PatchBaselineSpec {
     /// Compliance level of patches approved by approvedPatches.
     #[serde(default)]
     pub approved_patches_compliance_level: ComplianceLevel,
-    /// Also approve non-security updates of packages listed in approvedPatches (apt: always
-    /// true in effect, as in SSM).
+    /// Also approve non-security updates of packages listed in approvedPatches. False: on
+    /// rpm/zypper only packages an update notice lists, on apt only versions a security suite
+    /// offers (an approved package whose only newer version is in `noble-updates` is not
+    /// approved), on Alpine only secdb fixes.
     #[serde(default)]
     pub approved_patches_enable_non_security: bool,
     /// Patches never approved, whatever the rules and approvedPatches say.
@@ -80,8 +92,9 @@ pub struct PatchBaselineSpec {
     )]
     pub rejected_patches: Vec<String>,
     /// What rejection means: AllowAsDependency installs a rejected package only when another
-    /// approved update needs it (reported InstalledOther); Block never installs it, and an
-    /// installed one is reported InstalledRejected.
+    /// approved update needs it (reported InstalledOther); Block never installs it, an
+    /// installed one is reported InstalledRejected, and a package whose update needs it is
+    /// reported Missing (Failed after an install), as SSM does.
     #[serde(default)]
     pub rejected_patches_action: RejectedPatchesAction,
     /// Alternate package sources used instead of the node's configured ones during install.
@@ -105,7 +118,12 @@ pub struct PatchFilter {
     pub values: Vec<String>,
 }
 
-/// Patch properties a filter can match.
+/// Patch properties a filter can match. Not every key applies to every operating system (as in
+/// SSM, which rejects `PRIORITY` on RHEL): Priority and Section only on Debian/Ubuntu; Severity,
+/// AdvisoryId, BugzillaId, Epoch, Version and Release only on the rpm families (RHEL and its
+/// rebuilds, CentOS Stream, Oracle Linux, Amazon Linux, Fedora, SUSE, openSUSE); CveId on the
+/// rpm families and Alpine. A baseline using a key its operatingSystem lacks is rejected at
+/// admission.
 #[derive(
     JsonSchema, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash, PartialOrd, Ord,
 )]
@@ -113,11 +131,13 @@ pub enum PatchFilterKey {
     /// Security, Bugfix, Enhancement, Recommended, Newpackage (rpm: updateinfo type; apt:
     /// Security when the candidate comes from a security suite, else by suite).
     Classification,
-    /// Vendor severity: Critical, Important, Moderate, Low (rpm/zypper; apt: from urgency).
+    /// Vendor severity: Critical, Important, Moderate, Low (rpm: updateinfo severity; zypper:
+    /// patch severity). Does not apply to Debian/Ubuntu (apt lists carry no vulnerability
+    /// severity) nor Alpine: rejected there at admission.
     Severity,
-    /// Debian package priority: Required, Important, Standard, Optional, Extra.
+    /// Debian package priority: Required, Important, Standard, Optional, Extra (Debian/Ubuntu).
     Priority,
-    /// Debian section (admin, libs, net, …).
+    /// Debian section (admin, libs, net, …) (Debian/Ubuntu).
     Section,
     /// Product, e.g. `Ubuntu24.04`, `RedhatEnterpriseLinux9`, `AmazonLinux2023`.
     Product,
@@ -127,6 +147,108 @@ pub enum PatchFilterKey {
     Name,
     /// Architecture (amd64, arm64, x86_64, aarch64, noarch, all).
     Arch,
+    /// A CVE id the update fixes (`CVE-2024-6387`): updateinfo / zypper patch references, Alpine
+    /// secdb (rpm families and Alpine). SSM's `CVE_ID`.
+    CveId,
+    /// The advisory id (`RHSA-2024:2447`, `ALAS2023-2024-500`; zypper: the patch name) (rpm
+    /// families). SSM's `ADVISORY_ID`.
+    AdvisoryId,
+    /// A Bugzilla id the advisory references (`2273404`) (rpm families). SSM's `BUGZILLA_ID`.
+    BugzillaId,
+    /// Epoch of the candidate version (`1` in `1:3.0.7-27.el9`; `0` when none is written)
+    /// (rpm families). SSM's `EPOCH`.
+    Epoch,
+    /// Version part of the candidate (`3.0.7` in `1:3.0.7-27.el9`) (rpm families). SSM's
+    /// `VERSION`.
+    Version,
+    /// Release part of the candidate (`27.el9` in `1:3.0.7-27.el9`) (rpm families). SSM's
+    /// `RELEASE`.
+    Release,
+}
+
+impl PatchFilterKey {
+    /// Every key, in declaration order.
+    pub const ALL: [PatchFilterKey; 14] = [
+        PatchFilterKey::Classification,
+        PatchFilterKey::Severity,
+        PatchFilterKey::Priority,
+        PatchFilterKey::Section,
+        PatchFilterKey::Product,
+        PatchFilterKey::Repository,
+        PatchFilterKey::Name,
+        PatchFilterKey::Arch,
+        PatchFilterKey::CveId,
+        PatchFilterKey::AdvisoryId,
+        PatchFilterKey::BugzillaId,
+        PatchFilterKey::Epoch,
+        PatchFilterKey::Version,
+        PatchFilterKey::Release,
+    ];
+
+    /// The API spelling (`"CveId"`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PatchFilterKey::Classification => "Classification",
+            PatchFilterKey::Severity => "Severity",
+            PatchFilterKey::Priority => "Priority",
+            PatchFilterKey::Section => "Section",
+            PatchFilterKey::Product => "Product",
+            PatchFilterKey::Repository => "Repository",
+            PatchFilterKey::Name => "Name",
+            PatchFilterKey::Arch => "Arch",
+            PatchFilterKey::CveId => "CveId",
+            PatchFilterKey::AdvisoryId => "AdvisoryId",
+            PatchFilterKey::BugzillaId => "BugzillaId",
+            PatchFilterKey::Epoch => "Epoch",
+            PatchFilterKey::Version => "Version",
+            PatchFilterKey::Release => "Release",
+        }
+    }
+
+    /// Whether this key applies to baselines of `family`: SSM's per-OS keys (DescribePatchProperties:
+    /// Debian/Ubuntu `PRODUCT | PRIORITY` (and `SECTION`), the rpm OSes and SUSE `PRODUCT |
+    /// CLASSIFICATION | SEVERITY`, plus the Linux patch properties NAME, ARCH, REPOSITORY,
+    /// CVE_ID, ADVISORY_ID, BUGZILLA_ID, EPOCH, VERSION, RELEASE where the package data has
+    /// them), and ours (Classification on apt from the suite, Name/Arch/Repository everywhere).
+    pub fn applies_to(self, family: PackageFamily) -> bool {
+        use PatchFilterKey::*;
+        match self {
+            Classification | Product | Repository | Name | Arch => true,
+            Priority | Section => family == PackageFamily::Deb,
+            Severity | AdvisoryId | BugzillaId | Epoch | Version | Release => {
+                matches!(family, PackageFamily::Rpm | PackageFamily::Zypper)
+            }
+            CveId => family != PackageFamily::Deb,
+        }
+    }
+
+    /// The CEL rule on a PatchBaselineSpec that rejects this key on operating systems it does
+    /// not apply to, with a message naming the key and the operatingSystem (for a key that
+    /// applies everywhere, a rule that always holds).
+    pub fn admission_rule(self) -> Rule {
+        let valid: Vec<String> = OperatingSystem::ALL
+            .into_iter()
+            .filter(|os| self.applies_to(os.family()))
+            .map(|os| format!("'{}'", os.as_str()))
+            .collect();
+        if valid.len() == OperatingSystem::ALL.len() {
+            return Rule::new("true");
+        }
+        let key = self.as_str();
+        let uses = format!(
+            "(has(self.globalFilters) && self.globalFilters.exists(f, f.key == '{key}')) || \
+             (has(self.approvalRules) && self.approvalRules.exists(r, has(r.filters) && \
+             r.filters.exists(f, f.key == '{key}')))"
+        );
+        let list = valid.join(", ");
+        Rule::new(format!("!({uses}) || self.operatingSystem in [{list}]")).message(
+            Message::Expression(format!(
+                "'filter key {key} is not valid for operatingSystem ' + self.operatingSystem + \
+                 ' (it applies to: {})'",
+                list.replace('\'', "")
+            )),
+        )
+    }
 }
 
 /// One approval rule.
@@ -139,19 +261,23 @@ pub struct ApprovalRule {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 4))]
     pub filters: Vec<PatchFilter>,
-    /// Approve a patch this many days after its release (rpm: updateinfo updated/issued date;
-    /// apt: the day the node first saw the version). 0 approves immediately.
+    /// Approve a patch this many 24-hour days after its release instant, as SSM counts
+    /// (released 2025-11-09T18:00:00Z with 7 → approved from 2025-11-16T18:00:00Z). rpm:
+    /// updateinfo updated/issued date. Debian/Ubuntu (our extension; SSM does not support it
+    /// there): from the instant the node first saw the version. 0 approves immediately.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(range(min = 0, max = 360))]
     pub approve_after_days: Option<u32>,
-    /// Approve patches released on or before this date (YYYY-MM-DD).
+    /// Approve patches released on or before this date (YYYY-MM-DD, the whole UTC day).
+    /// Debian/Ubuntu: our extension, counted from the first sighting.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(pattern(r"^[0-9]{4}-(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$"))]
     pub approve_until_date: Option<String>,
     /// Compliance level reported for patches this rule approves while they are missing.
     #[serde(default)]
     pub compliance_level: ComplianceLevel,
-    /// Also approve non-security updates that match the filters.
+    /// Also approve non-security updates that match the filters (apt: versions of any suite,
+    /// up to apt's candidate; without it the newest security-suite version is the candidate).
     #[serde(default)]
     pub enable_non_security: bool,
 }

@@ -242,8 +242,8 @@ fn table(e: &Evaluation, now: Timestamp) -> String {
     ]];
     for v in &e.candidates {
         let mut reason = format!("{:?}", v.reason);
-        if let Some(d) = v.approvable_on {
-            let _ = write!(reason, " (on {d})");
+        if let Some(t) = v.approvable_at {
+            let _ = write!(reason, " (at {t})");
         }
         if let Some(dep) = &v.blocked_by {
             let _ = write!(reason, " ({dep})");

@@ -2,20 +2,20 @@
 //! scope, approveAfterDays / approveUntilDate), approvedPatches and rejectedPatches, into an
 //! [`Assessment`] that records who approves it, at which level, and why not otherwise.
 
-use jiff::civil::Date;
+use jiff::Timestamp;
 
-use super::compile::{CompiledFilter, ResolvedBaseline, Timing, date_of_epoch_day, epoch_day};
+use super::compile::{CompiledFilter, ResolvedBaseline, SECONDS_PER_DAY, Timing};
 use super::types::{ApprovalSet, ApprovalSource, VerdictReason};
 use crate::api::{ComplianceLevel, PackageFamily, PatchFilterKey};
 use crate::baseline::model::{Candidate, EvaluationInput};
 use crate::baseline::names::PatchTarget;
+use crate::baseline::version::rpm::Evr;
 
-/// Assess every candidate of `input` (steps 1–4), in input order. `today` is the UTC epoch day
-/// of the evaluation.
+/// Assess every candidate of `input` (steps 1–4), in input order, at `now`.
 pub(super) fn assess_candidates<'a>(
     baseline: &ResolvedBaseline,
     input: &'a EvaluationInput,
-    today: i64,
+    now: Timestamp,
 ) -> Vec<Assessment<'a>> {
     let node_product = input.product.as_deref();
     // Product filters of candidates without their own product depend only on the node:
@@ -30,7 +30,7 @@ pub(super) fn assess_candidates<'a>(
     input
         .candidates
         .iter()
-        .map(|c| assess(baseline, c, node_product, today, node_filters))
+        .map(|c| assess(baseline, c, node_product, now.as_second(), node_filters))
         .collect()
 }
 
@@ -50,16 +50,24 @@ pub(super) struct Assessment<'a> {
     /// Block: the dependency that cannot be met (set by the dependency step).
     pub(super) blocked_by: Option<&'a str>,
     pub(super) reason: VerdictReason,
-    pub(super) approvable_on: Option<Date>,
+    /// With `ApprovalPending`: the first instant a rule approves it.
+    pub(super) approvable_at: Option<Timestamp>,
 }
 
 impl Assessment<'_> {
+    /// Some rule or approvedPatches approves it, whether or not rejected or blocked.
     fn has_approver(&self) -> bool {
         self.rule_approvals != 0 || self.list_approval
     }
 
     pub(super) fn approved(&self) -> bool {
         self.has_approver() && !self.rejected && self.blocked_by.is_none()
+    }
+
+    /// Approved by a rule or approvedPatches, not itself rejected, but kept out by Block because
+    /// a dependency can only be met by rejected versions.
+    pub(super) fn blocked_by_rejected_dependency(&self) -> bool {
+        self.has_approver() && !self.rejected && self.blocked_by.is_some()
     }
 
     pub(super) fn level(&self) -> Option<ComplianceLevel> {
@@ -196,6 +204,13 @@ fn filter_matches(
         PatchFilterKey::Repository => c.repositories.iter().any(|r| any(Some(r))),
         PatchFilterKey::Name => any(Some(&c.name)),
         PatchFilterKey::Arch => any(c.arch.as_deref()),
+        PatchFilterKey::CveId => c.cves.iter().any(|v| any(Some(v))),
+        PatchFilterKey::AdvisoryId => any(c.advisory.as_deref()),
+        PatchFilterKey::BugzillaId => c.bugzillas.iter().any(|v| any(Some(v))),
+        // rpm's EVR of the candidate: an unwritten epoch is 0, as rpm compares it.
+        PatchFilterKey::Epoch => any(Some(Evr::split(&c.version).epoch.unwrap_or("0"))),
+        PatchFilterKey::Version => any(Some(Evr::split(&c.version).version)),
+        PatchFilterKey::Release => any(Evr::split(&c.version).release),
     }
 }
 
@@ -214,7 +229,7 @@ fn assess<'a>(
     baseline: &ResolvedBaseline,
     c: &'a Candidate,
     node_product: Option<&str>,
-    today: i64,
+    now: i64,
     node_filters: FilterCache,
 ) -> Assessment<'a> {
     let family = baseline.family;
@@ -228,7 +243,7 @@ fn assess<'a>(
         security,
         blocked_by: None,
         reason: VerdictReason::NoRuleMatched,
-        approvable_on: None,
+        approvable_at: None,
     };
     // Most informative reason among the rules that did not approve.
     let mut best_miss = VerdictReason::NoRuleMatched;
@@ -242,8 +257,8 @@ fn assess<'a>(
         .global_filter_ids
         .iter()
         .all(|&id| cache.passes(baseline, id, c, node_product));
-    // The release day, computed once and only when a rule needs it.
-    let mut release_day: Option<Option<i64>> = None;
+    // The release instant (seconds since the epoch), computed once and only when a rule needs it.
+    let mut release_second: Option<Option<i64>> = None;
     if !passes_global {
         best_miss = VerdictReason::ExcludedByGlobalFilters;
     } else {
@@ -259,36 +274,45 @@ fn assess<'a>(
                 best_miss = best_miss.min(VerdictReason::NotSecurity);
                 continue;
             }
-            let release =
-                *release_day.get_or_insert_with(|| c.effective_release_date().map(epoch_day));
+            let release = *release_second
+                .get_or_insert_with(|| c.effective_release_date().map(|t| t.as_second()));
             let approve = |a: &mut Assessment| {
                 a.rule_approvals |= 1 << i;
                 a.approve(rule.level);
             };
             match rule.timing {
-                // SSM: without a release date the delay counts as zero.
+                // SSM: without a release date the delay counts as zero. With one, the delay
+                // counts from the release instant (API reference: released at
+                // 2025-11-09T18:00:00Z with ApproveAfterDays 7 → approved after
+                // 2025-11-16T18:00:00Z), so from that instant on.
                 Timing::AfterDays(days) => match release {
                     None => approve(&mut a),
-                    Some(day) if day + days <= today => approve(&mut a),
-                    Some(day) => {
-                        best_miss = best_miss.min(VerdictReason::ApprovalPending);
-                        if let Some(approvable) = date_of_epoch_day(day + days) {
-                            a.approvable_on =
-                                Some(a.approvable_on.map_or(approvable, |d| d.min(approvable)));
+                    Some(at) => {
+                        let approvable = at.saturating_add(days * SECONDS_PER_DAY);
+                        if approvable <= now {
+                            approve(&mut a);
+                        } else {
+                            best_miss = best_miss.min(VerdictReason::ApprovalPending);
+                            if let Ok(t) = Timestamp::from_second(approvable) {
+                                a.approvable_at = Some(a.approvable_at.map_or(t, |d| d.min(t)));
+                            }
                         }
                     }
                 },
+                // SSM: "Any patches released on or before this date are installed
+                // automatically": the whole UTC day counts.
                 Timing::UntilDate(cutoff) => match release {
-                    Some(day) if day <= cutoff => approve(&mut a),
+                    Some(at) if at.div_euclid(SECONDS_PER_DAY) <= cutoff => approve(&mut a),
                     Some(_) => best_miss = best_miss.min(VerdictReason::ReleasedAfterCutoff),
                     None => best_miss = best_miss.min(VerdictReason::NoReleaseDate),
                 },
             }
         }
     }
-    let list_scope_ok = family == PackageFamily::Deb
-        || baseline.spec.approved_patches_enable_non_security
-        || in_scope;
+    // approvedPatches stay within the security candidates unless
+    // approvedPatchesEnableNonSecurity, on every family (apt: a version only a non-security
+    // suite offers is approved only with the flag).
+    let list_scope_ok = baseline.spec.approved_patches_enable_non_security || in_scope;
     if baseline.approved.matches(&target(c)) {
         if list_scope_ok {
             a.list_approval = true;
@@ -305,7 +329,7 @@ fn assess<'a>(
         best_miss
     };
     if a.reason != VerdictReason::ApprovalPending {
-        a.approvable_on = None;
+        a.approvable_at = None;
     }
     a
 }

@@ -78,27 +78,22 @@ pub(super) struct CompiledFilter {
     pub(super) ignore_case: bool,
 }
 
-/// When a matching candidate becomes approved. Days are counted as UTC calendar days since
-/// 1970-01-01 (integer arithmetic per candidate instead of calendar arithmetic).
+/// When a matching candidate becomes approved (integer arithmetic per candidate instead of
+/// calendar arithmetic).
 #[derive(Clone, Copy, Debug)]
 pub(super) enum Timing {
-    /// `approveAfterDays` (absent = 0).
+    /// `approveAfterDays` (absent = 0): that many 24-hour days after the release instant.
     AfterDays(i64),
-    /// `approveUntilDate`, as an epoch day.
+    /// `approveUntilDate`, as a UTC day number since 1970-01-01 (released on or before it).
     UntilDate(i64),
 }
 
-const SECONDS_PER_DAY: i64 = 86_400;
+/// Seconds in one approval day.
+pub(super) const SECONDS_PER_DAY: i64 = 86_400;
 
 /// The UTC calendar day of `ts`, as days since 1970-01-01.
-pub(super) fn epoch_day(ts: Timestamp) -> i64 {
+fn epoch_day(ts: Timestamp) -> i64 {
     ts.as_second().div_euclid(SECONDS_PER_DAY)
-}
-
-/// The calendar date of an epoch day (none outside jiff's range).
-pub(super) fn date_of_epoch_day(day: i64) -> Option<Date> {
-    let span = jiff::Span::new().try_days(day).ok()?;
-    Date::constant(1970, 1, 1).checked_add(span).ok()
 }
 
 #[derive(Clone, Debug)]
@@ -138,7 +133,26 @@ fn check_count(field: &str, count: usize, max: usize) -> Result<(), BaselineErro
     Ok(())
 }
 
-fn compile_filter(field: &str, filter: &PatchFilter) -> Result<CompiledFilter, BaselineError> {
+fn compile_filter(
+    os: OperatingSystem,
+    field: &str,
+    filter: &PatchFilter,
+) -> Result<CompiledFilter, BaselineError> {
+    if !filter.key.applies_to(os.family()) {
+        let valid: Vec<&str> = OperatingSystem::ALL
+            .into_iter()
+            .filter(|o| filter.key.applies_to(o.family()))
+            .map(OperatingSystem::as_str)
+            .collect();
+        return Err(BaselineError::InvalidFilter {
+            field: format!("{field}.key"),
+            reason: format!(
+                "filter key {} is not valid for operatingSystem {os} (it applies to: {})",
+                filter.key.as_str(),
+                valid.join(", ")
+            ),
+        });
+    }
     if filter.values.is_empty() {
         return Err(BaselineError::InvalidFilter {
             field: format!("{field}.values"),
@@ -179,7 +193,12 @@ fn compile_filter(field: &str, filter: &PatchFilter) -> Result<CompiledFilter, B
         matches_all: filter.values.iter().any(|v| v == "*"),
         ignore_case: !matches!(
             filter.key,
-            PatchFilterKey::Name | PatchFilterKey::Repository | PatchFilterKey::Arch
+            PatchFilterKey::Name
+                | PatchFilterKey::Repository
+                | PatchFilterKey::Arch
+                | PatchFilterKey::Epoch
+                | PatchFilterKey::Version
+                | PatchFilterKey::Release
         ),
     })
 }
@@ -187,10 +206,11 @@ fn compile_filter(field: &str, filter: &PatchFilter) -> Result<CompiledFilter, B
 /// Compile `filter` into `table`, reusing an identical one; returns its index.
 fn intern_filter(
     table: &mut Vec<CompiledFilter>,
+    os: OperatingSystem,
     field: &str,
     filter: &PatchFilter,
 ) -> Result<usize, BaselineError> {
-    let compiled = compile_filter(field, filter)?;
+    let compiled = compile_filter(os, field, filter)?;
     if let Some(i) = table
         .iter()
         .position(|f| f.key == compiled.key && f.values == compiled.values)
@@ -210,6 +230,7 @@ fn filter_cost(f: &CompiledFilter) -> u8 {
 }
 
 fn compile_rule(
+    os: OperatingSystem,
     index: usize,
     rule: &ApprovalRule,
     table: &mut Vec<CompiledFilter>,
@@ -224,7 +245,7 @@ fn compile_rule(
         .filters
         .iter()
         .enumerate()
-        .map(|(i, f)| intern_filter(table, &format!("{field}.filters[{i}]"), f))
+        .map(|(i, f)| intern_filter(table, os, &format!("{field}.filters[{i}]"), f))
         .collect::<Result<Vec<_>, _>>()?;
     filter_ids.sort_by_key(|&i| filter_cost(&table[i]));
     let timing = match (rule.approve_after_days, rule.approve_until_date.as_deref()) {
@@ -297,14 +318,21 @@ impl ResolvedBaseline {
             .global_filters
             .iter()
             .enumerate()
-            .map(|(i, f)| intern_filter(&mut filters, &format!("globalFilters[{i}]"), f))
+            .map(|(i, f)| {
+                intern_filter(
+                    &mut filters,
+                    spec.operating_system,
+                    &format!("globalFilters[{i}]"),
+                    f,
+                )
+            })
             .collect::<Result<Vec<_>, _>>()?;
         global_filter_ids.sort_by_key(|&i| filter_cost(&filters[i]));
         let rules = spec
             .approval_rules
             .iter()
             .enumerate()
-            .map(|(i, r)| compile_rule(i, r, &mut filters))
+            .map(|(i, r)| compile_rule(spec.operating_system, i, r, &mut filters))
             .collect::<Result<Vec<_>, _>>()?;
         let list = |field: &str, kind, entries: &[String]| {
             PatchNameList::parse(family, kind, entries).map_err(|(i, source)| {

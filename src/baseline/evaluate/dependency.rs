@@ -106,7 +106,7 @@ pub(super) fn block_rejected_dependencies<'a>(
                 .find(|d| blocked(d, &unavailable));
             assessments[i].blocked_by = dep.map(|d| d.name.as_str());
             assessments[i].reason = VerdictReason::BlockedByRejectedDependency;
-            assessments[i].approvable_on = None;
+            assessments[i].approvable_at = None;
         }
     }
 }

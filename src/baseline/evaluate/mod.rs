@@ -2,19 +2,19 @@
 //!
 //! 1. **Global filters**: a candidate that fails one is never approved by a rule.
 //! 2. **Approval rules** (any rule approves): filters AND-ed, values OR-ed, `*` wildcards, then
-//!    `approveAfterDays` (release day + N days ≤ today, UTC) or `approveUntilDate` (released on
-//!    or before that day, UTC). Without `enableNonSecurity` a rule only sees SSM's security
+//!    `approveAfterDays` (release instant + N × 24 h ≤ now, as the SSM API reference counts) or
+//!    `approveUntilDate` (released on or before that day, UTC). Without `enableNonSecurity` a rule only sees SSM's security
 //!    candidates: on apt, versions offered by a security suite; on rpm and zypper, packages
 //!    listed in an update notice (updateinfo advisory or zypper patch) of any classification,
 //!    which the rule's Classification filter then narrows (so a `Bugfix` rule approves bugfix
 //!    advisories without `enableNonSecurity`, as SSM's predefined baselines do); on apk, secdb
 //!    fixes. `enableNonSecurity` adds the rest (packages no notice mentions, other apt suites).
-//! 3. **approvedPatches** approve regardless of global filters and rules; on rpm, zypper and
-//!    apk only within the security candidates unless `approvedPatchesEnableNonSecurity` (apt:
-//!    always, as in SSM).
+//! 3. **approvedPatches** approve regardless of global filters and rules, only within the
+//!    security candidates unless `approvedPatchesEnableNonSecurity` (every family, apt too).
 //! 4. **rejectedPatches** are removed (an entry in both lists is rejected). With
 //!    `rejectedPatchesAction: Block`, and dependency data, a candidate whose dependency can only
-//!    be met by rejected (or themselves blocked) versions is not approved either.
+//!    be met by rejected (or themselves blocked) versions is not approved either; its package is
+//!    `Missing` (SSM's MISSING for scans), or `Failed` once an install reported it failed.
 //! 5. Per package (name, arch), the **newest** approved version is the one to install.
 //!
 //! Each approved candidate carries the highest compliance level of the rules / list approving
@@ -61,7 +61,7 @@ pub fn evaluate(
         });
     }
     // Steps 1–4 per candidate, then Block's dependency closure over all of them.
-    let mut assessments = approval::assess_candidates(baseline, input, compile::epoch_day(now));
+    let mut assessments = approval::assess_candidates(baseline, input, now);
     if baseline.spec.rejected_patches_action == RejectedPatchesAction::Block {
         dependency::block_rejected_dependencies(
             baseline.family,

@@ -247,8 +247,19 @@ fn block_removes_updates_that_need_a_rejected_package_and_reports_it_installed_r
         "blocking is transitive"
     );
     assert_eq!(e.status.counts.installed_rejected, 1);
-    assert_eq!(e.status.counts.installed_other, 2);
+    // SSM: the packages whose updates are blocked are MISSING on a scan (they were counted
+    // InstalledOther before issue #20), and FAILED once an install reported them failed.
+    assert_eq!(e.status.counts.installed_other, 0);
+    assert_eq!(e.status.counts.missing, 2);
     assert_eq!(e.status.compliance, Compliance::NonCompliant);
+    let mut after_install = input.clone();
+    after_install.install_result.failed = vec![PackageRef {
+        name: "app".into(),
+        arch: None,
+        version: Some("2.0-1".into()),
+    }];
+    let e = run(&spec, &after_install);
+    assert_eq!((e.status.counts.failed, e.status.counts.missing), (1, 1));
 
     // AllowAsDependency: nothing blocked, rejected installed package is InstalledOther.
     spec.rejected_patches_action = RejectedPatchesAction::AllowAsDependency;
@@ -533,4 +544,50 @@ proptest! {
             }
         }
     }
+}
+
+#[test]
+fn filter_keys_apply_per_family_and_their_admission_rules_name_key_and_os() {
+    use PatchFilterKey::*;
+    let deb = [Priority, Section];
+    let rpm_only = [Severity, AdvisoryId, BugzillaId, Epoch, Version, Release];
+    for family in [
+        PackageFamily::Deb,
+        PackageFamily::Rpm,
+        PackageFamily::Zypper,
+        PackageFamily::Apk,
+    ] {
+        for key in PatchFilterKey::ALL {
+            let want = match key {
+                k if deb.contains(&k) => family == PackageFamily::Deb,
+                k if rpm_only.contains(&k) => {
+                    matches!(family, PackageFamily::Rpm | PackageFamily::Zypper)
+                }
+                CveId => family != PackageFamily::Deb,
+                _ => true,
+            };
+            assert_eq!(key.applies_to(family), want, "{key:?} on {family:?}");
+        }
+    }
+    let rule = serde_json::to_value(Severity.admission_rule()).expect("rule");
+    let text = rule["rule"].as_str().expect("rule text");
+    assert!(
+        text.contains("f.key == 'Severity'") && text.contains("'SUSE'"),
+        "{text}"
+    );
+    assert!(
+        !text.contains("'Ubuntu'") && !text.contains("'Alpine'"),
+        "{text}"
+    );
+    let message = rule["messageExpression"].as_str().expect("message");
+    assert!(
+        message.contains(
+            "'filter key Severity is not valid for operatingSystem ' + self.operatingSystem"
+        ),
+        "{message}"
+    );
+    assert_eq!(
+        serde_json::to_value(Name.admission_rule()).expect("rule")["rule"],
+        "true"
+    );
 }

@@ -1,7 +1,7 @@
 //! The values evaluation produces and shares between its steps: errors, approvers, verdict
 //! reasons and the report.
 
-use jiff::civil::Date;
+use jiff::Timestamp;
 use serde::{Deserialize, Serialize};
 
 use crate::api::{BaselineRef, ComplianceLevel, NodePatchReportStatus, OperatingSystem};
@@ -245,9 +245,10 @@ pub struct CandidateVerdict {
     pub to_install: bool,
     /// Why it is (not) approved.
     pub reason: VerdictReason,
-    /// With `ApprovalPending`: the first day (UTC) a rule approves it.
+    /// With `ApprovalPending`: the first instant a rule approves it (release instant plus
+    /// approveAfterDays × 24 h).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub approvable_on: Option<Date>,
+    pub approvable_at: Option<Timestamp>,
     /// With `BlockedByRejectedDependency`: the dependency that cannot be met.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blocked_by: Option<String>,

@@ -202,6 +202,24 @@ pub(super) fn judge(
             _ => false,
         };
         let to_install = if best_is_newer { best } else { None };
+        // Block: the newest update a rule or approvedPatches approves but a rejected dependency
+        // keeps out. SSM reports the package MISSING (FAILED after an install), not compliant.
+        let blocked_update = match (best_is_newer, installed) {
+            (false, Some(inst)) => group
+                .candidates
+                .iter()
+                .filter(|&i| assessments[i].blocked_by_rejected_dependency())
+                .filter(|&i| newer(&candidates[i].version, &inst.version) == Ordering::Greater)
+                .max_by(|&i, &j| {
+                    newer(&candidates[i].version, &candidates[j].version).then_with(|| {
+                        tie_break(
+                            (&candidates[i], &assessments[i]),
+                            (&candidates[j], &assessments[j]),
+                        )
+                    })
+                }),
+            _ => None,
+        };
         push_verdicts(
             baseline,
             candidates,
@@ -223,7 +241,7 @@ pub(super) fn judge(
             key,
             group,
             inst,
-            best.filter(|_| best_is_newer),
+            best.filter(|_| best_is_newer).or(blocked_update),
             best.is_some(),
         );
         counts.add(state);
@@ -233,8 +251,15 @@ pub(super) fn judge(
         if !state.is_non_compliant() {
             continue;
         }
-        let (described, level) =
-            describe_patch(family, candidates, assessments, group, inst, state, best);
+        let (described, level) = describe_patch(
+            family,
+            candidates,
+            assessments,
+            group,
+            inst,
+            state,
+            blocked_update.or(best),
+        );
         let security = described.is_some_and(|i| assessments[i].security);
         by_severity.add(level);
         if security {
@@ -242,7 +267,14 @@ pub(super) fn judge(
         } else {
             other_nc += 1;
         }
-        non_compliant.push((key, inst, described, state, level, best_is_newer));
+        non_compliant.push((
+            key,
+            inst,
+            described,
+            state,
+            level,
+            best_is_newer || blocked_update.is_some(),
+        ));
     }
 
     let (patches, truncated) = reported_patches(family, candidates, non_compliant);
@@ -303,7 +335,8 @@ fn describe_patch(
 }
 
 /// SSM's state of an installed package: `newer_approved` is the approved version newer than
-/// the installed one (to install), `any_approved` whether some version is approved at all.
+/// the installed one (to install), or under Block the newer version a rejected dependency keeps
+/// out; `any_approved` whether some version is approved at all.
 #[allow(clippy::too_many_arguments)]
 fn package_state(
     baseline: &ResolvedBaseline,
@@ -431,7 +464,7 @@ fn push_verdicts(
             rejected: a.rejected,
             to_install: to_install == Some(i),
             reason: a.reason,
-            approvable_on: a.approvable_on,
+            approvable_at: a.approvable_at,
             blocked_by: a.blocked_by.map(str::to_owned),
         });
     }
@@ -455,7 +488,7 @@ fn verdict_key(v: &CandidateVerdict) -> impl Ord + '_ {
         v.rejected,
         v.to_install,
         v.reason,
-        v.approvable_on,
+        v.approvable_at,
         v.blocked_by.as_deref(),
     )
 }
