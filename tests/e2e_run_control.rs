@@ -584,4 +584,97 @@ async fn users_suspend_cancel_and_opt_out_and_unpatchable_nodes_are_left_alone()
         .delete(&policy, &DeleteParams::default())
         .await
         .expect("delete policy");
+
+    // 7. Aborts release what the run holds cordoned mid-sequence: a run deleted while its node
+    //    reboots, and a run that fails (its policy is gone) while its node reboots.
+    let held = env.nodes("abort", 2, false).await;
+    let policy = format!("rc-abort-{run_id}");
+    policies
+        .create(
+            &pp,
+            &env.policy(
+                &policy,
+                "abort",
+                json!({"suspend": true, "install": {"maintenanceWindowRefs": ["none"], "rebootOption": "RebootIfNeeded"}}),
+            ),
+        )
+        .await
+        .expect("create policy");
+    for (i, (node, policy_ref)) in [
+        (&held[0], policy.clone()),
+        (&held[1], format!("rc-gone-{run_id}")),
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let node_api = nodes_api.clone();
+        node_api
+            .patch(
+                node,
+                &PatchParams::default(),
+                &Patch::Merge(json!({"spec": {"unschedulable": true}})),
+            )
+            .await
+            .expect("cordon");
+        let run = format!("rc-abort-{i}-{run_id}");
+        let mut install = manual_run(&run, &policy_ref);
+        install.spec.operation = nodepatch::api::Operation::Install;
+        runs.create(&pp, &install).await.expect("create run");
+        let now = k8s_openapi::jiff::Timestamp::now().to_string();
+        runs.patch_status(
+            &run,
+            &PatchParams::apply("e2e-fixture").force(),
+            &Patch::Apply(json!({
+                "apiVersion": "nodepatch.dev/v1alpha1", "kind": "PatchRun",
+                "status": {"phase": "Running", "startTime": now, "currentWave": 1, "targets": [
+                    {"node": node, "state": "Rebooting", "cordoned": true, "wave": 1,
+                     "startTime": now, "stateTime": now, "bootId": format!("boot-{node}")}
+                ]},
+            })),
+        )
+        .await
+        .expect("run status");
+        if i == 0 {
+            tokio::time::sleep(Duration::from_secs(3)).await;
+            assert!(
+                node_api
+                    .get(node)
+                    .await
+                    .expect("node")
+                    .spec
+                    .and_then(|s| s.unschedulable)
+                    .unwrap_or(false),
+                "while the run waits for the reboot, its node stays cordoned"
+            );
+            runs.delete(&run, &DeleteParams::default())
+                .await
+                .expect("delete run");
+        } else {
+            wait_for(&client, &run, "run Failed (policy gone)", |r| {
+                r.status
+                    .as_ref()
+                    .is_some_and(|s| s.phase == RunPhase::Failed)
+            })
+            .await;
+        }
+        support::eventually_true(
+            Duration::from_secs(30),
+            "the aborted run uncordoned its node",
+            || {
+                let node_api = node_api.clone();
+                let node = node.clone();
+                async move {
+                    node_api
+                        .get(&node)
+                        .await
+                        .is_ok_and(|n| !n.spec.and_then(|s| s.unschedulable).unwrap_or(false))
+                }
+            },
+        )
+        .await;
+    }
+    policies
+        .delete(&policy, &DeleteParams::default())
+        .await
+        .expect("delete policy");
 }

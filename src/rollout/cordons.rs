@@ -44,6 +44,18 @@ pub fn left_cordoned<'a>(runs: impl IntoIterator<Item = RunCordons<'a>>) -> Vec<
         .collect()
 }
 
+/// Nodes an aborted run (deleted, or ended `Failed` because it cannot proceed) holds cordoned
+/// in the middle of its reboot sequence: the run cordoned them and will never finish with them,
+/// so the abort uncordons them. Nodes the run is done with keep their state (a node that failed
+/// to come back stays cordoned on purpose).
+pub fn cordoned_in_flight(targets: &[RunTarget]) -> Vec<String> {
+    targets
+        .iter()
+        .filter(|t| t.cordoned && !t.state.is_done())
+        .map(|t| t.node.clone())
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -60,6 +72,18 @@ mod tests {
 
     fn at(s: &str) -> Option<Timestamp> {
         Some(s.parse().expect("ts"))
+    }
+
+    #[test]
+    fn an_abort_releases_only_the_nodes_it_holds_mid_sequence() {
+        let targets = [
+            target("draining", TargetState::Draining, true),
+            target("rebooting", TargetState::Rebooting, true),
+            target("cordoned-by-someone-else", TargetState::Draining, false),
+            target("left", TargetState::Failed, true),
+            target("pending", TargetState::Pending, false),
+        ];
+        assert_eq!(cordoned_in_flight(&targets), ["draining", "rebooting"]);
     }
 
     #[test]

@@ -18,6 +18,7 @@ use crate::api::{
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::controller::harness;
+use crate::rollout::cordons::cordoned_in_flight;
 
 pub(super) const KIND: &str = "PatchRun";
 
@@ -43,15 +44,36 @@ pub(super) async fn cleanup(run: &PatchRun, ctx: &Context) -> Result<()> {
     Ok(())
 }
 
-/// Finish a run that cannot proceed: status Failed, a Warning Event, cleanup.
+/// Uncordon the nodes an aborted run holds mid-sequence ([`cordoned_in_flight`]); returns the
+/// run's status with those targets no longer marked cordoned.
+pub(super) async fn release_cordons(
+    ctx: &Context,
+    run: &PatchRun,
+) -> Result<Option<crate::api::PatchRunStatus>> {
+    let Some(mut status) = run.status.clone() else {
+        return Ok(None);
+    };
+    let held = cordoned_in_flight(&status.targets);
+    for node in &held {
+        set_unschedulable(ctx, node, false).await?;
+    }
+    for t in status.targets.iter_mut().filter(|t| held.contains(&t.node)) {
+        t.cordoned = false;
+    }
+    Ok(Some(status))
+}
+
+/// Finish a run that cannot proceed: nodes it holds cordoned mid-sequence are uncordoned first,
+/// then status Failed, a Warning Event, cleanup.
 pub(super) async fn fail_run(
     ctx: &Context,
     run: &PatchRun,
     reason: &str,
     message: String,
 ) -> Result<Action> {
+    let released = release_cordons(ctx, run).await?;
     let status = status::failed_status(
-        run.status.as_ref(),
+        released.as_ref(),
         run.metadata.generation,
         reason,
         &message,

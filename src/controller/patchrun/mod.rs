@@ -24,7 +24,7 @@ use super::context::Context;
 use super::error::{Error, Result};
 use super::harness;
 use crate::api::{NodePatchReport, PatchPolicy, PatchRun, RUN_LABEL};
-use act::{KIND, cleanup, fail_run};
+use act::{KIND, cleanup, fail_run, release_cordons};
 
 pub use daemonset::{AgentSettings, DAEMONSET_PREFIX, daemonset_name, run_daemonset};
 pub use step::{finished_boot_id, node_health, progress_of};
@@ -39,6 +39,12 @@ pub async fn reconcile(run: Arc<PatchRun>, ctx: Arc<Context>) -> Result<Action> 
         match event {
             FinalizerEvent::Apply(run) => apply(&run, &ctx).await,
             FinalizerEvent::Cleanup(run) => {
+                // Deleted mid-run (by a user, or with its policy): nothing will finish the
+                // nodes it holds cordoned, so they are released before the labels go.
+                let finished = run.status.as_ref().is_some_and(|s| s.phase.is_finished());
+                if !finished {
+                    release_cordons(&ctx, &run).await?;
+                }
                 cleanup(&run, &ctx).await?;
                 Ok(Action::await_change())
             }
