@@ -18,7 +18,9 @@ use kube::runtime::reflector::ObjectRef;
 use super::act::{
     KIND, cleanup, fail_run, publish_about, reboot_option_of, set_run_label, set_unschedulable,
 };
-use super::status::{MAX_FAILED_LISTED, agent_message, event_text, stepped_status};
+use super::status::{
+    MAX_FAILED_LISTED, agent_failure_of, agent_message, event_text, stepped_status,
+};
 use crate::api::{
     NodePatchReport, Operation, OperationPhase, PatchPolicy, PatchRun, PatchRunStatus, RUN_LABEL,
     RebootOption, RunTarget, RunTrigger, TargetState,
@@ -160,6 +162,7 @@ async fn observe_target(
         labelled,
         progress,
         report_boot_id: finished_boot_id(report.as_deref(), name),
+        agent_failure: agent_failure_of(report.as_deref(), name),
         ..NodeObservation::default()
     };
     // The Node's spec and status are read only for nodes in (or entering) the reboot
