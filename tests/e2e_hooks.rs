@@ -22,8 +22,7 @@ use std::time::Duration;
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ApiResource, DeleteParams, DynamicObject, ListParams, PostParams};
 use nodepatch::api::{
-    MaintenanceWindow, OperationPhase, PatchBaseline, PatchPolicy, PatchRun, RunPhase,
-    TargetState,
+    MaintenanceWindow, OperationPhase, PatchBaseline, PatchPolicy, PatchRun, RunPhase, TargetState,
 };
 use serde_json::json;
 use support::fleet::{Env, debian_baseline, report, wait_run};
@@ -81,7 +80,10 @@ async fn install_hooks_run_around_the_install_and_fail_their_node() {
             json!({"command": ["true"], "timeout": "2h"}),
             "timeout past 1h",
         ),
-        (json!({"command": ["true"], "timeout": "500ms"}), "timeout under 1s"),
+        (
+            json!({"command": ["true"], "timeout": "500ms"}),
+            "timeout under 1s",
+        ),
     ] {
         // Raw JSON: the typed PatchPolicy cannot even express some of these.
         let bad: DynamicObject = serde_json::from_value(json!({
@@ -108,7 +110,8 @@ async fn install_hooks_run_around_the_install_and_fail_their_node() {
     let prefail_logs: Vec<String> = nodes["prefail"].iter().map(|n| dpkg_log(n)).collect();
 
     let install = |extra: serde_json::Value| {
-        let mut install = json!({"maintenanceWindowRefs": [later], "rebootOption": "RebootIfNeeded"});
+        let mut install =
+            json!({"maintenanceWindowRefs": [later], "rebootOption": "RebootIfNeeded"});
         support::fleet::merge(&mut install, extra);
         install
     };
@@ -123,7 +126,9 @@ async fn install_hooks_run_around_the_install_and_fail_their_node() {
         (
             "timeout",
             &security,
-            install(json!({"preInstall": {"command": ["sleep"], "args": ["300"], "timeout": "2s"}})),
+            install(
+                json!({"preInstall": {"command": ["sleep"], "args": ["300"], "timeout": "2s"}}),
+            ),
         ),
         (
             "pair",
@@ -183,7 +188,9 @@ async fn install_hooks_run_around_the_install_and_fail_their_node() {
     let failed = &status.failed_nodes[0];
     assert_eq!(failed.reason, "HookFailed", "{failed:?}");
     assert!(
-        failed.message.starts_with("nothing was installed: preInstall hook")
+        failed
+            .message
+            .starts_with("nothing was installed: preInstall hook")
             && failed.message.contains("(exit code 7)")
             && failed
                 .message
@@ -215,7 +222,10 @@ async fn install_hooks_run_around_the_install_and_fail_their_node() {
     let op = r.operation.as_ref().expect("operation");
     assert_eq!(op.phase, OperationPhase::Failed);
     let ready = nodepatch::api::conditions::find(&r.conditions, "Ready").expect("Ready");
-    assert_eq!((ready.status.as_str(), ready.reason.as_str()), ("False", "HookFailed"));
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "HookFailed")
+    );
 
     // A pre-hook past its timeout: HookTimeout, nothing installed.
     let run = finished("timeout").await;
@@ -264,7 +274,9 @@ async fn install_hooks_run_around_the_install_and_fail_their_node() {
     assert!(
         failed.message.starts_with("postInstall hook")
             && failed.message.contains("cannot restart the app")
-            && failed.message.contains("the install is not undone: installed"),
+            && failed
+                .message
+                .contains("the install is not undone: installed"),
         "{}",
         failed.message
     );
@@ -318,16 +330,19 @@ async fn install_hooks_run_around_the_install_and_fail_their_node() {
             )
             .await;
     }
-    support::eventually_true(Duration::from_secs(60), "the manual runs deleted", || async {
-        runs.list(&ListParams::default()).await.is_ok_and(|l| {
-            !l.items.iter().any(|r| {
-                r.metadata
-                    .name
-                    .as_deref()
-                    .is_some_and(|n| n.starts_with("e2e-hooks-") && n.ends_with(run_id.as_str()))
+    support::eventually_true(
+        Duration::from_secs(60),
+        "the manual runs deleted",
+        || async {
+            runs.list(&ListParams::default()).await.is_ok_and(|l| {
+                !l.items.iter().any(|r| {
+                    r.metadata.name.as_deref().is_some_and(|n| {
+                        n.starts_with("e2e-hooks-") && n.ends_with(run_id.as_str())
+                    })
+                })
             })
-        })
-    })
+        },
+    )
     .await;
     for group in groups {
         let _ = policies

@@ -198,9 +198,7 @@ impl Hooks {
             return Ok(Hooks::default());
         };
         let hook = |stage, spec: &Option<HookSpec>| {
-            spec.as_ref()
-                .map(|s| Hook::from_spec(stage, s))
-                .transpose()
+            spec.as_ref().map(|s| Hook::from_spec(stage, s)).transpose()
         };
         Ok(Hooks {
             pre_install: hook(HookStage::PreInstall, &hooks.pre_install)?,
@@ -240,11 +238,7 @@ pub struct HookRun {
 
 /// Run `hook` for PatchRun `run` through `executor`, with `NODEPATCH_RUN` and `NODEPATCH_HOOK`
 /// in its environment (besides the executor's PATH and LC_ALL=C; nothing else is inherited).
-pub fn run_hook(
-    executor: &dyn HostExecutor,
-    hook: &Hook,
-    run: &str,
-) -> Result<HookRun, HookError> {
+pub fn run_hook(executor: &dyn HostExecutor, hook: &Hook, run: &str) -> Result<HookRun, HookError> {
     let stage = hook.stage.as_str();
     let command = HostCommand {
         max_output_bytes: HOOK_OUTPUT_BYTES,

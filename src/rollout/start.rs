@@ -138,7 +138,10 @@ pub fn plan_start<'a>(
 /// The install hooks a run fixes at start: its policy's `install.preInstall` and
 /// `install.postInstall`, for an install run that has at least one (scans run no hooks).
 pub fn run_hooks(operation: Operation, policy: &PatchPolicySpec) -> Option<InstallHooks> {
-    let install = policy.install.as_ref().filter(|_| operation == Operation::Install)?;
+    let install = policy
+        .install
+        .as_ref()
+        .filter(|_| operation == Operation::Install)?;
     let hooks = InstallHooks {
         pre_install: install.pre_install.clone(),
         post_install: install.post_install.clone(),
@@ -275,12 +278,20 @@ mod tests {
         assert_eq!(pre.command, ["/usr/local/bin/pre", "a b"]);
         assert_eq!(pre.timeout, "30s");
         assert!(hooks.post_install.is_none());
-        assert_eq!(run_hooks(Operation::Scan, &policy), None, "scans run no hooks");
+        assert_eq!(
+            run_hooks(Operation::Scan, &policy),
+            None,
+            "scans run no hooks"
+        );
         let bare: PatchPolicySpec = serde_json::from_value(
             json!({"nodeSelector": {}, "install": {"maintenanceWindowRefs": ["w"]}}),
         )
         .expect("policy");
-        assert_eq!(run_hooks(Operation::Install, &bare), None, "no empty hooks object");
+        assert_eq!(
+            run_hooks(Operation::Install, &bare),
+            None,
+            "no empty hooks object"
+        );
     }
 
     #[test]

@@ -938,7 +938,11 @@ fn an_agents_own_failure_reason_fails_the_target_with_it_and_counts_toward_max_e
         reason: "HookFailed".into(),
         message: hook.message.clone(),
     }));
-    assert_eq!(p2.phase, RunPhase::Halted, "a hook failure is a failed node");
+    assert_eq!(
+        p2.phase,
+        RunPhase::Halted,
+        "a hook failure is a failed node"
+    );
     assert!(labelled(&p2).is_empty(), "b is not started");
     // Without the agent's account the reason stays the generic one.
     let p3 = unconstrained(

@@ -17,7 +17,10 @@ fn shell_root(test: &str) -> Option<(tempfile::TempDir, ChrootExecutor)> {
     // SAFETY: geteuid has no preconditions.
     if unsafe { libc::geteuid() } != 0 {
         let ci = std::env::var("CI").is_ok_and(|v| v == "true" || v == "1");
-        assert!(!ci, "{test}: chroot needs root (CI=true makes this a failure)");
+        assert!(
+            !ci,
+            "{test}: chroot needs root (CI=true makes this a failure)"
+        );
         eprintln!("SKIPPED {test}: chroot needs root");
         return None;
     }
@@ -40,7 +43,12 @@ fn shell_root(test: &str) -> Option<(tempfile::TempDir, ChrootExecutor)> {
         .expect("path");
     // SAFETY: mknod with a valid NUL-terminated path; creates the 1:3 character device.
     let made = unsafe { libc::mknod(null.as_ptr(), libc::S_IFCHR | 0o666, libc::makedev(1, 3)) };
-    assert_eq!(made, 0, "mknod /dev/null: {}", std::io::Error::last_os_error());
+    assert_eq!(
+        made,
+        0,
+        "mknod /dev/null: {}",
+        std::io::Error::last_os_error()
+    );
     let executor = ChrootExecutor::new(dir.path());
     Some((dir, executor))
 }
@@ -82,7 +90,11 @@ fn a_hook_that_exits_zero_succeeds_and_sees_its_run_and_stage() {
     };
     let h = hook(
         HookStage::PostInstall,
-        &["sh", "-c", "echo \"$NODEPATCH_HOOK $NODEPATCH_RUN\" > /tmp/seen; echo done"],
+        &[
+            "sh",
+            "-c",
+            "echo \"$NODEPATCH_HOOK $NODEPATCH_RUN\" > /tmp/seen; echo done",
+        ],
         Duration::from_secs(10),
     );
     let run = run_hook(&executor, &h, "run-1").expect("hook succeeds");
@@ -100,13 +112,20 @@ fn a_non_zero_exit_is_hook_failed_with_the_exit_code_and_the_output_tail() {
     };
     let h = hook(
         HookStage::PreInstall,
-        &["sh", "-c", "echo to-stdout; echo 'database busy' >&2; exit 3"],
+        &[
+            "sh",
+            "-c",
+            "echo to-stdout; echo 'database busy' >&2; exit 3",
+        ],
         Duration::from_secs(10),
     );
     let err = run_hook(&executor, &h, "r").expect_err("exit 3 fails");
     assert_eq!(err.category(), "HookFailed");
     let message = err.to_string();
-    assert!(message.starts_with("preInstall hook [\"sh\", \"-c\""), "{message}");
+    assert!(
+        message.starts_with("preInstall hook [\"sh\", \"-c\""),
+        "{message}"
+    );
     assert!(message.contains("(exit code 3)"), "{message}");
     assert!(
         message.ends_with("last output:\nto-stdout\ndatabase busy"),
@@ -119,7 +138,11 @@ fn a_missing_program_is_hook_failed() {
     let Some((_dir, executor)) = shell_root("hook_missing_program") else {
         return;
     };
-    let h = hook(HookStage::PreInstall, &["/no/such/hook"], Duration::from_secs(10));
+    let h = hook(
+        HookStage::PreInstall,
+        &["/no/such/hook"],
+        Duration::from_secs(10),
+    );
     let err = run_hook(&executor, &h, "r").expect_err("chroot cannot exec it");
     assert_eq!(err.category(), "HookFailed");
     assert!(err.to_string().contains("exit code 127"), "{err}");
@@ -134,12 +157,20 @@ fn a_timeout_kills_the_hooks_whole_process_group() {
     // whole process group reaches it.
     let h = hook(
         HookStage::PreInstall,
-        &["sh", "-c", "sleep 300 & echo $! > /tmp/bg.pid; echo started; wait"],
+        &[
+            "sh",
+            "-c",
+            "sleep 300 & echo $! > /tmp/bg.pid; echo started; wait",
+        ],
         Duration::from_secs(1),
     );
     let started = Instant::now();
     let err = run_hook(&executor, &h, "r").expect_err("times out");
-    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
     assert_eq!(err.category(), "HookTimeout");
     let message = err.to_string();
     assert!(message.contains("timed out after 1s"), "{message}");
@@ -160,7 +191,10 @@ fn a_timeout_kills_the_hooks_whole_process_group() {
         if !running {
             break;
         }
-        assert!(Instant::now() < deadline, "background sleep {pid} survived: {state:?}");
+        assert!(
+            Instant::now() < deadline,
+            "background sleep {pid} survived: {state:?}"
+        );
         std::thread::sleep(Duration::from_millis(50));
     }
 }
@@ -181,13 +215,21 @@ fn argv_with_spaces_and_metacharacters_reaches_the_program_verbatim() {
         "$HOME",
         "",
     ];
-    let mut argv = vec!["sh", "-c", "for a in \"$@\"; do printf '[%s]\\n' \"$a\"; done", "sh"];
+    let mut argv = vec![
+        "sh",
+        "-c",
+        "for a in \"$@\"; do printf '[%s]\\n' \"$a\"; done",
+        "sh",
+    ];
     argv.extend(tricky);
     let h = hook(HookStage::PostInstall, &argv, Duration::from_secs(10));
     let run = run_hook(&executor, &h, "r").expect("runs");
     let expected: Vec<String> = tricky.iter().map(|a| format!("[{a}]")).collect();
     assert_eq!(run.output, expected.join("\n"));
-    assert!(!dir.path().join("tmp/pwned").exists(), "an argument reached a shell");
+    assert!(
+        !dir.path().join("tmp/pwned").exists(),
+        "an argument reached a shell"
+    );
 }
 
 #[test]
@@ -217,7 +259,10 @@ fn specs_become_argv_command_then_args_with_bounded_timeouts() {
     let mut s = spec(&["/usr/local/bin/drain-app", "--mode"], "90s");
     s.args = vec!["graceful stop".into()];
     let h = Hook::from_spec(HookStage::PreInstall, &s).expect("valid");
-    assert_eq!(h.argv, ["/usr/local/bin/drain-app", "--mode", "graceful stop"]);
+    assert_eq!(
+        h.argv,
+        ["/usr/local/bin/drain-app", "--mode", "graceful stop"]
+    );
     assert_eq!(h.timeout, Duration::from_secs(90));
     for (bad, why) in [
         (spec(&[], "10m"), "command needs a program"),
