@@ -3,7 +3,7 @@
 //! removed (the run DaemonSet is the job; see docs/architecture.md).
 //!
 //! The kube code is thin: read the Node (for the owner reference) and the PatchRun (for the
-//! baseline snapshot of the node's OS), server-side apply the status with field manager
+//! baseline snapshot of the node's OS, the reboot option and the install hooks), server-side apply the status with field manager
 //! `nodepatch-agent`. Everything else is [`run_operation`], which does not know about the
 //! cluster.
 
@@ -20,6 +20,7 @@ use kube::{Client, ResourceExt};
 use super::backend::apt::install::AptCommands;
 use super::backend::contract::NodeAgent;
 use super::backend::{Backend, BackendSettings};
+use super::hook::Hooks;
 use super::host::HostRoot;
 use super::host::command::{HostCommand, HostExecutor};
 use super::host::exec::HostExec;
@@ -334,8 +335,8 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         earlier_install_failed = install_failed;
     }
 
-    // The run, read once: its baseline snapshot and the reboot option in force (zypper leaves
-    // reboot-needing patches out under NoReboot).
+    // The run, read once: its baseline snapshot, the reboot option in force (zypper leaves
+    // reboot-needing patches out under NoReboot) and its install hooks.
     let patch_run = if run.is_empty() {
         Ok(None)
     } else {
@@ -352,6 +353,25 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             .and_then(|s| s.reboot_option)
             .or(patch_run.spec.reboot_option)
             .unwrap_or_default();
+        // The install hooks fixed in the run at start (never the live policy's); a confirming
+        // scan runs none.
+        if request.operation == Operation::Install {
+            let hooks = patch_run.status.as_ref().and_then(|s| s.hooks.as_ref());
+            match Hooks::from_run(hooks) {
+                Ok(hooks) => request.hooks = hooks,
+                Err(e) => {
+                    let status = setup_failure(
+                        &run,
+                        request.operation,
+                        e.category(),
+                        e.to_string(),
+                        Timestamp::now(),
+                    );
+                    apply_report_status(&reports, &args.node_name, &status).await?;
+                    return idle(args.exit_after_report).await;
+                }
+            }
+        }
     }
     let os = detect_os(&root).ok().and_then(|d| d.operating_system);
     let chosen = patch_run.and_then(|patch_run| baseline_for(patch_run.as_ref(), os));

@@ -2,7 +2,7 @@
 //! manager, and reports a `NodePatchReport` status. See docs/agent.md.
 //!
 //! Imports run one way, from the orchestration down to the host (no import circle):
-//! `cluster` → `resume`, `operation` → `backend` → `os`, `state` → `host` → `os_release`.
+//! `cluster` → `resume`, `operation` → `hook`, `backend` → `os`, `state` → `host` → `os_release`.
 //!
 //! - [`os_release`]: os-release(5) parsing (a leaf).
 //! - [`host`]: reading the host root safely (bounded), host commands and their captured
@@ -15,6 +15,8 @@
 //!   apt lists, apt-get installs), [`backend::rpm`] (rpm inventory, updateinfo, reboot rules,
 //!   and the dnf backend for the RHEL family, Amazon Linux 2023, Fedora), [`backend::zypper`]
 //!   (SUSE patches), [`backend::apk`] (Alpine).
+//! - [`hook`]: the run's install hooks (preInstall, postInstall), run as argv through the host
+//!   executor, with their failure reasons and output tails.
 //! - [`operation`]: one Scan or Install, ending in a `NodePatchReportStatus`.
 //! - [`resume`]: what an agent does with its operation given what earlier agents left on the
 //!   node (install, confirming scan, or report interrupted); pure.
@@ -22,6 +24,7 @@
 
 pub mod backend;
 pub mod cluster;
+pub mod hook;
 pub mod host;
 pub mod operation;
 pub mod os;

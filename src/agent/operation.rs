@@ -1,8 +1,8 @@
 //! One agent operation on one node, from OS detection to the finished `NodePatchReport`
 //! status: Scan (read-only apart from the metadata refresh and the first-seen record) or
-//! Install (repair, refresh, evaluate, install the approved set, read back, evaluate again).
-//! The flow is the same for every package family; the [`Backend`] of the node's family reads
-//! it and installs.
+//! Install (the run's preInstall hook, repair, refresh, evaluate, install the approved set,
+//! read back, evaluate again, the postInstall hook). The flow is the same for every package
+//! family; the [`Backend`] of the node's family reads it and installs.
 //!
 //! Operations never panic and never return an error: whatever goes wrong becomes a report with
 //! `operation.phase: Failed`, the reason in the `Ready` condition and the message, and
@@ -13,9 +13,10 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::backend::contract::{InstallRequest, InstallTarget, NodeAgent, NodePackages};
 use super::backend::{Backend, BackendSettings};
+use super::hook::{HookError, Hooks, run_hook};
 use super::os::{DetectedOs, detect_os};
 use super::state::{FirstSeen, LastOperation};
-use crate::api::conditions::{ConditionStatus, READY, new_condition, set_condition};
+use crate::api::conditions::{ConditionStatus, READY, find, new_condition, set_condition};
 use crate::api::{
     Compliance, NodePatchReportStatus, Operation, OperationPhase, OperationStatus, RebootOption,
     RejectedPatchesAction,
@@ -49,6 +50,8 @@ pub struct OperationRequest {
     pub reboot_option: RebootOption,
     /// The settings the node's backend is built with (apt's timeouts and lock wait).
     pub backends: BackendSettings,
+    /// The run's install hooks (Install only; a scan runs none).
+    pub hooks: Hooks,
 }
 
 impl OperationRequest {
@@ -62,6 +65,7 @@ impl OperationRequest {
             previous_failures: Vec::new(),
             reboot_option: RebootOption::default(),
             backends: BackendSettings::default(),
+            hooks: Hooks::default(),
         }
     }
 }
@@ -378,7 +382,125 @@ fn advisories_of(
     out
 }
 
+/// An install with the run's hooks around it: the preInstall hook first, before the package
+/// manager is touched (failed: the node fails and nothing is installed, not even a repair of
+/// an interrupted dpkg); then the install; then, once the pre-hook succeeded, the postInstall
+/// hook whatever the install's outcome (so a hook pair that stops and starts a service stays
+/// paired). A failed post-hook fails the node without undoing the install; the report says
+/// Failed, so the controller never reboots the node for this run.
 fn install(
+    agent: &NodeAgent,
+    backend: Backend,
+    request: &OperationRequest,
+    baseline: &ResolvedBaseline,
+    detected: &DetectedOs,
+    mut draft: ReportDraft,
+    clock: Clock<'_>,
+) -> NodePatchReportStatus {
+    if let Some(hook) = &request.hooks.pre_install {
+        match run_hook(agent.executor.as_ref(), hook, &request.run) {
+            Ok(ran) => {
+                tracing::info!(duration = ?ran.duration, output = %ran.output, "preInstall hook succeeded");
+                draft
+                    .notes
+                    .push(format!("preInstall hook succeeded in {:.1?}", ran.duration));
+            }
+            Err(e) => {
+                tracing::warn!("{e}");
+                // Finished (so a restarted agent never installs for this run) and failed.
+                let record = LastOperation {
+                    run: request.run.clone(),
+                    operation: Operation::Install,
+                    boot_id: draft.operation.boot_id.clone().unwrap_or_default(),
+                    finished_at: clock(),
+                    succeeded: false,
+                    failed: Vec::new(),
+                };
+                if let Err(e) = record.save(&agent.root) {
+                    draft
+                        .notes
+                        .push(format!("cannot record the operation on the node: {e}"));
+                }
+                let message = format!("nothing was installed: {e}");
+                return draft.failed(e.category(), message, clock());
+            }
+        }
+    }
+    let status = install_packages(agent, backend, request, baseline, detected, draft, clock);
+    let Some(hook) = &request.hooks.post_install else {
+        return status;
+    };
+    match run_hook(agent.executor.as_ref(), hook, &request.run) {
+        Ok(ran) => {
+            tracing::info!(duration = ?ran.duration, output = %ran.output, "postInstall hook succeeded");
+            with_note(
+                status,
+                format!("postInstall hook succeeded in {:.1?}", ran.duration),
+            )
+        }
+        Err(e) => {
+            tracing::warn!("{e}");
+            post_hook_failed(&agent.root, status, &e, clock())
+        }
+    }
+}
+
+/// `status` with `note` appended to its operation message.
+fn with_note(mut status: NodePatchReportStatus, note: String) -> NodePatchReportStatus {
+    if let Some(op) = status.operation.as_mut() {
+        let message = match op.message.take() {
+            Some(m) if !m.is_empty() => format!("{m}; {note}"),
+            _ => note,
+        };
+        op.message = Some(bound_message(message));
+    }
+    status
+}
+
+/// The finished install `status` after its postInstall hook failed: the operation Failed with
+/// the hook's error first in the message (the run's target keeps the first 1000 characters),
+/// reason `HookFailed`/`HookTimeout` unless the install had already failed for its own reason,
+/// and the node's record marked failed so a restarted agent's confirming scan keeps the verdict.
+/// What was installed stays installed.
+fn post_hook_failed(
+    root: &super::host::HostRoot,
+    mut status: NodePatchReportStatus,
+    error: &HookError,
+    now: Timestamp,
+) -> NodePatchReportStatus {
+    let Some(op) = status.operation.as_mut() else {
+        return status;
+    };
+    let earlier_reason = (op.phase == OperationPhase::Failed)
+        .then(|| find(&status.conditions, READY).map(|c| c.reason.clone()))
+        .flatten();
+    let mut message = match op.message.take() {
+        Some(m) if !m.is_empty() => format!("{error}\nthe install is not undone: {m}"),
+        _ => error.to_string(),
+    };
+    match LastOperation::load(root) {
+        Ok(Some(mut record)) if record.install_done_for(&op.run) => {
+            record.succeeded = false;
+            if let Err(e) = record.save(root) {
+                message.push_str(&format!("; cannot record the operation on the node: {e}"));
+            }
+        }
+        Ok(_) => {}
+        Err(e) => message.push_str(&format!("; cannot record the operation on the node: {e}")),
+    }
+    let message = bound_message(message);
+    op.phase = OperationPhase::Failed;
+    op.message = Some(message.clone());
+    let reason = earlier_reason.unwrap_or_else(|| error.category().to_string());
+    set_condition(
+        &mut status.conditions,
+        new_condition(READY, ConditionStatus::False, &reason, message, None, now),
+    );
+    status
+}
+
+/// Repair, refresh, evaluate, install the approved set, read back and evaluate again.
+fn install_packages(
     agent: &NodeAgent,
     backend: Backend,
     request: &OperationRequest,

@@ -109,33 +109,68 @@ pub struct InstallSpec {
     /// NoReboot: never reboot.
     #[serde(default)]
     pub reboot_option: RebootOption,
-    /// Optional hook run on the node before installing.
+    /// Optional command the agent runs on the node before installing: the argv `command` +
+    /// `args`, in the host's namespaces, as root, no shell added (write `["sh", "-c", "..."]`
+    /// for one). When it exits non-zero or exceeds its timeout, the node fails (reason
+    /// HookFailed or HookTimeout, the output's last lines in the message) and nothing is
+    /// installed on it. Fixed in the PatchRun when the run starts.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pre_install: Option<HookSpec>,
-    /// Optional hook run on the node after installing (before any reboot).
+    /// Optional command the agent runs on the node after installing, before any reboot (like
+    /// preInstall). It runs whenever preInstall (if any) succeeded, also after an install that
+    /// failed. When it fails, the node fails (HookFailed or HookTimeout): the install is not
+    /// undone and the node is not rebooted by this run.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub post_install: Option<HookSpec>,
 }
 
-/// A container run on the node as a hook (a subset of a Pod container).
+/// Hook timeout when none is given.
+pub const DEFAULT_HOOK_TIMEOUT: &str = "10m";
+
+/// A command the agent runs on the node as an install hook: in the host's namespaces, through
+/// the same executor as the host's package manager (so it is ordered exactly between the
+/// install and the reboot), as the argv `command` + `args`. No shell is added: write
+/// `["sh", "-c", "..."]` to use one. It runs as root with PATH, LC_ALL=C, NODEPATCH_RUN (the
+/// PatchRun) and NODEPATCH_HOOK (preInstall or postInstall) in its environment; its whole
+/// process group is killed when it exceeds its timeout. The last lines of its output are in
+/// the node's failure message.
 #[derive(KubeSchema, Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct HookSpec {
-    /// Container image.
-    #[schemars(length(min = 1, max = 512))]
-    pub image: String,
-    /// Entrypoint argv (no shell is added).
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), inner(length(max = 4096)))]
+    /// Program and leading arguments (argv; `command[0]` is looked up in the host's PATH, or
+    /// an absolute path). Each entry reaches the program verbatim.
+    #[schemars(
+        length(min = 1, max = 64),
+        inner(length(min = 1, max = 4096), pattern(r"^[^\x00]+$"))
+    )]
     pub command: Vec<String>,
-    /// Arguments.
+    /// Further arguments, appended to `command` (verbatim, no shell).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    #[schemars(length(max = 64), inner(length(max = 4096)))]
+    #[schemars(length(max = 64), inner(length(max = 4096), pattern(r"^[^\x00]*$")))]
     pub args: Vec<String>,
-    /// Time the hook may take; exceeding it fails the node. Default 10m.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Time the hook may take (1s to 1h); past it, its process group is killed and the node
+    /// fails with HookTimeout. Default 10m.
+    #[serde(default = "default_hook_timeout")]
     #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
-    pub timeout: Option<String>,
+    #[x_kube(validation = Rule::new("duration(self) >= duration('1s') && duration(self) <= duration('1h')").message("timeout must be between 1s and 1h"))]
+    pub timeout: String,
+}
+
+fn default_hook_timeout() -> String {
+    DEFAULT_HOOK_TIMEOUT.to_string()
+}
+
+/// A run's install hooks, copied from its policy's `install.preInstall` / `install.postInstall`
+/// when the run starts.
+#[derive(KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct InstallHooks {
+    /// Run before installing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pre_install: Option<HookSpec>,
+    /// Run after installing, before any reboot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub post_install: Option<HookSpec>,
 }
 
 /// Rollout limits.

@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 use super::common::{NAME_PATTERN, OperatingSystem, Operation, RebootOption};
 use super::patchbaseline::PatchBaselineSpec;
+use super::patchpolicy::InstallHooks;
 
 /// One execution of a policy. Created by the controller on schedule, or by a user to
 /// "patch now" (trigger Manual: runs at once, windows ignored, rollout limits kept).
@@ -133,6 +134,11 @@ pub struct PatchRunStatus {
     /// start; agents read it (zypper leaves out patches that need a reboot under NoReboot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reboot_option: Option<RebootOption>,
+    /// Install hooks in force for an install run (its policy's install.preInstall and
+    /// install.postInstall), fixed at start like the reboot option: editing the policy mid-run
+    /// does not change them. Agents read them from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hooks: Option<InstallHooks>,
     /// Node counts by outcome.
     #[serde(default)]
     pub nodes: RunNodeCounts,

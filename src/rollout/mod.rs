@@ -226,6 +226,18 @@ pub struct NodeObservation {
     /// Pods on the node the drain evicts (nodes in Draining only): the planner asks for their
     /// eviction with [`RolloutAction::Evict`].
     pub evict: Vec<PodRef>,
+    /// The agent's own reason and message when its operation of this run failed (e.g.
+    /// `HookFailed` with the hook's output tail): the failed target's reason and message.
+    pub agent_failure: Option<AgentFailure>,
+}
+
+/// Why the agent says its operation failed: its report's `Ready` reason and operation message.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AgentFailure {
+    /// A bounded, CamelCase reason (`InstallFailed`, `HookFailed`, `HookTimeout`, …).
+    pub reason: String,
+    /// The operation's message.
+    pub message: Option<String>,
 }
 
 /// A pod, by namespace and name.
@@ -659,7 +671,11 @@ fn advance(
                 return step;
             }
             AgentProgress::Failed => {
-                fail(t, &mut step, "AgentFailed", None, now);
+                let (reason, message) = match &obs.agent_failure {
+                    Some(f) => (f.reason.as_str(), f.message.clone()),
+                    None => ("AgentFailed", None),
+                };
+                fail(t, &mut step, reason, message, now);
                 return step;
             }
             AgentProgress::NotStarted | AgentProgress::Preparing | AgentProgress::Installing => {

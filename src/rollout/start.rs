@@ -10,7 +10,10 @@ use k8s_openapi::jiff::Timestamp;
 use super::baseline::{BaselineChoice, ChooseBaselineError, choose_baseline};
 use super::initial_targets;
 use super::targeting::patchability;
-use crate::api::{BaselineSnapshot, OperatingSystem, PatchBaseline, RunTarget, TargetState};
+use crate::api::{
+    BaselineSnapshot, InstallHooks, OperatingSystem, Operation, PatchBaseline, PatchPolicySpec,
+    RunTarget, TargetState,
+};
 use crate::baseline::ResolvedBaseline;
 use crate::baseline::predefined::predefined_for;
 
@@ -138,6 +141,20 @@ pub fn plan_start<'a>(
     })
 }
 
+/// The install hooks a run fixes at start: its policy's `install.preInstall` and
+/// `install.postInstall`, for an install run that has at least one (scans run no hooks).
+pub fn run_hooks(operation: Operation, policy: &PatchPolicySpec) -> Option<InstallHooks> {
+    let install = policy
+        .install
+        .as_ref()
+        .filter(|_| operation == Operation::Install)?;
+    let hooks = InstallHooks {
+        pre_install: install.pre_install.clone(),
+        post_install: install.post_install.clone(),
+    };
+    (hooks != InstallHooks::default()).then_some(hooks)
+}
+
 /// The snapshot of `os`'s baseline: chosen, resolved, hashed.
 fn snapshot_for<'a>(
     os: OperatingSystem,
@@ -252,6 +269,37 @@ mod tests {
             ["nodepatch-predefined-debian", "nodepatch-predefined-ubuntu"]
         );
         assert!(plan.snapshots.iter().all(|s| !s.hash.is_empty()));
+    }
+
+    #[test]
+    fn install_runs_fix_their_policys_hooks_and_scans_none() {
+        let policy: PatchPolicySpec = serde_json::from_value(json!({
+            "nodeSelector": {},
+            "install": {
+                "maintenanceWindowRefs": ["w"],
+                "preInstall": {"command": ["/usr/local/bin/pre", "a b"], "timeout": "30s"}
+            }
+        }))
+        .expect("policy");
+        let hooks = run_hooks(Operation::Install, &policy).expect("hooks");
+        let pre = hooks.pre_install.expect("pre");
+        assert_eq!(pre.command, ["/usr/local/bin/pre", "a b"]);
+        assert_eq!(pre.timeout, "30s");
+        assert!(hooks.post_install.is_none());
+        assert_eq!(
+            run_hooks(Operation::Scan, &policy),
+            None,
+            "scans run no hooks"
+        );
+        let bare: PatchPolicySpec = serde_json::from_value(
+            json!({"nodeSelector": {}, "install": {"maintenanceWindowRefs": ["w"]}}),
+        )
+        .expect("policy");
+        assert_eq!(
+            run_hooks(Operation::Install, &bare),
+            None,
+            "no empty hooks object"
+        );
     }
 
     #[test]

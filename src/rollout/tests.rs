@@ -1108,3 +1108,51 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn an_agents_own_failure_reason_fails_the_target_with_it_and_counts_toward_max_errors() {
+    let run = run_of(&[("a", None), ("b", None)]);
+    let p1 = unconstrained(&run, &limits(1, 0), &observe(&run, &BTreeMap::new()), t0());
+    let run = apply(&p1);
+    let mut observed = observe(
+        &run,
+        &BTreeMap::from([("a".to_string(), AgentProgress::Failed)]),
+    );
+    let hook = AgentFailure {
+        reason: "HookFailed".into(),
+        message: Some("nothing was installed: preInstall hook failed (exit code 3)".into()),
+    };
+    observed.get_mut("a").expect("a").agent_failure = Some(hook.clone());
+    let p2 = unconstrained(&run, &limits(1, 0), &observed, t0());
+    let a = &p2.targets[0];
+    assert_eq!(
+        (a.state, a.reason.as_deref(), a.message.as_deref()),
+        (
+            TargetState::Failed,
+            Some("HookFailed"),
+            hook.message.as_deref()
+        )
+    );
+    assert!(p2.events.contains(&RolloutEvent::NodeFailed {
+        node: "a".into(),
+        reason: "HookFailed".into(),
+        message: hook.message.clone(),
+    }));
+    assert_eq!(
+        p2.phase,
+        RunPhase::Halted,
+        "a hook failure is a failed node"
+    );
+    assert!(labelled(&p2).is_empty(), "b is not started");
+    // Without the agent's account the reason stays the generic one.
+    let p3 = unconstrained(
+        &run,
+        &limits(1, 0),
+        &observe(
+            &run,
+            &BTreeMap::from([("a".to_string(), AgentProgress::Failed)]),
+        ),
+        t0(),
+    );
+    assert_eq!(p3.targets[0].reason.as_deref(), Some("AgentFailed"));
+}

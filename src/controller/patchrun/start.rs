@@ -24,7 +24,9 @@ use crate::api::{CONTROLLER_MANAGER, Operation, PatchPolicy, PatchRun};
 use crate::controller::context::Context;
 use crate::controller::error::Result;
 use crate::controller::harness;
-use crate::rollout::start::{MemberNode, RunEntry, must_wait_for_active_run, plan_start};
+use crate::rollout::start::{
+    MemberNode, RunEntry, must_wait_for_active_run, plan_start, run_hooks,
+};
 use crate::rollout::targeting::{NotPatchable, membership};
 
 /// How often a waiting run looks again.
@@ -75,7 +77,7 @@ pub(super) async fn start(run: &PatchRun, policy: &PatchPolicy, ctx: &Context) -
     };
     let reboot_option =
         (run.spec.operation == Operation::Install).then(|| reboot_option_of(run, policy));
-    let status = started_status(
+    let mut status = started_status(
         plan,
         run.spec.operation,
         members.len(),
@@ -83,6 +85,8 @@ pub(super) async fn start(run: &PatchRun, policy: &PatchPolicy, ctx: &Context) -
         run.metadata.generation,
         now,
     );
+    // Hooks are fixed with the snapshots: a policy edit mid-run does not change them.
+    status.hooks = run_hooks(run.spec.operation, &policy.spec);
 
     // Act: status first, then the DaemonSet, then the Event.
     harness::apply_status(ctx, KIND, run, &status).await?;

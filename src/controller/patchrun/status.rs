@@ -10,11 +10,11 @@ use kube::runtime::events::EventType;
 
 use crate::api::conditions::{self, ConditionStatus, new_condition, set_condition};
 use crate::api::{
-    FailedNode, Operation, PatchRunStatus, RebootOption, RunNodeCounts, RunPhase, RunTarget,
-    TargetState,
+    FailedNode, NodePatchReport, Operation, OperationPhase, PatchRunStatus, RebootOption,
+    RunNodeCounts, RunPhase, RunTarget, TargetState,
 };
 use crate::rollout::start::StartPlan;
-use crate::rollout::{RolloutEvent, RolloutPlan, count};
+use crate::rollout::{AgentFailure, RolloutEvent, RolloutPlan, count};
 
 /// Longest Event note the Events API accepts (1 kB).
 pub const MAX_EVENT_NOTE: usize = 1024;
@@ -345,6 +345,30 @@ pub fn agent_message(message: &str) -> String {
     message.chars().take(1000).collect()
 }
 
+/// The agent's own account of its failed operation of `run` on a node: the report's `Ready`
+/// reason (when it is a CamelCase word of at most 64 characters, else `AgentFailed`) and its
+/// operation message (at most 1000 characters). `None` unless the report's latest operation is
+/// this run's and Failed.
+pub fn agent_failure_of(report: Option<&NodePatchReport>, run: &str) -> Option<AgentFailure> {
+    let status = report?.status.as_ref()?;
+    let op = status.operation.as_ref()?;
+    if op.run != run || op.phase != OperationPhase::Failed {
+        return None;
+    }
+    let reason = conditions::find(&status.conditions, conditions::READY)
+        .map(|c| c.reason.as_str())
+        .filter(|r| {
+            r.len() <= 64
+                && r.starts_with(|c: char| c.is_ascii_uppercase())
+                && r.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+        .unwrap_or("AgentFailed");
+    Some(AgentFailure {
+        reason: reason.to_string(),
+        message: op.message.as_deref().map(agent_message),
+    })
+}
+
 /// The Degraded condition's message: how many failed, and which nodes with their reasons (a
 /// node left cordoned says so).
 pub fn degraded_message(targets: &[RunTarget], counts: &RunNodeCounts, max_errors: u32) -> String {
@@ -573,6 +597,53 @@ mod tests {
         );
         assert_eq!(listed[1].message, "drain did not finish");
         assert_eq!(agent_message(&"x".repeat(2000)).len(), 1000);
+    }
+
+    #[test]
+    fn the_agents_failure_reason_and_message_come_from_its_report_of_this_run() {
+        use crate::api::{NodePatchReportStatus, OperationStatus};
+        let report = |run: &str, phase, reason: &str| {
+            let mut status = NodePatchReportStatus {
+                operation: Some(OperationStatus {
+                    run: run.into(),
+                    phase,
+                    message: Some("preInstall hook failed (exit code 3)".into()),
+                    ..Default::default()
+                }),
+                ..Default::default()
+            };
+            set_condition(
+                &mut status.conditions,
+                new_condition(
+                    conditions::READY,
+                    ConditionStatus::False,
+                    reason,
+                    "m",
+                    None,
+                    Timestamp::UNIX_EPOCH,
+                ),
+            );
+            let mut r = NodePatchReport::new("n1", Default::default());
+            r.status = Some(status);
+            r
+        };
+        let failed = report("r1", OperationPhase::Failed, "HookFailed");
+        assert_eq!(
+            agent_failure_of(Some(&failed), "r1"),
+            Some(AgentFailure {
+                reason: "HookFailed".into(),
+                message: Some("preInstall hook failed (exit code 3)".into()),
+            })
+        );
+        assert_eq!(agent_failure_of(Some(&failed), "r0"), None, "another run's");
+        let ok = report("r1", OperationPhase::Succeeded, "Installed");
+        assert_eq!(agent_failure_of(Some(&ok), "r1"), None);
+        let odd = report("r1", OperationPhase::Failed, "not a reason!");
+        assert_eq!(
+            agent_failure_of(Some(&odd), "r1").map(|f| f.reason),
+            Some("AgentFailed".into())
+        );
+        assert_eq!(agent_failure_of(None, "r1"), None);
     }
 
     #[test]

@@ -20,7 +20,8 @@ use super::act::{
     KIND, cleanup, fail_run, publish_about, reboot_option_of, set_run_label, set_unschedulable,
 };
 use super::status::{
-    Hold, MAX_FAILED_LISTED, StatusLimits, agent_message, cancel_note, event_text, stepped_status,
+    Hold, MAX_FAILED_LISTED, StatusLimits, agent_failure_of, agent_message, cancel_note,
+    event_text, stepped_status,
 };
 use crate::api::{
     CANCELED_BY_ANNOTATION, NodePatchReport, Operation, OperationPhase, PatchPolicy, PatchRun,
@@ -236,6 +237,7 @@ async fn observe_target(
         conflicting,
         progress,
         report_boot_id: finished_boot_id(report.as_deref(), name),
+        agent_failure: agent_failure_of(report.as_deref(), name),
         ..NodeObservation::default()
     };
     // The Node's spec and status are read only for nodes in (or entering) the reboot
