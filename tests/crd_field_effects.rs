@@ -113,8 +113,8 @@ struct Row {
 /// The table's rows; a malformed line fails the test naming it.
 fn rows() -> Vec<Row> {
     let path = root().join(TABLE);
-    let text =
-        std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let text = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
     let mut rows = Vec::new();
     let mut problems = Vec::new();
     let mut seen = BTreeSet::new();
@@ -132,7 +132,9 @@ fn rows() -> Vec<Row> {
             continue;
         };
         if shows.trim().is_empty() {
-            problems.push(format!("{TABLE}:{line_no}: say what the test shows about {field}"));
+            problems.push(format!(
+                "{TABLE}:{line_no}: say what the test shows about {field}"
+            ));
         }
         if !seen.insert(line) {
             problems.push(format!("{TABLE}:{line_no}: the same row twice"));
@@ -144,7 +146,9 @@ fn rows() -> Vec<Row> {
                 Some((file, function))
                     if !file.is_empty()
                         && !function.is_empty()
-                        && function.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') =>
+                        && function
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '_') =>
                 {
                     Evidence::Test {
                         file: file.to_string(),
@@ -217,7 +221,12 @@ fn every_row_names_a_field_of_the_crds() {
     let unknown: Vec<String> = rows()
         .into_iter()
         .filter(|r| !fields.contains(&r.field))
-        .map(|r| format!("{TABLE}:{}: {} is not a leaf spec field of crds/*.yaml", r.line, r.field))
+        .map(|r| {
+            format!(
+                "{TABLE}:{}: {} is not a leaf spec field of crds/*.yaml",
+                r.line, r.field
+            )
+        })
         .collect();
     assert!(unknown.is_empty(), "{}", unknown.join("\n"));
 }
@@ -232,10 +241,15 @@ fn every_named_test_exists() {
         };
         let path = Path::new(file);
         if path.is_absolute()
-            || path.components().any(|c| c == std::path::Component::ParentDir)
+            || path
+                .components()
+                .any(|c| c == std::path::Component::ParentDir)
             || !(file.starts_with("tests/") || file.starts_with("src/"))
         {
-            problems.push(format!("{TABLE}:{}: {file} is not under tests/ or src/", row.line));
+            problems.push(format!(
+                "{TABLE}:{}: {file} is not under tests/ or src/",
+                row.line
+            ));
             continue;
         }
         let text = sources
