@@ -203,6 +203,20 @@ pub async fn pods_on(client: &Client, node: &str) -> Result<Vec<Pod>, kube::Erro
     Ok(on_node.items)
 }
 
+/// The Eviction API request for each pod: `drain.gracePeriod`, when set, overrides the pods'
+/// terminationGracePeriodSeconds; unset, each pod keeps its own.
+pub fn eviction_params(options: &DrainOptions) -> EvictParams {
+    EvictParams {
+        delete_options: Some(DeleteParams {
+            grace_period_seconds: options
+                .grace_period_seconds
+                .map(|s| u32::try_from(s.max(0)).unwrap_or(u32::MAX)),
+            ..DeleteParams::default()
+        }),
+        ..EvictParams::default()
+    }
+}
+
 /// Evict `pods` through the Eviction API; returns the refusals (`namespace/name: message`,
 /// e.g. a PodDisruptionBudget that does not allow it now: retried on the next step). A pod
 /// already gone is no refusal. `eviction_client` must not retry 429 answers itself (see
@@ -215,13 +229,7 @@ pub async fn evict(
     let mut refused = vec![];
     for pod in pods {
         let ns: Api<Pod> = Api::namespaced(eviction_client.clone(), &pod.namespace);
-        let params = EvictParams {
-            delete_options: Some(DeleteParams {
-                grace_period_seconds: options.grace_period_seconds.map(|s| s as u32),
-                ..DeleteParams::default()
-            }),
-            ..EvictParams::default()
-        };
+        let params = eviction_params(options);
         match ns.evict(&pod.name, &params).await {
             Ok(_) => {}
             // Already gone.
@@ -353,6 +361,20 @@ mod tests {
                 .grace_period_seconds,
             Some(30)
         );
+    }
+
+    #[test]
+    fn evictions_carry_the_grace_period() {
+        let grace = |spec: serde_json::Value| {
+            let spec: DrainSpec = serde_json::from_value(spec).expect("spec");
+            let options = DrainOptions::from_spec(&spec).expect("options");
+            eviction_params(&options)
+                .delete_options
+                .and_then(|d| d.grace_period_seconds)
+        };
+        assert_eq!(grace(json!({"gracePeriod": "45s"})), Some(45));
+        assert_eq!(grace(json!({"gracePeriod": "2m"})), Some(120));
+        assert_eq!(grace(json!({})), None, "unset: each pod's own period");
     }
 
     #[test]

@@ -115,6 +115,29 @@ fn a_new_policy_scans_at_once_then_on_schedule() {
 }
 
 #[test]
+fn scan_schedule_is_read_in_its_time_zone() {
+    // 01:00 in Berlin is 00:00 UTC in November (CET, UTC+1).
+    let p = policy(
+        json!({"nodeSelector": {}, "scan": {"schedule": "cron(0 1 * * ? *)", "timeZone": "Europe/Berlin"}}),
+    );
+    let done = run(
+        "prod-scan-1",
+        "Scan",
+        "Schedule",
+        "2026-11-26T10:00:00Z",
+        Some(RunPhase::Succeeded),
+    );
+    let plan = plan_policy(&view(&p, vec![&done], vec![]), ts("2026-11-26T23:59:00Z"));
+    assert_eq!(plan.create, None, "not yet 01:00 in Berlin");
+    let plan = plan_policy(&view(&p, vec![&done], vec![]), ts("2026-11-27T00:00:00Z"));
+    assert_eq!(
+        plan.create.as_ref().map(|c| c.operation),
+        Some(Operation::Scan),
+        "01:00 Europe/Berlin"
+    );
+}
+
+#[test]
 fn install_run_starts_once_per_open_window_and_never_stacks() {
     let p = policy(json!({"nodeSelector": {}, "install": {"maintenanceWindowRefs": ["tue"]}}));
     let w = window("cron(0 2 ? * TUE#2 *)");

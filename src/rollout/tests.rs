@@ -657,6 +657,50 @@ fn reboot_sequence_cordons_drains_reboots_verifies_and_uncordons() {
 }
 
 #[test]
+fn drain_disabled_reboots_without_evicting() {
+    let drain: crate::api::DrainSpec =
+        serde_json::from_value(serde_json::json!({"enabled": false})).expect("drain spec");
+    let limits = limits(1, 0).with_reboot(&drain).expect("limits");
+    let pending = run_of(&[("a", None)]);
+    let run = apply(&unconstrained(
+        &pending,
+        &limits,
+        &observe(&pending, &BTreeMap::new()),
+        t0(),
+    ));
+    let mut o = obs(
+        AgentProgress::Succeeded {
+            reboot_required: true,
+        },
+        true,
+    );
+    o.health = health("b1", true, false);
+    // Pods the drain would evict are on the node: with the drain off they stay.
+    o.evict = vec![PodRef {
+        namespace: "ns".into(),
+        name: "web-1".into(),
+    }];
+    let plan = unconstrained(
+        &run,
+        &limits,
+        &one("a", o),
+        t0() + SignedDuration::from_secs(60),
+    );
+    assert_eq!(plan.targets[0].state, TargetState::Rebooting);
+    assert_eq!(plan.targets[0].boot_id.as_deref(), Some("b1"));
+    assert!(plan.targets[0].cordoned, "still cordoned for the reboot");
+    assert_eq!(plan.actions, vec![RolloutAction::Cordon("a".into())]);
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, RolloutAction::Evict { .. })),
+        "{:?}",
+        plan.actions
+    );
+}
+
+#[test]
 fn a_node_cordoned_by_someone_else_is_drained_but_never_uncordoned() {
     let (_, plan) = installed_needing_reboot(true);
     assert_eq!(plan.targets[0].state, TargetState::Draining);
