@@ -96,7 +96,9 @@ pub enum CutoffBehavior {
 #[serde(rename_all = "camelCase")]
 #[x_kube(validation = Rule::new("self.start < self.end").message("exclusion start must be before end").field_path(".end"))]
 pub struct Exclusion {
-    /// Name shown in status and Events (e.g. `year-end-freeze`).
+    /// Name shown in the window's `Open` condition (reason `Excluded`, "exclusion
+    /// year-end-freeze in force until …") while the exclusion is in force and no window is open
+    /// (e.g. `year-end-freeze`).
     #[schemars(length(min = 1, max = 63), pattern(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$"))]
     pub name: String,
     /// Start of the blackout (RFC 3339).

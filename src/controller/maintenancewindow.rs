@@ -160,6 +160,16 @@ pub fn plan_window_status(
                 (None, _) if spec.suspend => {
                     ("Suspended", "suspended: no window opens".to_string())
                 }
+                (None, next) if def.exclusion_at(now).is_some() => {
+                    let e = def.exclusion_at(now).expect("checked");
+                    let after = next
+                        .map(|n| format!("; next window opens at {}", n.start))
+                        .unwrap_or_default();
+                    (
+                        "Excluded",
+                        format!("exclusion {} in force until {}{after}", e.name, e.end),
+                    )
+                }
                 (None, Some(n)) => ("WindowClosed", format!("next window opens at {}", n.start)),
                 (None, None) => (
                     "NoUpcomingWindow",
@@ -379,6 +389,43 @@ mod tests {
             plan.status.next_windows[0].start.0,
             ts("2026-11-02T01:00:00Z")
         );
+    }
+
+    #[test]
+    fn an_exclusion_in_force_is_named_in_the_open_condition_until_it_ends() {
+        // Nightly at 02:00 for 4h, with a freeze over the night of 2026-12-24.
+        let mut s = spec("cron(0 2 * * ? *)", "4h");
+        s.exclusions = vec![crate::api::Exclusion {
+            name: "year-end-freeze".into(),
+            start: Time(ts("2026-12-24T00:00:00Z")),
+            end: Time(ts("2026-12-26T00:00:00Z")),
+        }];
+        let open = |plan: &WindowStatusPlan| {
+            let c = conditions::find(&plan.status.conditions, conditions::OPEN).expect("Open");
+            (c.status.clone(), c.reason.clone(), c.message.clone())
+        };
+        let before = ts("2026-12-23T12:00:00Z");
+        let plan = plan_window_status(&s, Some(1), before, None, before);
+        assert_eq!(open(&plan).1, "WindowClosed");
+        assert_eq!(
+            plan.requeue_at,
+            Some(ts("2026-12-24T00:00:00Z")),
+            "looked at again when the exclusion begins"
+        );
+        let during = ts("2026-12-24T03:00:00Z");
+        let plan = plan_window_status(&s, Some(1), during, Some(&plan.status), during);
+        assert_eq!(
+            open(&plan),
+            (
+                "False".into(),
+                "Excluded".into(),
+                "exclusion year-end-freeze in force until 2026-12-26T00:00:00Z; next window opens at 2026-12-26T02:00:00Z".into()
+            )
+        );
+        assert_eq!(plan.requeue_at, Some(ts("2026-12-26T00:00:00Z")));
+        let after = ts("2026-12-26T01:00:00Z");
+        let plan = plan_window_status(&s, Some(1), after, Some(&plan.status), after);
+        assert_eq!(open(&plan).1, "WindowClosed");
     }
 
     #[test]

@@ -493,6 +493,44 @@ mod tests {
     use super::*;
     use crate::api::{NodePatchReportStatus, OperationStatus};
 
+    fn run_and_policy(run_option: Option<&str>, policy_option: &str) -> (PatchRun, PatchPolicy) {
+        let mut run = serde_json::json!({
+            "metadata": {"name": "r"},
+            "spec": {"policyRef": "p", "operation": "Install"}
+        });
+        if let Some(o) = run_option {
+            run["spec"]["rebootOption"] = o.into();
+        }
+        let policy = serde_json::json!({
+            "metadata": {"name": "p"},
+            "spec": {"nodeSelector": {}, "install": {"maintenanceWindowRefs": ["w"], "rebootOption": policy_option}}
+        });
+        (
+            serde_json::from_value(run).expect("run"),
+            serde_json::from_value(policy).expect("policy"),
+        )
+    }
+
+    #[test]
+    fn a_runs_reboot_option_overrides_its_policys() {
+        // The run says NoReboot under a RebootIfNeeded policy: nothing is rebooted (so never
+        // cordoned or drained), and the reverse turns the reboot sequence on.
+        let (run, policy) = run_and_policy(Some("NoReboot"), "RebootIfNeeded");
+        let s = step_settings(&run, &policy, 3).unwrap_or_else(|(r, m)| panic!("{r}: {m}"));
+        assert_eq!(s.reboot_option, RebootOption::NoReboot);
+        assert!(!s.reboots && !s.limits.reboot_if_needed);
+        let (run, policy) = run_and_policy(Some("RebootIfNeeded"), "NoReboot");
+        let s = step_settings(&run, &policy, 3).unwrap_or_else(|(r, m)| panic!("{r}: {m}"));
+        assert!(s.reboots && s.limits.reboot_if_needed);
+        let (run, policy) = run_and_policy(None, "RebootIfNeeded");
+        let s = step_settings(&run, &policy, 3).unwrap_or_else(|(r, m)| panic!("{r}: {m}"));
+        assert_eq!(
+            s.reboot_option,
+            RebootOption::RebootIfNeeded,
+            "the policy's when the run sets none"
+        );
+    }
+
     #[test]
     fn progress_reads_only_this_runs_operation() {
         let mut report = NodePatchReport::new("n1", Default::default());

@@ -327,7 +327,25 @@ impl WindowDefinition {
             let cutoff = (window.cutoff_at > now).then_some(window.cutoff_at);
             cutoff.into_iter().chain([window.end])
         });
-        open_boundaries.chain(next_start).min()
+        // An exclusion beginning or ending changes what the status says (its name is shown
+        // while it is in force).
+        let exclusion_boundaries = self
+            .exclusions
+            .iter()
+            .flat_map(|e| [e.start, e.end])
+            .filter(|at| *at > now);
+        open_boundaries
+            .chain(next_start)
+            .chain(exclusion_boundaries)
+            .min()
+    }
+
+    /// The exclusion in force at `now` (the one ending last when several overlap).
+    pub fn exclusion_at(&self, now: Timestamp) -> Option<&Exclusion> {
+        self.exclusions
+            .iter()
+            .filter(|e| e.start <= now && now < e.end)
+            .max_by_key(|e| e.end)
     }
 
     /// The last calendar year (in the window's zone) the search may reach from `now`.
