@@ -94,11 +94,13 @@ fn apt_env(command: HostCommand) -> HostCommand {
 }
 
 impl AptCommands {
-    /// `apt-get update`.
-    pub fn refresh_command(&self) -> HostCommand {
-        let lock = format!("DPkg::Lock::Timeout={}", self.lock_timeout_secs);
-        apt_env(HostCommand::new(["apt-get", "update", "-o", lock.as_str()]))
-            .timeout(self.refresh_timeout)
+    /// `apt-get update`, with `options` (`-o` pairs: the private sources and lists of
+    /// alternative patch sources, empty for the host's own).
+    pub fn refresh_command(&self, options: &[String]) -> HostCommand {
+        let mut argv: Vec<String> = vec!["apt-get".into(), "update".into(), "-o".into()];
+        argv.push(format!("DPkg::Lock::Timeout={}", self.lock_timeout_secs));
+        argv.extend(options.iter().cloned());
+        apt_env(HostCommand::new(argv)).timeout(self.refresh_timeout)
     }
 
     /// `dpkg --audit`: lists packages an interrupted or failed run left half-done.
@@ -119,8 +121,14 @@ impl AptCommands {
     }
 
     /// `apt-get install` of exact versions, only upgrading what is installed, keeping locally
-    /// modified conffiles, waiting for the dpkg lock.
-    pub fn install_command(&self, arguments: &[String], preferences: Option<&str>) -> HostCommand {
+    /// modified conffiles, waiting for the dpkg lock; `options` as for
+    /// [`AptCommands::refresh_command`].
+    pub fn install_command(
+        &self,
+        arguments: &[String],
+        preferences: Option<&str>,
+        options: &[String],
+    ) -> HostCommand {
         let mut argv: Vec<String> = [
             "apt-get",
             "install",
@@ -141,6 +149,7 @@ impl AptCommands {
             argv.push("-o".into());
             argv.push(format!("Dir::Etc::Preferences={path}"));
         }
+        argv.extend(options.iter().cloned());
         // `--` ends apt's options: nothing after it can be read as one.
         argv.push("--".into());
         argv.extend(arguments.iter().cloned());
@@ -287,12 +296,13 @@ impl RepairOutcome {
     }
 }
 
-/// `apt-get update` on the host.
+/// `apt-get update` on the host (`options` as for [`AptCommands::refresh_command`]).
 pub fn refresh_lists(
     executor: &dyn HostExecutor,
     commands: &AptCommands,
+    options: &[String],
 ) -> Result<CommandOutput, InstallError> {
-    let command = commands.refresh_command();
+    let command = commands.refresh_command(options);
     let output = executor.run(&command)?;
     Ok(require_success(&command, output, CommandStep::Apt)?)
 }
@@ -400,13 +410,15 @@ fn package_of_deb_path(path: &str) -> &str {
 /// Install `targets` with the host's apt (see the module docs for the retry rules). Under
 /// `rejectedPatchesAction: Block`, `blocked_patterns` (the baseline's rejectedPatches) are pinned
 /// to priority -1 for the duration, so apt cannot pull them in as dependencies either; the
-/// host's own `/etc/apt/preferences` is kept after them in that file.
+/// host's own `/etc/apt/preferences` is kept after them in that file. `options` (alternative
+/// patch sources) go to every `apt-get install`.
 pub fn install_packages(
     root: &HostRoot,
     executor: &dyn HostExecutor,
     commands: &AptCommands,
     targets: &[InstallTarget],
     blocked_patterns: &[String],
+    options: &[String],
 ) -> Result<InstallReport, InstallError> {
     for target in targets {
         target.validate()?;
@@ -444,6 +456,7 @@ pub fn install_packages(
         targets,
         &native_arch,
         preferences,
+        options,
         &mut report,
     );
     if preferences.is_some()
@@ -483,6 +496,7 @@ fn install_with_retries(
     targets: &[InstallTarget],
     native_arch: &str,
     preferences: Option<&str>,
+    options: &[String],
     report: &mut InstallReport,
 ) -> Result<(), InstallError> {
     let mut pending: Vec<InstallTarget> = targets.to_vec();
@@ -506,7 +520,7 @@ fn install_with_retries(
             pending.clone()
         };
         let arguments: Vec<String> = batch.iter().map(|t| t.apt_argument(native_arch)).collect();
-        let command = commands.install_command(&arguments, preferences);
+        let command = commands.install_command(&arguments, preferences, options);
         let output = executor.run(&command)?;
         let dpkg = load_database(root)?;
         let not_done: Vec<InstallTarget> = batch
@@ -616,7 +630,7 @@ mod tests {
     #[test]
     fn install_command_has_the_exact_flags() {
         let command =
-            AptCommands::default().install_command(&["np-sec=1.0-1+deb12u1".into()], None);
+            AptCommands::default().install_command(&["np-sec=1.0-1+deb12u1".into()], None, &[]);
         assert_eq!(
             command.argv,
             vec![
