@@ -449,14 +449,18 @@ pub fn install_packages(
         root.write_atomic(BLOCK_PREFERENCES_PATH, text.as_bytes())?;
         Some(BLOCK_PREFERENCES_PATH)
     };
+    // The rejections' preferences file first, then the options of alternative sources.
+    let mut run_options: Vec<String> = preferences
+        .map(|path| vec!["-o".to_string(), format!("Dir::Etc::Preferences={path}")])
+        .unwrap_or_default();
+    run_options.extend(options.iter().cloned());
     let result = install_with_retries(
         root,
         executor,
         commands,
         targets,
         &native_arch,
-        preferences,
-        options,
+        &run_options,
         &mut report,
     );
     if preferences.is_some()
@@ -495,7 +499,6 @@ fn install_with_retries(
     commands: &AptCommands,
     targets: &[InstallTarget],
     native_arch: &str,
-    preferences: Option<&str>,
     options: &[String],
     report: &mut InstallReport,
 ) -> Result<(), InstallError> {
@@ -520,7 +523,7 @@ fn install_with_retries(
             pending.clone()
         };
         let arguments: Vec<String> = batch.iter().map(|t| t.apt_argument(native_arch)).collect();
-        let command = commands.install_command(&arguments, preferences, options);
+        let command = commands.install_command(&arguments, None, options);
         let output = executor.run(&command)?;
         let dpkg = load_database(root)?;
         let not_done: Vec<InstallTarget> = batch
