@@ -300,3 +300,33 @@ fn refused_source_text_and_lists_never_updated_fail_the_operation() {
     assert_eq!(ready_reason(&failed), "PatchSourceUnavailable");
     assert_eq!(apt_state(root.path()), before);
 }
+
+/// `rejectedPatchesAction: Block` with sources: the install run gets both the rejections'
+/// preferences file and the sources' options; the mirror's np-sec is installed, np-app (whose
+/// update needs the rejected np-lib) and np-lib are not.
+#[test]
+fn block_rejections_hold_with_sources() {
+    let test = "block_rejections_hold_with_sources";
+    let Some(root) = root_with_unconfigured_mirror(test) else {
+        return;
+    };
+    let mut baseline = spec(vec![mirror_source(&["Debian*"], MIRROR)]);
+    baseline.approved_patches = vec!["np-app".into(), "np-sec".into()];
+    baseline.rejected_patches = vec!["np-lib".into()];
+    baseline.rejected_patches_action = RejectedPatchesAction::Block;
+    let status = operate(&root, Operation::Install, &resolved(&baseline), true);
+    assert_eq!(
+        root.installed_version("np-sec").as_deref(),
+        Some("1.0-1+deb12u1"),
+        "{}",
+        message(&status)
+    );
+    assert_eq!(root.installed_version("np-lib").as_deref(), Some("1.0-1"));
+    assert_eq!(root.installed_version("np-app").as_deref(), Some("1.0-1"));
+    assert!(
+        message(&status).contains("needs rejected np-lib"),
+        "{}",
+        message(&status)
+    );
+    assert!(!root.path().join("run/nodepatch/rejected.pref").exists());
+}

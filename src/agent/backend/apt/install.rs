@@ -121,14 +121,9 @@ impl AptCommands {
     }
 
     /// `apt-get install` of exact versions, only upgrading what is installed, keeping locally
-    /// modified conffiles, waiting for the dpkg lock; `options` as for
-    /// [`AptCommands::refresh_command`].
-    pub fn install_command(
-        &self,
-        arguments: &[String],
-        preferences: Option<&str>,
-        options: &[String],
-    ) -> HostCommand {
+    /// modified conffiles, waiting for the dpkg lock; `options` are further `-o` pairs (the
+    /// rejections' preferences file under Block, the private files of alternative sources).
+    pub fn install_command(&self, arguments: &[String], options: &[String]) -> HostCommand {
         let mut argv: Vec<String> = [
             "apt-get",
             "install",
@@ -145,10 +140,6 @@ impl AptCommands {
         argv.push("Dpkg::Options::=--force-confdef".into());
         argv.push("-o".into());
         argv.push("Dpkg::Options::=--force-confold".into());
-        if let Some(path) = preferences {
-            argv.push("-o".into());
-            argv.push(format!("Dir::Etc::Preferences={path}"));
-        }
         argv.extend(options.iter().cloned());
         // `--` ends apt's options: nothing after it can be read as one.
         argv.push("--".into());
@@ -523,7 +514,7 @@ fn install_with_retries(
             pending.clone()
         };
         let arguments: Vec<String> = batch.iter().map(|t| t.apt_argument(native_arch)).collect();
-        let command = commands.install_command(&arguments, None, options);
+        let command = commands.install_command(&arguments, options);
         let output = executor.run(&command)?;
         let dpkg = load_database(root)?;
         let not_done: Vec<InstallTarget> = batch
@@ -632,8 +623,7 @@ mod tests {
 
     #[test]
     fn install_command_has_the_exact_flags() {
-        let command =
-            AptCommands::default().install_command(&["np-sec=1.0-1+deb12u1".into()], None, &[]);
+        let command = AptCommands::default().install_command(&["np-sec=1.0-1+deb12u1".into()], &[]);
         assert_eq!(
             command.argv,
             vec![
