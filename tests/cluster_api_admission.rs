@@ -369,6 +369,107 @@ fn invalid_corpus() -> Vec<Case> {
             json!(""),
             "spec.sources[0].configuration",
         ),
+        // Alternative patch sources (spec.sources): apt one-line entries only, no shell
+        // metacharacters, Debian/Ubuntu only.
+        with_message(
+            case(
+                PB,
+                "source configuration with a `;`",
+                "/sources/0/configuration",
+                json!("deb http://mirror.example/ubuntu noble main; rm -rf /"),
+                "spec.sources[0].configuration",
+            ),
+            "apt one-line sources",
+        ),
+        with_message(
+            case(
+                PB,
+                "source configuration with a command substitution",
+                "/sources/0/configuration",
+                json!("deb http://mirror.example/$(id) noble main"),
+                "spec.sources[0].configuration",
+            ),
+            "apt one-line sources",
+        ),
+        with_message(
+            case(
+                PB,
+                "source configuration with backticks and quotes",
+                "/sources/0/configuration",
+                json!("deb \"http://mirror.example/`id`\" noble main"),
+                "spec.sources[0].configuration",
+            ),
+            "apt one-line sources",
+        ),
+        with_message(
+            case(
+                PB,
+                "source configuration with a deb-src line",
+                "/sources/0/configuration",
+                json!(
+                    "deb http://m.example/ubuntu noble main\ndeb-src http://m.example/ubuntu noble main"
+                ),
+                "spec.sources[0].configuration",
+            ),
+            "apt one-line sources",
+        ),
+        with_message(
+            case(
+                PB,
+                "source configuration as a deb822 stanza",
+                "/sources/0/configuration",
+                json!("Types: deb\nURIs: http://m.example/ubuntu\nSuites: noble\nComponents: main"),
+                "spec.sources[0].configuration",
+            ),
+            "apt one-line sources",
+        ),
+        with_message(
+            case(
+                PB,
+                "source configuration with an unknown option",
+                "/sources/0/configuration",
+                json!("deb [allow-insecure=yes] http://m.example/ubuntu noble main"),
+                "spec.sources[0].configuration",
+            ),
+            "apt one-line sources",
+        ),
+        with_message(
+            case(
+                PB,
+                "source configuration with an ftp URI",
+                "/sources/0/configuration",
+                json!("deb ftp://m.example/ubuntu noble main"),
+                "spec.sources[0].configuration",
+            ),
+            "apt one-line sources",
+        ),
+        with_message(
+            case(
+                PB,
+                "source configuration of comments only",
+                "/sources/0/configuration",
+                json!("# deb http://m.example/ubuntu noble main\n"),
+                "spec.sources[0].configuration",
+            ),
+            "at least one deb line",
+        ),
+        with_message(
+            case(
+                PB,
+                "sources on a RHEL baseline",
+                "/operatingSystem",
+                json!("RedHatEnterpriseLinux"),
+                "spec.sources",
+            ),
+            "Debian and Ubuntu baselines only",
+        ),
+        case(
+            PB,
+            "21 sources",
+            "/sources",
+            json!(vec![valid_spec(PB)["sources"][0].clone(); 21]),
+            "spec.sources",
+        ),
         // MaintenanceWindow
         with_message(
             case(
@@ -917,4 +1018,39 @@ async fn kubectl_get_shows_printer_columns_and_explain_shows_docs() {
     let _ = dynamic_api(&client, "NodePatchReport")
         .delete(&format!("npr-{suffix}"), &Default::default())
         .await;
+}
+
+/// Alternative patch sources admission accepts: several entries, options, comments, blank
+/// lines, flat repositories, on Debian and Ubuntu.
+#[tokio::test]
+async fn alternative_patch_sources_in_the_documented_shape_are_accepted() {
+    let Some(client) = support::cluster().await else {
+        return;
+    };
+    support::ensure_crds(&client).await;
+    let dry_run = PostParams {
+        dry_run: true,
+        ..Default::default()
+    };
+    for (os, configuration) in [
+        (
+            "Ubuntu",
+            "# internal mirror\n\ndeb [arch=amd64,arm64 signed-by=/usr/share/keyrings/mirror.gpg] https://mirror.example:8443/ubuntu noble-security main universe\ndeb https://mirror.example/ubuntu noble-updates main\n",
+        ),
+        (
+            "Debian",
+            "deb [trusted=yes check-valid-until=no] file:/srv/mirror bookworm-security main",
+        ),
+        ("Debian", "deb http://mirror.example/flat ./"),
+    ] {
+        let mut spec = valid_spec("PatchBaseline");
+        spec["operatingSystem"] = json!(os);
+        spec["sources"] =
+            json!([{"name": "mirror", "products": ["*"], "configuration": configuration}]);
+        let obj = object("PatchBaseline", &support::unique_name("sources"), spec);
+        dynamic_api(&client, "PatchBaseline")
+            .create(&dry_run, &obj)
+            .await
+            .unwrap_or_else(|e| panic!("{os} {configuration:?} rejected: {e}"));
+    }
 }

@@ -12,6 +12,7 @@ use jiff::Timestamp;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use super::backend::contract::{InstallRequest, InstallTarget, NodeAgent, NodePackages};
+use super::backend::sources::{Repositories, SourcesError, repositories_for};
 use super::backend::{Backend, BackendSettings};
 use super::hook::{HookError, Hooks, run_hook};
 use super::os::{DetectedOs, detect_os};
@@ -236,10 +237,32 @@ pub fn run_operation(
         );
         return draft.failed("OperatingSystemMismatch", error, clock());
     }
+    // The baseline's alternative patch sources replace the node's repositories for this
+    // operation when one matches the node's product; text the agent does not accept fails it.
+    let repositories = match repositories_for(&baseline.spec().sources, &detected.product(), family)
+    {
+        Ok(r) => r,
+        Err(e) => return draft.failed(e.category(), e.to_string(), clock()),
+    };
+    draft.notes.extend(repositories.note());
+    let node = NodeContext {
+        agent,
+        backend,
+        repositories: &repositories,
+        detected: &detected,
+    };
     match request.operation {
-        Operation::Scan => scan(agent, backend, request, &baseline, &detected, draft, clock),
-        Operation::Install => install(agent, backend, request, &baseline, &detected, draft, clock),
+        Operation::Scan => scan(&node, request, &baseline, draft, clock),
+        Operation::Install => install(&node, request, &baseline, draft, clock),
     }
+}
+
+/// The node an operation works on: where, with which backend, from which repositories.
+struct NodeContext<'a> {
+    agent: &'a NodeAgent,
+    backend: Backend,
+    repositories: &'a Repositories,
+    detected: &'a DetectedOs,
 }
 
 /// The node read and evaluated once.
@@ -252,17 +275,20 @@ struct NodeEvaluation {
 }
 
 /// Read the node through its backend, record first sightings, evaluate.
-#[allow(clippy::too_many_arguments)]
 fn evaluate_node(
-    agent: &NodeAgent,
-    backend: Backend,
+    node: &NodeContext<'_>,
     request: &OperationRequest,
     baseline: &ResolvedBaseline,
-    detected: &DetectedOs,
     failed: Vec<PackageRef>,
     notes: &mut Vec<String>,
     now: Timestamp,
 ) -> Result<NodeEvaluation, (String, &'static str)> {
+    let NodeContext {
+        agent,
+        backend,
+        repositories,
+        detected,
+    } = *node;
     let (mut first_seen, first_seen_note) = match FirstSeen::load(&agent.root) {
         Ok(record) => (record, None),
         Err(e) => (
@@ -271,7 +297,7 @@ fn evaluate_node(
         ),
     };
     let mut packages = backend
-        .read(agent, detected, &mut first_seen, now)
+        .read(agent, repositories, detected, &mut first_seen, now)
         .map_err(|e| (e.to_string(), e.category()))?;
     notes.append(&mut packages.notes);
     notes.extend(first_seen_note);
@@ -317,34 +343,43 @@ fn evaluate_node(
     })
 }
 
-fn refresh_note(agent: &NodeAgent, backend: Backend) -> Option<String> {
-    backend
-        .refresh(agent)
-        .err()
-        .map(|e| backend.refresh_failure_note(&e))
+/// Refresh the metadata. A failure is a note with the node's repositories (the cached metadata
+/// is used) and fails the operation with alternative sources (their private lists would be
+/// missing or stale, and the scan would report versions the sources no longer offer).
+fn refresh(node: &NodeContext<'_>) -> Result<Option<String>, (String, &'static str)> {
+    match node.backend.refresh(node.agent, node.repositories) {
+        Ok(()) => Ok(None),
+        Err(e) => match node.repositories {
+            Repositories::Node => Ok(Some(node.backend.refresh_failure_note(&e))),
+            Repositories::Apt(sources) => {
+                let e = SourcesError::RefreshFailed {
+                    names: sources.names.clone(),
+                    error: e.to_string(),
+                };
+                Err((e.to_string(), e.category()))
+            }
+        },
+    }
 }
 
 fn scan(
-    agent: &NodeAgent,
-    backend: Backend,
+    node: &NodeContext<'_>,
     request: &OperationRequest,
     baseline: &ResolvedBaseline,
-    detected: &DetectedOs,
     mut draft: ReportDraft,
     clock: Clock<'_>,
 ) -> NodePatchReportStatus {
-    if request.refresh
-        && let Some(note) = refresh_note(agent, backend)
-    {
-        draft.notes.push(note);
+    if request.refresh {
+        match refresh(node) {
+            Ok(note) => draft.notes.extend(note),
+            Err((error, category)) => return draft.failed(category, error, clock()),
+        }
     }
     let now = clock();
     match evaluate_node(
-        agent,
-        backend,
+        node,
         request,
         baseline,
-        detected,
         request.previous_failures.clone(),
         &mut draft.notes,
         now,
@@ -389,16 +424,14 @@ fn advisories_of(
 /// paired). A failed post-hook fails the node without undoing the install; the report says
 /// Failed, so the controller never reboots the node for this run.
 fn install(
-    agent: &NodeAgent,
-    backend: Backend,
+    node: &NodeContext<'_>,
     request: &OperationRequest,
     baseline: &ResolvedBaseline,
-    detected: &DetectedOs,
     mut draft: ReportDraft,
     clock: Clock<'_>,
 ) -> NodePatchReportStatus {
     if let Some(hook) = &request.hooks.pre_install {
-        match run_hook(agent.executor.as_ref(), hook, &request.run) {
+        match run_hook(node.agent.executor.as_ref(), hook, &request.run) {
             Ok(ran) => {
                 tracing::info!(duration = ?ran.duration, output = %ran.output, "preInstall hook succeeded");
                 draft
@@ -416,7 +449,7 @@ fn install(
                     succeeded: false,
                     failed: Vec::new(),
                 };
-                if let Err(e) = record.save(&agent.root) {
+                if let Err(e) = record.save(&node.agent.root) {
                     draft
                         .notes
                         .push(format!("cannot record the operation on the node: {e}"));
@@ -426,11 +459,11 @@ fn install(
             }
         }
     }
-    let status = install_packages(agent, backend, request, baseline, detected, draft, clock);
+    let status = install_packages(node, request, baseline, draft, clock);
     let Some(hook) = &request.hooks.post_install else {
         return status;
     };
-    match run_hook(agent.executor.as_ref(), hook, &request.run) {
+    match run_hook(node.agent.executor.as_ref(), hook, &request.run) {
         Ok(ran) => {
             tracing::info!(duration = ?ran.duration, output = %ran.output, "postInstall hook succeeded");
             with_note(
@@ -440,7 +473,7 @@ fn install(
         }
         Err(e) => {
             tracing::warn!("{e}");
-            post_hook_failed(&agent.root, status, &e, clock())
+            post_hook_failed(&node.agent.root, status, &e, clock())
         }
     }
 }
@@ -501,31 +534,34 @@ fn post_hook_failed(
 
 /// Repair, refresh, evaluate, install the approved set, read back and evaluate again.
 fn install_packages(
-    agent: &NodeAgent,
-    backend: Backend,
+    node: &NodeContext<'_>,
     request: &OperationRequest,
     baseline: &ResolvedBaseline,
-    detected: &DetectedOs,
     mut draft: ReportDraft,
     clock: Clock<'_>,
 ) -> NodePatchReportStatus {
+    let NodeContext {
+        agent,
+        backend,
+        repositories,
+        ..
+    } = *node;
     // An interrupted package manager blocks every run (apt: dpkg): repair it before anything.
     match backend.prepare_install(agent) {
         Ok(Some(summary)) => draft.notes.push(summary),
         Ok(None) => {}
         Err(e) => return draft.failed(e.category(), e.to_string(), clock()),
     }
-    if request.refresh
-        && let Some(note) = refresh_note(agent, backend)
-    {
-        draft.notes.push(note);
+    if request.refresh {
+        match refresh(node) {
+            Ok(note) => draft.notes.extend(note),
+            Err((error, category)) => return draft.failed(category, error, clock()),
+        }
     }
     let before = match evaluate_node(
-        agent,
-        backend,
+        node,
         request,
         baseline,
-        detected,
         Vec::new(),
         &mut draft.notes,
         clock(),
@@ -589,7 +625,7 @@ fn install_packages(
         blocked_patterns: &blocked_patterns,
         reboot_option: request.reboot_option,
     };
-    let report = match backend.install(agent, &before.packages, &install_request) {
+    let report = match backend.install(agent, repositories, &before.packages, &install_request) {
         Ok(report) => report,
         Err(e) => return draft.failed(e.category(), format!("install failed: {e}"), clock()),
     };
@@ -677,11 +713,9 @@ fn install_packages(
     }
     let now = clock();
     let after = match evaluate_node(
-        agent,
-        backend,
+        node,
         request,
         baseline,
-        detected,
         failed.clone(),
         &mut Vec::new(),
         now,

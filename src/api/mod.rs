@@ -51,7 +51,38 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
     ]
     .into_iter()
     .map(without_unknown_formats)
+    .map(without_snapshot_source_rules)
     .collect()
+}
+
+/// A PatchRun's status copies whole baselines (up to 13 snapshots of up to 20 sources), so the
+/// source-text rule of [`patchbaseline::apt_sources_rule`] repeated there exceeds the apiserver's
+/// CEL cost budget. The copy is written by the controller from an admitted PatchBaseline (and the
+/// agent checks the text again), so the rule is dropped from PatchRun's schema only.
+fn without_snapshot_source_rules(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn strip(value: &mut serde_json::Value, rule: &str) {
+        match value {
+            serde_json::Value::Object(map) => {
+                if let Some(serde_json::Value::Array(rules)) =
+                    map.get_mut("x-kubernetes-validations")
+                {
+                    rules.retain(|r| r.get("rule").and_then(|r| r.as_str()) != Some(rule));
+                    if rules.is_empty() {
+                        map.remove("x-kubernetes-validations");
+                    }
+                }
+                map.values_mut().for_each(|v| strip(v, rule));
+            }
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| strip(v, rule)),
+            _ => {}
+        }
+    }
+    if crd.spec.names.kind != "PatchRun" {
+        return crd;
+    }
+    let mut value = serde_json::to_value(&crd).expect("CRD serialises");
+    strip(&mut value, &patchbaseline::apt_sources_rule());
+    serde_json::from_value(value).expect("CRD deserialises after removing the source rule")
 }
 
 /// schemars marks unsigned integers `format: uint32` / `uint8`, which the apiserver does not know

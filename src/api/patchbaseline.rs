@@ -46,6 +46,7 @@ pub const FILTER_VALUE_PATTERN: &str = r"^[A-Za-z0-9*_][A-Za-z0-9._+:~^*@/-]{0,6
 #[x_kube(validation = PatchFilterKey::Epoch.admission_rule())]
 #[x_kube(validation = PatchFilterKey::Version.admission_rule())]
 #[x_kube(validation = PatchFilterKey::Release.admission_rule())]
+#[x_kube(validation = Rule::new(SOURCES_OS_RULE).message(SOURCES_OS_MESSAGE).field_path(".sources"))]
 pub struct PatchBaselineSpec {
     /// Operating system this baseline applies to. Nodes are matched to it by their os-release.
     pub operating_system: OperatingSystem,
@@ -97,7 +98,11 @@ pub struct PatchBaselineSpec {
     /// reported Missing (Failed after an install), as SSM does.
     #[serde(default)]
     pub rejected_patches_action: RejectedPatchesAction,
-    /// Alternate package sources used instead of the node's configured ones during install.
+    /// Alternative patch sources (SSM's `Sources`, e.g. an internal mirror): on a node whose
+    /// product matches a source's `products`, scans and installs use the matching sources
+    /// *instead of* the node's configured repositories, for that operation only; the node's own
+    /// apt configuration (`/etc/apt/sources.list{,.d}`, `/var/lib/apt/lists`) is never changed.
+    /// Debian and Ubuntu baselines only (apt); other operating systems are rejected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
     pub sources: Vec<PatchSource>,
@@ -292,24 +297,62 @@ pub enum RejectedPatchesAction {
     Block,
 }
 
-/// An alternate package source.
+/// An alternative patch source: apt sources used instead of the node's repositories.
 #[derive(KubeSchema, Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct PatchSource {
-    /// Name of the source (file name on the node, so lowercase letters, digits, `-`, `_`, `.`).
+    /// Name of the source (lowercase letters, digits, `-`, `_`, `.`), shown in reports.
     #[schemars(length(min = 1, max = 50), pattern(r"^[a-z0-9][a-z0-9._-]*$"))]
     pub name: String,
-    /// Products (e.g. `Ubuntu24.04`, `*`) whose nodes use this source.
+    /// Products whose nodes use this source, as the node reports them (`Debian12`,
+    /// `Ubuntu24.04`; `*` wildcards, e.g. `Ubuntu*` or `*`). Every source matching a node's
+    /// product is used, in list order; when none matches, the node's own repositories are used.
     #[schemars(
         length(min = 1, max = 20),
         inner(length(min = 1, max = 64), pattern(FILTER_VALUE_PATTERN))
     )]
     pub products: Vec<String>,
-    /// The source definition as the package manager reads it: apt sources lines / deb822, or a
-    /// yum `.repo` file. Written to a file, never passed through a shell.
+    /// apt sources in the one-line style, one entry per line:
+    /// `deb [option=value ...] URI suite [component ...]`. Allowed: `deb` entries only (no
+    /// `deb-src`, no deb822 stanzas); options `arch`, `signed-by`, `trusted`,
+    /// `check-valid-until` with values of `A-Za-z0-9._/,:+-`; URIs `http:`, `https:` or `file:`
+    /// of `A-Za-z0-9._~:/%+@=-`; suite and components of `A-Za-z0-9._~/+-`; blank lines and
+    /// `#` comment lines. At least one `deb` entry. No quotes, spaces inside fields, `$`, `;`,
+    /// `|`, `&`, backticks or other shell metacharacters. Written to a file private to the
+    /// agent, never passed through a shell; the agent checks it again and fails the operation
+    /// (reason `PatchSourceInvalid`) on anything else.
     #[schemars(length(min = 1, max = 4096))]
+    #[x_kube(validation = Rule::new(apt_sources_rule()).message(APT_SOURCES_MESSAGE))]
     pub configuration: String,
 }
+
+/// One line of an alternative source's `configuration` (regular expression, RE2 and Rust
+/// `regex` syntax): blank, a `#` comment, or a one-line-style `deb` entry of the allowed
+/// options and characters. The agent checks every line with it; admission checks the whole
+/// text with [`apt_sources_rule`], built from the same text.
+pub const APT_SOURCE_LINE: &str = r"[ \t]*(#[^\n]*|deb[ \t]+(\[[ \t]*(arch|signed-by|trusted|check-valid-until)=[A-Za-z0-9._/,:+-]+([ \t]+(arch|signed-by|trusted|check-valid-until)=[A-Za-z0-9._/,:+-]+)*[ \t]*\][ \t]+)?(https?|file):[A-Za-z0-9._~:/%+@=-]+[ \t]+[A-Za-z0-9._~/+-]+([ \t]+[A-Za-z0-9._~/+-]+)*[ \t]*)?";
+
+/// A `deb` entry somewhere in a configuration (a source must name at least one).
+pub const APT_SOURCE_ENTRY: &str = r"(^|\n)[ \t]*deb[ \t]";
+
+/// CEL rule on `configuration`: every line matches [`APT_SOURCE_LINE`] and one matches
+/// [`APT_SOURCE_ENTRY`] (CEL raw strings, so the expressions are the same text the agent uses).
+pub fn apt_sources_rule() -> String {
+    format!(
+        "self.matches(r'^(({APT_SOURCE_LINE})\\n)*({APT_SOURCE_LINE})$') && self.matches(r'{APT_SOURCE_ENTRY}')"
+    )
+}
+
+/// Message of [`apt_sources_rule`].
+pub const APT_SOURCES_MESSAGE: &str = "configuration must be apt one-line sources: lines `deb [arch=|signed-by=|trusted=|check-valid-until=value ...] http(s)-or-file-URI suite [component ...]`, blank lines or `#` comments, at least one deb line, no quotes or shell metacharacters";
+
+/// CEL rule on the spec: sources only on apt operating systems.
+pub const SOURCES_OS_RULE: &str =
+    "!has(self.sources) || size(self.sources) == 0 || self.operatingSystem in ['Debian', 'Ubuntu']";
+
+/// Message of [`SOURCES_OS_RULE`].
+pub const SOURCES_OS_MESSAGE: &str =
+    "sources are supported on Debian and Ubuntu baselines only (apt sources)";
 
 /// Observed state of a PatchBaseline.
 #[derive(KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

@@ -11,6 +11,7 @@ use super::apt::install::InstallError;
 use super::apt::lists::ListsError;
 use super::command::CommandFailed;
 use super::rpm::updateinfo::UpdateInfoError;
+use super::sources::SourcesError;
 use crate::agent::host::command::HostExecutor;
 use crate::agent::host::{HostError, HostRoot};
 use crate::api::RebootOption;
@@ -54,6 +55,9 @@ pub enum BackendError {
     /// A cached updateinfo file could not be read.
     #[error(transparent)]
     UpdateInfo(#[from] UpdateInfoError),
+    /// The baseline's alternative patch sources could not be used.
+    #[error(transparent)]
+    Sources(#[from] SourcesError),
     /// A line of `rpm -qa` output could not be parsed.
     #[error("{0}")]
     RpmQueryMalformed(String),
@@ -114,6 +118,7 @@ impl BackendError {
             BackendError::Lists(e) => e.category(),
             BackendError::AptInstall(e) | BackendError::DpkgCheck(e) => e.category(),
             BackendError::UpdateInfo(e) => e.category(),
+            BackendError::Sources(e) => e.category(),
             BackendError::RpmQueryMalformed(_) => "RpmQueryMalformed",
             BackendError::RpmDatabaseEmpty { .. } => "RpmDatabaseEmpty",
             BackendError::DnfQueryMalformed(_) => "DnfQueryMalformed",

@@ -17,6 +17,8 @@
 //!
 //! - [`contract`]: what a backend reads, installs and reports, and [`BackendError`].
 //! - [`command`]: requiring a command's success and reading why a package failed, once.
+//! - [`sources`]: the baseline's alternative patch sources, used instead of the node's
+//!   repositories ([`Repositories`]).
 //! - [`apt`], [`rpm`] (shared rpm code and [`rpm::dnf`]), [`zypper`], [`apk`]: the backends.
 
 pub mod apk;
@@ -24,12 +26,14 @@ pub mod apt;
 pub mod command;
 pub mod contract;
 pub mod rpm;
+pub mod sources;
 pub mod zypper;
 
 use jiff::Timestamp;
 
 use self::apt::install::AptCommands;
 use self::contract::{BackendError, InstallReport, InstallRequest, NodeAgent, NodePackages};
+use self::sources::{Repositories, SourcesError};
 use crate::agent::os::DetectedOs;
 use crate::agent::state::FirstSeen;
 use crate::api::PackageFamily;
@@ -77,16 +81,33 @@ impl Backend {
     }
 
     /// Refresh the repository metadata (`apt-get update`, `dnf makecache`, `zypper refresh`,
-    /// `apk update`). A failure is reported as a note; the cached metadata is used.
-    pub fn refresh(self, agent: &NodeAgent) -> Result<(), BackendError> {
-        match self {
-            Backend::Apt(commands) => {
-                apt::install::refresh_lists(agent.executor.as_ref(), &commands)?;
+    /// `apk update`) of `repositories`. A failure is reported as a note for the node's
+    /// repositories (the cached metadata is used); for alternative sources the caller fails.
+    pub fn refresh(
+        self,
+        agent: &NodeAgent,
+        repositories: &Repositories,
+    ) -> Result<(), BackendError> {
+        match (self, repositories) {
+            (Backend::Apt(commands), Repositories::Node) => {
+                apt::install::refresh_lists(agent.executor.as_ref(), &commands, &[])?;
                 Ok(())
             }
-            Backend::Dnf => rpm::dnf::refresh(agent),
-            Backend::Zypper => zypper::refresh(agent),
-            Backend::Apk => apk::refresh(agent),
+            (Backend::Apt(commands), Repositories::Apt(sources)) => {
+                sources.prepare(&agent.root)?;
+                sources.clear_stamp(&agent.root)?;
+                apt::install::refresh_lists(
+                    agent.executor.as_ref(),
+                    &commands,
+                    &sources.apt_options(),
+                )?;
+                sources.mark_updated(&agent.root)?;
+                Ok(())
+            }
+            (_, Repositories::Apt(sources)) => Err(unsupported(sources)),
+            (Backend::Dnf, Repositories::Node) => rpm::dnf::refresh(agent),
+            (Backend::Zypper, Repositories::Node) => zypper::refresh(agent),
+            (Backend::Apk, Repositories::Node) => apk::refresh(agent),
         }
     }
 
@@ -115,35 +136,53 @@ impl Backend {
         }
     }
 
-    /// Read the node: installed packages, candidates (first sightings recorded in
-    /// `first_seen`), reboot need.
+    /// Read the node: installed packages, candidates offered by `repositories` (first
+    /// sightings recorded in `first_seen`), reboot need.
     pub fn read(
         self,
         agent: &NodeAgent,
+        repositories: &Repositories,
         detected: &DetectedOs,
         first_seen: &mut FirstSeen,
         now: Timestamp,
     ) -> Result<NodePackages, BackendError> {
-        match self {
-            Backend::Apt(_) => apt::read_node(agent, detected, first_seen, now),
-            Backend::Dnf => rpm::dnf::read_node(agent, detected, first_seen, now),
-            Backend::Zypper => zypper::read_node(agent, detected, first_seen, now),
-            Backend::Apk => apk::read_node(agent, detected, first_seen, now),
+        match (self, repositories) {
+            (Backend::Apt(_), _) => apt::read_node(agent, repositories, detected, first_seen, now),
+            (_, Repositories::Apt(sources)) => Err(unsupported(sources)),
+            (Backend::Dnf, Repositories::Node) => {
+                rpm::dnf::read_node(agent, detected, first_seen, now)
+            }
+            (Backend::Zypper, Repositories::Node) => {
+                zypper::read_node(agent, detected, first_seen, now)
+            }
+            (Backend::Apk, Repositories::Node) => apk::read_node(agent, detected, first_seen, now),
         }
     }
 
-    /// Install exactly `request.targets`, reading back what was installed.
+    /// Install exactly `request.targets` from `repositories`, reading back what was installed.
     pub fn install(
         self,
         agent: &NodeAgent,
+        repositories: &Repositories,
         before: &NodePackages,
         request: &InstallRequest<'_>,
     ) -> Result<InstallReport, BackendError> {
-        match self {
-            Backend::Apt(commands) => apt::install_targets(agent, &commands, before, request),
-            Backend::Dnf => rpm::dnf::install(agent, request),
-            Backend::Zypper => zypper::install(agent, request),
-            Backend::Apk => apk::install(agent, request),
+        match (self, repositories) {
+            (Backend::Apt(commands), _) => {
+                apt::install_targets(agent, &commands, repositories, before, request)
+            }
+            (_, Repositories::Apt(sources)) => Err(unsupported(sources)),
+            (Backend::Dnf, Repositories::Node) => rpm::dnf::install(agent, request),
+            (Backend::Zypper, Repositories::Node) => zypper::install(agent, request),
+            (Backend::Apk, Repositories::Node) => apk::install(agent, request),
         }
     }
+}
+
+/// apt sources given to another backend ([`sources::repositories_for`] never builds that).
+fn unsupported(sources: &sources::AptSources) -> BackendError {
+    BackendError::Sources(SourcesError::Unsupported {
+        names: sources.names.clone(),
+        product: String::new(),
+    })
 }

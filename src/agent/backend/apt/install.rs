@@ -94,11 +94,13 @@ fn apt_env(command: HostCommand) -> HostCommand {
 }
 
 impl AptCommands {
-    /// `apt-get update`.
-    pub fn refresh_command(&self) -> HostCommand {
-        let lock = format!("DPkg::Lock::Timeout={}", self.lock_timeout_secs);
-        apt_env(HostCommand::new(["apt-get", "update", "-o", lock.as_str()]))
-            .timeout(self.refresh_timeout)
+    /// `apt-get update`, with `options` (`-o` pairs: the private sources and lists of
+    /// alternative patch sources, empty for the host's own).
+    pub fn refresh_command(&self, options: &[String]) -> HostCommand {
+        let mut argv: Vec<String> = vec!["apt-get".into(), "update".into(), "-o".into()];
+        argv.push(format!("DPkg::Lock::Timeout={}", self.lock_timeout_secs));
+        argv.extend(options.iter().cloned());
+        apt_env(HostCommand::new(argv)).timeout(self.refresh_timeout)
     }
 
     /// `dpkg --audit`: lists packages an interrupted or failed run left half-done.
@@ -119,8 +121,9 @@ impl AptCommands {
     }
 
     /// `apt-get install` of exact versions, only upgrading what is installed, keeping locally
-    /// modified conffiles, waiting for the dpkg lock.
-    pub fn install_command(&self, arguments: &[String], preferences: Option<&str>) -> HostCommand {
+    /// modified conffiles, waiting for the dpkg lock; `options` are further `-o` pairs (the
+    /// rejections' preferences file under Block, the private files of alternative sources).
+    pub fn install_command(&self, arguments: &[String], options: &[String]) -> HostCommand {
         let mut argv: Vec<String> = [
             "apt-get",
             "install",
@@ -137,10 +140,7 @@ impl AptCommands {
         argv.push("Dpkg::Options::=--force-confdef".into());
         argv.push("-o".into());
         argv.push("Dpkg::Options::=--force-confold".into());
-        if let Some(path) = preferences {
-            argv.push("-o".into());
-            argv.push(format!("Dir::Etc::Preferences={path}"));
-        }
+        argv.extend(options.iter().cloned());
         // `--` ends apt's options: nothing after it can be read as one.
         argv.push("--".into());
         argv.extend(arguments.iter().cloned());
@@ -287,12 +287,13 @@ impl RepairOutcome {
     }
 }
 
-/// `apt-get update` on the host.
+/// `apt-get update` on the host (`options` as for [`AptCommands::refresh_command`]).
 pub fn refresh_lists(
     executor: &dyn HostExecutor,
     commands: &AptCommands,
+    options: &[String],
 ) -> Result<CommandOutput, InstallError> {
-    let command = commands.refresh_command();
+    let command = commands.refresh_command(options);
     let output = executor.run(&command)?;
     Ok(require_success(&command, output, CommandStep::Apt)?)
 }
@@ -400,13 +401,15 @@ fn package_of_deb_path(path: &str) -> &str {
 /// Install `targets` with the host's apt (see the module docs for the retry rules). Under
 /// `rejectedPatchesAction: Block`, `blocked_patterns` (the baseline's rejectedPatches) are pinned
 /// to priority -1 for the duration, so apt cannot pull them in as dependencies either; the
-/// host's own `/etc/apt/preferences` is kept after them in that file.
+/// host's own `/etc/apt/preferences` is kept after them in that file. `options` (alternative
+/// patch sources) go to every `apt-get install`.
 pub fn install_packages(
     root: &HostRoot,
     executor: &dyn HostExecutor,
     commands: &AptCommands,
     targets: &[InstallTarget],
     blocked_patterns: &[String],
+    options: &[String],
 ) -> Result<InstallReport, InstallError> {
     for target in targets {
         target.validate()?;
@@ -437,13 +440,18 @@ pub fn install_packages(
         root.write_atomic(BLOCK_PREFERENCES_PATH, text.as_bytes())?;
         Some(BLOCK_PREFERENCES_PATH)
     };
+    // The rejections' preferences file first, then the options of alternative sources.
+    let mut run_options: Vec<String> = preferences
+        .map(|path| vec!["-o".to_string(), format!("Dir::Etc::Preferences={path}")])
+        .unwrap_or_default();
+    run_options.extend(options.iter().cloned());
     let result = install_with_retries(
         root,
         executor,
         commands,
         targets,
         &native_arch,
-        preferences,
+        &run_options,
         &mut report,
     );
     if preferences.is_some()
@@ -482,7 +490,7 @@ fn install_with_retries(
     commands: &AptCommands,
     targets: &[InstallTarget],
     native_arch: &str,
-    preferences: Option<&str>,
+    options: &[String],
     report: &mut InstallReport,
 ) -> Result<(), InstallError> {
     let mut pending: Vec<InstallTarget> = targets.to_vec();
@@ -506,7 +514,7 @@ fn install_with_retries(
             pending.clone()
         };
         let arguments: Vec<String> = batch.iter().map(|t| t.apt_argument(native_arch)).collect();
-        let command = commands.install_command(&arguments, preferences);
+        let command = commands.install_command(&arguments, options);
         let output = executor.run(&command)?;
         let dpkg = load_database(root)?;
         let not_done: Vec<InstallTarget> = batch
@@ -615,8 +623,7 @@ mod tests {
 
     #[test]
     fn install_command_has_the_exact_flags() {
-        let command =
-            AptCommands::default().install_command(&["np-sec=1.0-1+deb12u1".into()], None);
+        let command = AptCommands::default().install_command(&["np-sec=1.0-1+deb12u1".into()], &[]);
         assert_eq!(
             command.argv,
             vec![

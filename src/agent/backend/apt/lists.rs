@@ -255,7 +255,17 @@ fn strip_compression(name: &str) -> (&str, &str) {
 /// Every list present is taken as configured: `apt-get update` deletes the lists of sources
 /// that are no longer configured, so the directory reflects the sources of the last update.
 pub fn discover_lists(root: &HostRoot, archs: &[String]) -> Result<AptLists, ListsError> {
-    let names = root.list_dir(LISTS_DIR)?;
+    discover_lists_in(root, LISTS_DIR, archs)
+}
+
+/// [`discover_lists`] in another lists directory `dir` (the private lists of alternative patch
+/// sources, [`crate::agent::backend::sources`]).
+pub fn discover_lists_in(
+    root: &HostRoot,
+    dir: &str,
+    archs: &[String],
+) -> Result<AptLists, ListsError> {
+    let names = root.list_dir(dir)?;
     let mut release_files: BTreeMap<String, String> = BTreeMap::new();
     for name in &names {
         if let Some(prefix) = name.strip_suffix("_InRelease") {
@@ -272,9 +282,9 @@ pub fn discover_lists(root: &HostRoot, archs: &[String]) -> Result<AptLists, Lis
     let mut releases = Vec::new();
     let mut prefixes: Vec<(String, usize)> = Vec::new();
     for (prefix, file) in &release_files {
-        let text = root.read_to_string(format!("{LISTS_DIR}/{file}"))?;
+        let text = root.read_to_string(format!("{dir}/{file}"))?;
         let info = parse_release(&text, prefix).map_err(|source| ListsError::Malformed {
-            path: format!("{LISTS_DIR}/{file}"),
+            path: format!("{dir}/{file}"),
             source,
         })?;
         prefixes.push((prefix.clone(), releases.len()));
@@ -342,7 +352,16 @@ impl ListText {
 /// Read a lists file, decompressing `.lz4` and `.gz` (what apt stores with
 /// `Acquire::GzipIndexes`).
 pub fn read_list_file(root: &HostRoot, file_name: &str) -> Result<ListText, ListsError> {
-    let path = format!("{LISTS_DIR}/{file_name}");
+    read_list_file_in(root, LISTS_DIR, file_name)
+}
+
+/// [`read_list_file`] in the lists directory `dir`.
+pub fn read_list_file_in(
+    root: &HostRoot,
+    dir: &str,
+    file_name: &str,
+) -> Result<ListText, ListsError> {
+    let path = format!("{dir}/{file_name}");
     let (_, ext) = strip_compression(file_name);
     if ext.is_empty() {
         return Ok(ListText::Mapped(root.map(&path)?));
@@ -429,6 +448,16 @@ pub fn collect_available(
     lists: &AptLists,
     dpkg: &DpkgDatabase,
 ) -> Result<AvailableByPackage, ListsError> {
+    collect_available_in(root, LISTS_DIR, lists, dpkg)
+}
+
+/// [`collect_available`] from the lists directory `dir` that `lists` was discovered in.
+pub fn collect_available_in(
+    root: &HostRoot,
+    dir: &str,
+    lists: &AptLists,
+    dpkg: &DpkgDatabase,
+) -> Result<AvailableByPackage, ListsError> {
     // Installed packages, and half-done ones (their versions are needed to report a failed
     // upgrade as still missing).
     let mut installed_names: HashMap<&str, ()> = HashMap::new();
@@ -442,9 +471,9 @@ pub fn collect_available(
     let archs = dpkg.architectures();
     let mut available: AvailableByPackage = HashMap::new();
     for (position, index) in lists.indexes.iter().enumerate() {
-        let list = read_list_file(root, &index.file_name)?;
+        let list = read_list_file_in(root, dir, &index.file_name)?;
         let text = list.text();
-        let path = format!("{LISTS_DIR}/{}", index.file_name);
+        let path = format!("{dir}/{}", index.file_name);
         collect_from_packages_text(
             &text,
             &path,
@@ -580,6 +609,17 @@ pub fn compute_upgrades(
     available: &AvailableByPackage,
     policy: &AptPolicy,
 ) -> Result<UpgradePlan, ListsError> {
+    compute_upgrades_in(dpkg, lists, LISTS_DIR, available, policy)
+}
+
+/// [`compute_upgrades`] over lists read from `dir` (named in its errors).
+pub fn compute_upgrades_in(
+    dpkg: &DpkgDatabase,
+    lists: &AptLists,
+    dir: &str,
+    available: &AvailableByPackage,
+    policy: &AptPolicy,
+) -> Result<UpgradePlan, ListsError> {
     let mut plan = UpgradePlan::default();
     for package in dpkg.installed() {
         let key = package.key(&dpkg.native_arch);
@@ -602,8 +642,8 @@ pub fn compute_upgrades(
                             .indexes
                             .first()
                             .and_then(|i| lists.indexes.get(*i))
-                            .map(|i| format!("{LISTS_DIR}/{}", i.file_name))
-                            .unwrap_or_else(|| LISTS_DIR.to_string()),
+                            .map(|i| format!("{dir}/{}", i.file_name))
+                            .unwrap_or_else(|| dir.to_string()),
                         line: 0,
                         message,
                     })?;

@@ -19,6 +19,7 @@ use jiff::Timestamp;
 use crate::agent::backend::contract::{
     BackendError, InstallReport, InstallRequest, NodeAgent, NodePackages, TargetOutcome,
 };
+use crate::agent::backend::sources::{APT_LISTS_DIR, Repositories};
 use crate::agent::host::HostRoot;
 use crate::agent::os::DetectedOs;
 use crate::agent::state::{FirstSeen, version_key};
@@ -150,9 +151,16 @@ impl AptSnapshot {
     /// Read dpkg's database, apt's lists, configuration and preferences from the host root
     /// (no command runs).
     pub fn read(root: &HostRoot) -> Result<AptSnapshot, AptError> {
+        AptSnapshot::read_with_lists(root, lists::LISTS_DIR)
+    }
+
+    /// [`AptSnapshot::read`] with the lists of `lists_dir` in place of apt's own (the private
+    /// lists of alternative patch sources); the host's configuration, preferences and phasing
+    /// apply as always.
+    pub fn read_with_lists(root: &HostRoot, lists_dir: &str) -> Result<AptSnapshot, AptError> {
         let dpkg = dpkg::load_database(root)?;
-        let lists = lists::discover_lists(root, &dpkg.architectures())?;
-        let available = lists::collect_available(root, &lists, &dpkg)?;
+        let lists = lists::discover_lists_in(root, lists_dir, &dpkg.architectures())?;
+        let available = lists::collect_available_in(root, lists_dir, &lists, &dpkg)?;
         let config = aptconf::AptConfig::read(root).map_err(ListsError::from)?;
         let prefs = Preferences::read(root, &config).map_err(ListsError::from)?;
         let apt_version = dpkg
@@ -162,7 +170,7 @@ impl AptSnapshot {
         let phasing = Phasing::read(root, &config, apt_version).map_err(ListsError::from)?;
         let policy =
             AptPolicy::new(&lists, &dpkg.native_arch, prefs, phasing).map_err(ListsError::from)?;
-        let plan = lists::compute_upgrades(&dpkg, &lists, &available, &policy)?;
+        let plan = lists::compute_upgrades_in(&dpkg, &lists, lists_dir, &available, &policy)?;
         Ok(AptSnapshot {
             dpkg,
             lists,
@@ -327,15 +335,23 @@ pub fn prepare_install(
     }
 }
 
-/// The apt backend's read: dpkg's database and the lists in-process, held packages, the
-/// interrupted-dpkg note, reboot need.
+/// The apt backend's read: dpkg's database and the lists in-process (apt's own, or the private
+/// lists of alternative patch sources, which must have been updated for them), held packages,
+/// the interrupted-dpkg note, reboot need.
 pub fn read_node(
     agent: &NodeAgent,
+    repositories: &Repositories,
     detected: &DetectedOs,
     first_seen: &mut FirstSeen,
     now: Timestamp,
 ) -> Result<NodePackages, BackendError> {
-    let snapshot = AptSnapshot::read(&agent.root)?;
+    let snapshot = match repositories {
+        Repositories::Node => AptSnapshot::read(&agent.root)?,
+        Repositories::Apt(sources) => {
+            sources.check_lists(&agent.root)?;
+            AptSnapshot::read_with_lists(&agent.root, APT_LISTS_DIR)?
+        }
+    };
     let mut notes = Vec::new();
     if snapshot.dpkg.needs_repair() {
         let broken: Vec<String> = snapshot
@@ -386,9 +402,17 @@ pub fn read_node(
 pub fn install_targets(
     agent: &NodeAgent,
     commands: &AptCommands,
+    repositories: &Repositories,
     before: &NodePackages,
     request: &InstallRequest<'_>,
 ) -> Result<InstallReport, BackendError> {
+    let options = match repositories {
+        Repositories::Node => Vec::new(),
+        Repositories::Apt(sources) => {
+            sources.prepare(&agent.root)?;
+            sources.apt_options()
+        }
+    };
     let native_arch = before.native_arch.clone().unwrap_or_default();
     let apt_targets: Vec<install::InstallTarget> = request
         .targets
@@ -405,6 +429,7 @@ pub fn install_targets(
         commands,
         &apt_targets,
         request.blocked_patterns,
+        &options,
     )?;
     let outcomes = report
         .outcomes
