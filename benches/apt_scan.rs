@@ -312,10 +312,12 @@ fn phase_times(label: &str, host: &HostRoot) {
     let policy =
         nodepatch::agent::backend::apt::preferences::AptPolicy::defaults(&found, &db.native_arch);
     black_box(
-        lists::compute_upgrades(&db, &found, &available, &policy)
-            .expect("upgrades")
-            .upgrades
-            .len(),
+        nodepatch::agent::backend::apt::upgrades::compute_upgrades(
+            &db, &found, &available, &policy,
+        )
+        .expect("upgrades")
+        .upgrades
+        .len(),
     );
     let t_policy = t.elapsed();
     eprintln!(

@@ -11,6 +11,7 @@ pub mod lists;
 pub mod phasing;
 pub mod preferences;
 pub mod reboot;
+pub mod upgrades;
 
 use std::collections::HashMap;
 
@@ -170,7 +171,7 @@ impl AptSnapshot {
         let phasing = Phasing::read(root, &config, apt_version).map_err(ListsError::from)?;
         let policy =
             AptPolicy::new(&lists, &dpkg.native_arch, prefs, phasing).map_err(ListsError::from)?;
-        let plan = lists::compute_upgrades_in(&dpkg, &lists, lists_dir, &available, &policy)?;
+        let plan = upgrades::compute_upgrades_in(&dpkg, &lists, lists_dir, &available, &policy)?;
         Ok(AptSnapshot {
             dpkg,
             lists,
@@ -251,7 +252,7 @@ impl AptSnapshot {
                     .map(|u| u.candidate.version.as_str())
             } else {
                 // Half-done packages: apt's candidate from the last configured version.
-                lists::candidate_version(installed_version, versions, &self.lists, &self.policy)
+                upgrades::candidate_version(installed_version, versions, &self.lists, &self.policy)
                     .map(|v| v.version.as_str())
             };
             for version in versions {
