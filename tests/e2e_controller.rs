@@ -39,13 +39,7 @@ async fn controller_scans_patches_halts_resolves_conflicts_and_cleans_up() {
         ),
         "no admin token in the controller's kubeconfig"
     );
-    let args = env.controller_args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let _controller = support::ControllerProcess::start_with_kubeconfig(
-        "controller-e2e",
-        &controller_kubeconfig,
-        &args,
-    );
+    let _controller = env.start_controller("controller-e2e", &controller_kubeconfig);
     let pp = PostParams::default();
     let baselines: Api<PatchBaseline> = Api::all(client.clone());
     let policies: Api<PatchPolicy> = Api::all(client.clone());

@@ -37,13 +37,7 @@ async fn install_hooks_run_around_the_install_and_fail_their_node() {
     };
     let client = env.client.clone();
     let run_id = env.run_id.clone();
-    let args = env.controller_args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let _controller = support::ControllerProcess::start_with_kubeconfig(
-        "controller-e2e-hooks",
-        &controller_kubeconfig,
-        &args,
-    );
+    let _controller = env.start_controller("controller-e2e-hooks", &controller_kubeconfig);
     let pp = PostParams::default();
     let baselines: Api<PatchBaseline> = Api::all(client.clone());
     let policies: Api<PatchPolicy> = Api::all(client.clone());

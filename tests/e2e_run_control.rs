@@ -103,6 +103,26 @@ fn agent_nodes(env: &Env) -> Vec<String> {
     env.runner.spans().into_iter().map(|s| s.node).collect()
 }
 
+/// Delete `policy` and wait until its `run` is gone with it (garbage collection through the
+/// run's owner reference).
+async fn delete_with_its_runs(
+    policies: &Api<PatchPolicy>,
+    runs: &Api<PatchRun>,
+    policy: &str,
+    run: &str,
+) {
+    policies
+        .delete(policy, &DeleteParams::default())
+        .await
+        .expect("delete policy");
+    support::eventually_true(
+        Duration::from_secs(60),
+        "run deleted with its policy",
+        || async move { runs.get_opt(run).await.is_ok_and(|r| r.is_none()) },
+    )
+    .await;
+}
+
 async fn suspend(policies: &Api<PatchPolicy>, name: &str, on: bool) {
     policies
         .patch(
@@ -121,13 +141,7 @@ async fn users_suspend_cancel_and_opt_out_and_unpatchable_nodes_are_left_alone()
     };
     let client = env.client.clone();
     let run_id = env.run_id.clone();
-    let args = env.controller_args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let controller = support::ControllerProcess::start_with_kubeconfig(
-        "controller-run-control",
-        &controller_kubeconfig,
-        &args,
-    );
+    let controller = env.start_controller("controller-run-control", &controller_kubeconfig);
     let pp = PostParams::default();
     let baselines: Api<PatchBaseline> = Api::all(client.clone());
     let policies: Api<PatchPolicy> = Api::all(client.clone());
@@ -188,22 +202,9 @@ async fn users_suspend_cancel_and_opt_out_and_unpatchable_nodes_are_left_alone()
     );
     assert_eq!(done.status.as_ref().expect("status").current_wave, 3);
 
-    // Deleting the policy deletes its manual run (garbage collection through the owner
-    // reference; the run's finalizer cleans up first).
-    policies
-        .delete(&policy, &DeleteParams::default())
-        .await
-        .expect("delete policy");
-    support::eventually_true(
-        Duration::from_secs(60),
-        "manual run deleted with its policy",
-        || {
-            let runs = runs.clone();
-            let run = run.clone();
-            async move { runs.get_opt(&run).await.is_ok_and(|r| r.is_none()) }
-        },
-    )
-    .await;
+    // Deleting the policy deletes its run (garbage collection through the owner reference;
+    // the run's finalizer cleans up first).
+    delete_with_its_runs(&policies, &runs, &policy, &run).await;
 
     // 2. Cancel: pending nodes are skipped, the run ends Canceled, labels and DaemonSet go;
     //    who canceled comes from the admission policy, and cannot be forged.
@@ -493,20 +494,7 @@ async fn users_suspend_cancel_and_opt_out_and_unpatchable_nodes_are_left_alone()
             ),
         "a suspended policy creates no run of its own"
     );
-    policies
-        .delete(&policy, &DeleteParams::default())
-        .await
-        .expect("delete policy");
-    support::eventually_true(
-        Duration::from_secs(60),
-        "manual run deleted with its policy",
-        || {
-            let runs = runs.clone();
-            let run = run.clone();
-            async move { runs.get_opt(&run).await.is_ok_and(|r| r.is_none()) }
-        },
-    )
-    .await;
+    delete_with_its_runs(&policies, &runs, &policy, &run).await;
 
     // 6. A node a run left cordoned counts in nodepatch_nodes_cordoned after the run ended (the
     //    NodepatchNodeStuckCordoned alert's input), and stops counting once uncordoned by hand.

@@ -54,13 +54,7 @@ async fn runs_scan_and_install_from_the_baseline_sources_not_the_node_repositori
     };
     let client = env.client.clone();
     let run_id = env.run_id.clone();
-    let args = env.controller_args();
-    let args: Vec<&str> = args.iter().map(String::as_str).collect();
-    let _controller = support::ControllerProcess::start_with_kubeconfig(
-        "controller-sources",
-        &controller_kubeconfig,
-        &args,
-    );
+    let _controller = env.start_controller("controller-sources", &controller_kubeconfig);
     let pp = PostParams::default();
     let baselines: Api<PatchBaseline> = Api::all(client.clone());
     let policies: Api<PatchPolicy> = Api::all(client.clone());

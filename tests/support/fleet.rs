@@ -53,6 +53,18 @@ impl Env {
         Some((env, kubeconfig))
     }
 
+    /// Start `nodepatch controller` for this fleet as the chart's ServiceAccount
+    /// (`kubeconfig` from [`Env::start`]), its log named `name`.
+    pub fn start_controller(
+        &self,
+        name: &str,
+        kubeconfig: &std::path::Path,
+    ) -> super::ControllerProcess {
+        let args = self.controller_args();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        super::ControllerProcess::start_with_kubeconfig(name, kubeconfig, &args)
+    }
+
     /// Arguments of `nodepatch controller` for this fleet's agent namespace.
     pub fn controller_args(&self) -> Vec<String> {
         [
