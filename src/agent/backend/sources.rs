@@ -283,10 +283,12 @@ pub fn validate_dnf_configuration(name: &str, text: &str) -> Result<Vec<String>,
             problem: "no [id] repository section".to_string(),
         }),
         Some(last) if !keys.iter().any(|k| k == "baseurl") => Err(missing_baseurl(last)),
-        Some(_) => {
-            debug_assert!(repo_start_regex().is_match(text));
-            Ok(ids)
-        }
+        // Implied by the checks above; the same expression as admission's, checked anyway.
+        Some(_) if !repo_start_regex().is_match(text) => Err(SourcesError::InvalidRepo {
+            name: name.to_string(),
+            problem: "does not start with an [id] section".to_string(),
+        }),
+        Some(_) => Ok(ids),
     }
 }
 
@@ -351,11 +353,7 @@ fn dnf_sources(
             text.push('\n');
         }
     }
-    Ok(Repositories::Dnf(DnfSources {
-        names,
-        text,
-        repo_ids,
-    }))
+    Ok(Repositories::Dnf(DnfSources { names, text }))
 }
 
 fn sha256_hex(text: &str) -> String {
@@ -439,16 +437,13 @@ impl AptSources {
     }
 }
 
-/// Alternative dnf repositories: the private `.repo` file's text, the names it came from and
-/// the repository ids it defines.
+/// Alternative dnf repositories: the private `.repo` file's text and the names it came from.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct DnfSources {
     /// Names of the sources, in order.
     pub names: Vec<String>,
     /// The `.repo` file written to [`DNF_REPO_FILE`].
     pub text: String,
-    /// The repository ids of the sections, in order.
-    pub repo_ids: Vec<String>,
 }
 
 impl DnfSources {

@@ -259,10 +259,6 @@ fn dnf_sources_replace_the_node_repositories_in_one_repo_file() {
         panic!("dnf sources expected");
     };
     assert_eq!(dnf.names, vec!["base", "extra"]);
-    assert_eq!(
-        dnf.repo_ids,
-        vec!["mirror-baseos", "mirror-appstream", "extra"]
-    );
     assert!(dnf.text.contains(MIRROR_REPO));
     assert!(dnf.text.contains("[extra]\nbaseurl=file:///srv/extra\n"));
     assert!(!dnf.text.contains("[al]"));
@@ -290,7 +286,6 @@ fn the_private_dnf_cache_counts_only_after_a_refresh_of_the_same_sources() {
     let dnf = DnfSources {
         names: vec!["m".into()],
         text: "[np]\nbaseurl=file:///a\n".into(),
-        repo_ids: vec!["np".into()],
     };
     std::fs::create_dir_all(dir.path().join("var/lib/nodepatch/dnf-sources/repos.d"))
         .expect("mkdir");
