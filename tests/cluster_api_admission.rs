@@ -456,12 +456,52 @@ fn invalid_corpus() -> Vec<Case> {
         with_message(
             case(
                 PB,
-                "sources on a RHEL baseline",
+                "apt sources on a RHEL baseline",
                 "/operatingSystem",
                 json!("RedHatEnterpriseLinux"),
                 "spec.sources",
             ),
-            "Debian and Ubuntu baselines only",
+            "must be dnf .repo files",
+        ),
+        with_message(
+            case(
+                PB,
+                "sources on a SUSE baseline",
+                "/operatingSystem",
+                json!("SUSE"),
+                "spec.sources",
+            ),
+            "not SUSE",
+        ),
+        with_message(
+            case(
+                PB,
+                "a .repo source on an Ubuntu baseline",
+                "/sources/0/configuration",
+                json!("[mirror]\nbaseurl=https://m.example/rocky/9/BaseOS/x86_64/os/\n"),
+                "spec.sources",
+            ),
+            "must be apt one-line sources",
+        ),
+        with_message(
+            case(
+                PB,
+                "a .repo source with a key outside the allow-list",
+                "/sources/0/configuration",
+                json!("[mirror]\nbaseurl=https://m.example/os/\nsslclientkey=/root/key\n"),
+                "spec.sources[0].configuration",
+            ),
+            "dnf .repo file",
+        ),
+        with_message(
+            case(
+                PB,
+                "a .repo source with a dnf variable",
+                "/sources/0/configuration",
+                json!("[mirror]\nbaseurl=https://m.example/$releasever/os/\n"),
+                "spec.sources[0].configuration",
+            ),
+            "dnf .repo file",
         ),
         case(
             PB,
@@ -1021,7 +1061,7 @@ async fn kubectl_get_shows_printer_columns_and_explain_shows_docs() {
 }
 
 /// Alternative patch sources admission accepts: several entries, options, comments, blank
-/// lines, flat repositories, on Debian and Ubuntu.
+/// lines, flat repositories, on Debian and Ubuntu; `.repo` files on the dnf systems.
 #[tokio::test]
 async fn alternative_patch_sources_in_the_documented_shape_are_accepted() {
     let Some(client) = support::cluster().await else {
@@ -1042,6 +1082,14 @@ async fn alternative_patch_sources_in_the_documented_shape_are_accepted() {
             "deb [trusted=yes check-valid-until=no] file:/srv/mirror bookworm-security main",
         ),
         ("Debian", "deb http://mirror.example/flat ./"),
+        (
+            "Rocky",
+            "# internal mirror\n[mirror-baseos]\nname=Mirror BaseOS 9\nbaseurl=https://mirror.example/rocky/9/BaseOS/x86_64/os/\ngpgcheck=1\ngpgkey=file:///etc/pki/rpm-gpg/RPM-GPG-KEY-Rocky-9\nenabled=1\npriority=10\n\n[mirror-appstream]\nbaseurl = https://mirror.example/rocky/9/AppStream/x86_64/os/\nsslverify=false\nmodule_hotfixes=true\n",
+        ),
+        (
+            "AmazonLinux2023",
+            "[al2023-mirror]\nbaseurl=file:///srv/mirror/al2023\ngpgcheck=0",
+        ),
     ] {
         let mut spec = valid_spec("PatchBaseline");
         spec["operatingSystem"] = json!(os);

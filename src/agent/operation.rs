@@ -351,9 +351,9 @@ fn refresh(node: &NodeContext<'_>) -> Result<Option<String>, (String, &'static s
         Ok(()) => Ok(None),
         Err(e) => match node.repositories {
             Repositories::Node => Ok(Some(node.backend.refresh_failure_note(&e))),
-            Repositories::Apt(sources) => {
+            sources => {
                 let e = SourcesError::RefreshFailed {
-                    names: sources.names.clone(),
+                    names: sources.source_names().to_vec(),
                     error: e.to_string(),
                 };
                 Err((e.to_string(), e.category()))

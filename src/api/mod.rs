@@ -56,9 +56,11 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
 }
 
 /// A PatchRun's status copies whole baselines (up to 13 snapshots of up to 20 sources), so the
-/// source-text rule of [`patchbaseline::apt_sources_rule`] repeated there exceeds the apiserver's
-/// CEL cost budget. The copy is written by the controller from an admitted PatchBaseline (and the
-/// agent checks the text again), so the rule is dropped from PatchRun's schema only.
+/// source-text rules ([`patchbaseline::sources_configuration_rule`], and the per-OS format check
+/// of [`patchbaseline::sources_os_rule`] that reads every source's text) repeated there exceed the
+/// apiserver's CEL cost budget. The copy is written by the controller from an admitted
+/// PatchBaseline (and the agent checks the text again), so the rules are dropped from PatchRun's
+/// schema only.
 fn without_snapshot_source_rules(crd: CustomResourceDefinition) -> CustomResourceDefinition {
     fn strip(value: &mut serde_json::Value, rule: &str) {
         match value {
@@ -81,8 +83,9 @@ fn without_snapshot_source_rules(crd: CustomResourceDefinition) -> CustomResourc
         return crd;
     }
     let mut value = serde_json::to_value(&crd).expect("CRD serialises");
-    strip(&mut value, &patchbaseline::apt_sources_rule());
-    serde_json::from_value(value).expect("CRD deserialises after removing the source rule")
+    strip(&mut value, &patchbaseline::sources_configuration_rule());
+    strip(&mut value, &patchbaseline::sources_os_rule());
+    serde_json::from_value(value).expect("CRD deserialises after removing the source rules")
 }
 
 /// schemars marks unsigned integers `format: uint32` / `uint8`, which the apiserver does not know

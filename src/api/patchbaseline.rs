@@ -46,7 +46,7 @@ pub const FILTER_VALUE_PATTERN: &str = r"^[A-Za-z0-9*_][A-Za-z0-9._+:~^*@/-]{0,6
 #[x_kube(validation = PatchFilterKey::Epoch.admission_rule())]
 #[x_kube(validation = PatchFilterKey::Version.admission_rule())]
 #[x_kube(validation = PatchFilterKey::Release.admission_rule())]
-#[x_kube(validation = Rule::new(SOURCES_OS_RULE).message(SOURCES_OS_MESSAGE).field_path(".sources"))]
+#[x_kube(validation = Rule::new(sources_os_rule()).message(Message::Expression(SOURCES_OS_MESSAGE.into())).field_path(".sources"))]
 pub struct PatchBaselineSpec {
     /// Operating system this baseline applies to. Nodes are matched to it by their os-release.
     pub operating_system: OperatingSystem,
@@ -101,8 +101,11 @@ pub struct PatchBaselineSpec {
     /// Alternative patch sources (SSM's `Sources`, e.g. an internal mirror): on a node whose
     /// product matches a source's `products`, scans and installs use the matching sources
     /// *instead of* the node's configured repositories, for that operation only; the node's own
-    /// apt configuration (`/etc/apt/sources.list{,.d}`, `/var/lib/apt/lists`) is never changed.
-    /// Debian and Ubuntu baselines only (apt); other operating systems are rejected.
+    /// configuration (apt: `/etc/apt/sources.list{,.d}`, `/var/lib/apt/lists`; dnf:
+    /// `/etc/yum.repos.d`, `/var/cache/dnf`) is never changed. Debian and Ubuntu baselines take
+    /// apt one-line sources, the dnf operating systems (RHEL and its rebuilds, CentOS Stream,
+    /// Oracle Linux, Amazon Linux, Fedora) yum/dnf `.repo` text; SUSE, openSUSE and Alpine
+    /// baselines are rejected.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 20))]
     pub sources: Vec<PatchSource>,
@@ -297,7 +300,8 @@ pub enum RejectedPatchesAction {
     Block,
 }
 
-/// An alternative patch source: apt sources used instead of the node's repositories.
+/// An alternative patch source: apt sources or dnf repositories used instead of the node's
+/// repositories.
 #[derive(KubeSchema, Clone, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "camelCase")]
 pub struct PatchSource {
@@ -312,17 +316,24 @@ pub struct PatchSource {
         inner(length(min = 1, max = 64), pattern(FILTER_VALUE_PATTERN))
     )]
     pub products: Vec<String>,
+    /// The repositories, in the format of the baseline's package manager. Debian and Ubuntu:
     /// apt sources in the one-line style, one entry per line:
     /// `deb [option=value ...] URI suite [component ...]`. Allowed: `deb` entries only (no
     /// `deb-src`, no deb822 stanzas); options `arch`, `signed-by`, `trusted`,
     /// `check-valid-until` with values of `A-Za-z0-9._/,:+-`; URIs `http:`, `https:` or `file:`
     /// of `A-Za-z0-9._~:/%+@=-`; suite and components of `A-Za-z0-9._~/+-`; blank lines and
     /// `#` comment lines. At least one `deb` entry. No quotes, spaces inside fields, `$`, `;`,
-    /// `|`, `&`, backticks or other shell metacharacters. Written to a file private to the
-    /// agent, never passed through a shell; the agent checks it again and fails the operation
-    /// (reason `PatchSourceInvalid`) on anything else.
+    /// `|`, `&`, backticks or other shell metacharacters. dnf operating systems: a yum/dnf
+    /// `.repo` file, `[id]` sections (id of `A-Za-z0-9._:-`, the first line that is not blank or
+    /// a `#` comment) with `key=value` lines of the keys `name` (`A-Za-z0-9 ._,:/+@-`),
+    /// `baseurl` and `gpgkey` (space-separated `http:`, `https:` or `file:` URLs of
+    /// `A-Za-z0-9._~:/%+@=-`; no `$releasever`-style variables), `gpgcheck`, `enabled`,
+    /// `sslverify`, `module_hotfixes` (`0`, `1`, `true`, `false`, `yes`, `no`) and `priority`
+    /// (1–99); every section needs a `baseurl`, ids are unique and not `main` (checked by the
+    /// agent). Written to a file private to the agent, never passed through a shell; the agent
+    /// checks it again and fails the operation (reason `PatchSourceInvalid`) on anything else.
     #[schemars(length(min = 1, max = 4096))]
-    #[x_kube(validation = Rule::new(apt_sources_rule()).message(APT_SOURCES_MESSAGE))]
+    #[x_kube(validation = Rule::new(sources_configuration_rule()).message(SOURCES_CONFIGURATION_MESSAGE))]
     pub configuration: String,
 }
 
@@ -335,7 +346,7 @@ pub const APT_SOURCE_LINE: &str = r"[ \t]*(#[^\n]*|deb[ \t]+(\[[ \t]*(arch|signe
 /// A `deb` entry somewhere in a configuration (a source must name at least one).
 pub const APT_SOURCE_ENTRY: &str = r"(^|\n)[ \t]*deb[ \t]";
 
-/// CEL rule on `configuration`: every line matches [`APT_SOURCE_LINE`] and one matches
+/// CEL expression on a string `self`: every line matches [`APT_SOURCE_LINE`] and one matches
 /// [`APT_SOURCE_ENTRY`] (CEL raw strings, so the expressions are the same text the agent uses).
 pub fn apt_sources_rule() -> String {
     format!(
@@ -346,13 +357,58 @@ pub fn apt_sources_rule() -> String {
 /// Message of [`apt_sources_rule`].
 pub const APT_SOURCES_MESSAGE: &str = "configuration must be apt one-line sources: lines `deb [arch=|signed-by=|trusted=|check-valid-until=value ...] http(s)-or-file-URI suite [component ...]`, blank lines or `#` comments, at least one deb line, no quotes or shell metacharacters";
 
-/// CEL rule on the spec: sources only on apt operating systems.
-pub const SOURCES_OS_RULE: &str =
-    "!has(self.sources) || size(self.sources) == 0 || self.operatingSystem in ['Debian', 'Ubuntu']";
+/// One line of a dnf source's `configuration` (RE2 and Rust `regex` syntax): blank, a `#`
+/// comment, an `[id]` section header, or `key=value` of the allowed keys and characters.
+pub const RPM_REPO_LINE: &str = r"[ \t]*(#[^\n]*|\[[A-Za-z0-9._:-]+\][ \t]*|name[ \t]*=[ \t]*[A-Za-z0-9 ._,:/+@-]*|(baseurl|gpgkey)[ \t]*=[ \t]*(https?|file):[A-Za-z0-9._~:/%+@=-]+([ \t]+(https?|file):[A-Za-z0-9._~:/%+@=-]+)*[ \t]*|(gpgcheck|enabled|sslverify|module_hotfixes)[ \t]*=[ \t]*(0|1|true|false|yes|no)[ \t]*|priority[ \t]*=[ \t]*([1-9]|[1-9][0-9])[ \t]*)?";
 
-/// Message of [`SOURCES_OS_RULE`].
-pub const SOURCES_OS_MESSAGE: &str =
-    "sources are supported on Debian and Ubuntu baselines only (apt sources)";
+/// The start of a dnf source: blank and comment lines, then a section header (a source names
+/// at least one repository and no key comes before its section).
+pub const RPM_REPO_START: &str = r"^([ \t]*(#[^\n]*)?\n)*[ \t]*\[";
+
+/// CEL expression on a string `self`: every line matches [`RPM_REPO_LINE`] and the text starts
+/// with a section ([`RPM_REPO_START`]).
+pub fn rpm_sources_rule() -> String {
+    format!(
+        "self.matches(r'^(({RPM_REPO_LINE})\\n)*({RPM_REPO_LINE})$') && self.matches(r'{RPM_REPO_START}')"
+    )
+}
+
+/// CEL rule on `configuration`: apt one-line sources or a dnf `.repo` file (the two cannot both
+/// hold: a `deb` line is no `.repo` line and a section header no apt line). Which one the
+/// baseline's operatingSystem takes is [`sources_os_rule`]'s.
+pub fn sources_configuration_rule() -> String {
+    format!("({}) || ({})", apt_sources_rule(), rpm_sources_rule())
+}
+
+/// Message of [`sources_configuration_rule`].
+pub const SOURCES_CONFIGURATION_MESSAGE: &str = "configuration must be apt one-line sources (lines `deb [arch=|signed-by=|trusted=|check-valid-until=value ...] http(s)-or-file-URI suite [component ...]`, at least one deb line) or a dnf .repo file (`[id]` sections first, keys name, baseurl, gpgkey, gpgcheck, enabled, sslverify, module_hotfixes, priority), with blank lines or `#` comments, no quotes or shell metacharacters";
+
+/// The operating systems whose baselines take sources of each format: apt (Debian, Ubuntu) and
+/// dnf (the [`PackageFamily::Rpm`] systems).
+fn os_list(family: PackageFamily) -> String {
+    OperatingSystem::ALL
+        .into_iter()
+        .filter(|os| os.family() == family)
+        .map(|os| format!("'{}'", os.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// CEL rule on the spec: sources only on apt and dnf operating systems, each in that system's
+/// format (apt: has a `deb` entry; dnf: starts with a section; the `configuration` rule checks
+/// the rest).
+pub fn sources_os_rule() -> String {
+    format!(
+        "!has(self.sources) || size(self.sources) == 0 || \
+         (self.operatingSystem in [{apt}] && self.sources.all(s, s.configuration.matches(r'{APT_SOURCE_ENTRY}'))) || \
+         (self.operatingSystem in [{rpm}] && self.sources.all(s, s.configuration.matches(r'{RPM_REPO_START}')))",
+        apt = os_list(PackageFamily::Deb),
+        rpm = os_list(PackageFamily::Rpm),
+    )
+}
+
+/// Message of [`sources_os_rule`] (a CEL expression naming the operatingSystem).
+pub const SOURCES_OS_MESSAGE: &str = "'sources of a ' + self.operatingSystem + ' baseline must be ' + (self.operatingSystem in ['Debian', 'Ubuntu'] ? 'apt one-line sources' : 'dnf .repo files') + '; sources are supported on Debian, Ubuntu and the dnf operating systems only (not SUSE, openSUSE, Alpine)'";
 
 /// Observed state of a PatchBaseline.
 #[derive(KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]

@@ -104,8 +104,14 @@ impl Backend {
                 sources.mark_updated(&agent.root)?;
                 Ok(())
             }
-            (_, Repositories::Apt(sources)) => Err(unsupported(sources)),
-            (Backend::Dnf, Repositories::Node) => rpm::dnf::refresh(agent),
+            (Backend::Dnf, Repositories::Dnf(sources)) => {
+                sources.prepare_refresh(&agent.root)?;
+                rpm::dnf::refresh(agent, &sources.dnf_options())?;
+                sources.mark_refreshed(&agent.root)?;
+                Ok(())
+            }
+            (_, Repositories::Apt(_) | Repositories::Dnf(_)) => Err(unsupported(repositories)),
+            (Backend::Dnf, Repositories::Node) => rpm::dnf::refresh(agent, &[]),
             (Backend::Zypper, Repositories::Node) => zypper::refresh(agent),
             (Backend::Apk, Repositories::Node) => apk::refresh(agent),
         }
@@ -148,10 +154,10 @@ impl Backend {
     ) -> Result<NodePackages, BackendError> {
         match (self, repositories) {
             (Backend::Apt(_), _) => apt::read_node(agent, repositories, detected, first_seen, now),
-            (_, Repositories::Apt(sources)) => Err(unsupported(sources)),
-            (Backend::Dnf, Repositories::Node) => {
-                rpm::dnf::read_node(agent, detected, first_seen, now)
+            (Backend::Dnf, Repositories::Node | Repositories::Dnf(_)) => {
+                rpm::dnf::read_node(agent, repositories, detected, first_seen, now)
             }
+            (_, Repositories::Apt(_) | Repositories::Dnf(_)) => Err(unsupported(repositories)),
             (Backend::Zypper, Repositories::Node) => {
                 zypper::read_node(agent, detected, first_seen, now)
             }
@@ -171,18 +177,22 @@ impl Backend {
             (Backend::Apt(commands), _) => {
                 apt::install_targets(agent, &commands, repositories, before, request)
             }
-            (_, Repositories::Apt(sources)) => Err(unsupported(sources)),
-            (Backend::Dnf, Repositories::Node) => rpm::dnf::install(agent, request),
+            (Backend::Dnf, Repositories::Node) => rpm::dnf::install(agent, &[], request),
+            (Backend::Dnf, Repositories::Dnf(sources)) => {
+                rpm::dnf::install(agent, &sources.dnf_options(), request)
+            }
+            (_, Repositories::Apt(_) | Repositories::Dnf(_)) => Err(unsupported(repositories)),
             (Backend::Zypper, Repositories::Node) => zypper::install(agent, request),
             (Backend::Apk, Repositories::Node) => apk::install(agent, request),
         }
     }
 }
 
-/// apt sources given to another backend ([`sources::repositories_for`] never builds that).
-fn unsupported(sources: &sources::AptSources) -> BackendError {
+/// Sources of one package manager given to another backend ([`sources::repositories_for`]
+/// never builds that).
+fn unsupported(repositories: &Repositories) -> BackendError {
     BackendError::Sources(SourcesError::Unsupported {
-        names: sources.names.clone(),
+        names: repositories.source_names().to_vec(),
         product: String::new(),
     })
 }

@@ -73,6 +73,11 @@ impl HostExecutor for ChrootExecutor {
 /// | `zypper` | `zypper --root <root> …` |
 /// | `apk` | `apk --root <root> …` |
 ///
+/// dnf's `--setopt=reposdir=/path` and `--setopt=cachedir=/path` (alternative patch sources)
+/// become `<root>/path`: dnf 4 (tested with 4.14) reads its *default* reposdir and cachedir
+/// inside the installroot, but a path given with `--setopt` as it is, on this machine, so the
+/// host path the backend builds would point outside the test root.
+///
 /// Any other program is refused: there is no way to run it "inside" the root without chroot.
 /// librpm's database path is a macro, and Debian's rpm defaults it to `~/.rpmdb`, so every
 /// command also gets `HOME` pointing at a private directory whose `.rpmmacros` sets
@@ -152,9 +157,27 @@ impl InstallrootExecutor {
                 });
             }
         }
-        out.extend(rest);
+        if matches!(argv[0].as_str(), "dnf" | "yum") {
+            let root = self.root.to_string_lossy();
+            out.extend(rest.map(|arg| rooted_setopt(&root, arg)));
+        } else {
+            out.extend(rest);
+        }
         Ok(out)
     }
+}
+
+/// `--setopt=reposdir=/p` / `--setopt=cachedir=/p` with `root` prefixed (see
+/// [`InstallrootExecutor`]); any other argument unchanged.
+fn rooted_setopt(root: &str, arg: String) -> String {
+    for option in ["--setopt=reposdir=", "--setopt=cachedir="] {
+        if let Some(path) = arg.strip_prefix(option)
+            && path.starts_with('/')
+        {
+            return format!("{option}{}{path}", root.trim_end_matches('/'));
+        }
+    }
+    arg
 }
 
 impl HostExecutor for InstallrootExecutor {

@@ -165,6 +165,28 @@ fn installroot_injects_the_root_option_per_package_manager() {
         exec.rooted_argv(&argv(&["needs-restarting", "-r"])),
         Err(HostError::InvalidCommand { .. })
     ));
+    // dnf 4 takes a --setopt reposdir/cachedir as a path on this machine, not in the
+    // installroot: the executor moves the alternative sources' directories into the root.
+    assert_eq!(
+        exec.rooted_argv(&argv(&[
+            "dnf",
+            "--setopt=reposdir=/var/lib/nodepatch/dnf-sources/repos.d",
+            "--setopt=cachedir=/var/lib/nodepatch/dnf-sources/cache",
+            "--setopt=install_weak_deps=False",
+            "makecache"
+        ]))
+        .expect("dnf"),
+        argv(&[
+            "dnf",
+            &format!("--installroot={root}"),
+            "--noplugins",
+            "--releasever=9",
+            &format!("--setopt=reposdir={root}/var/lib/nodepatch/dnf-sources/repos.d"),
+            &format!("--setopt=cachedir={root}/var/lib/nodepatch/dnf-sources/cache"),
+            "--setopt=install_weak_deps=False",
+            "makecache"
+        ])
+    );
 }
 
 #[test]

@@ -352,6 +352,7 @@ pub fn read_node(
             sources.check_lists(&agent.root)?;
             AptSnapshot::read_with_lists(&agent.root, APT_LISTS_DIR)?
         }
+        Repositories::Dnf(_) => return Err(dnf_sources_on_apt(repositories)),
     };
     let mut notes = Vec::new();
     if snapshot.dpkg.needs_repair() {
@@ -413,6 +414,7 @@ pub fn install_targets(
             sources.prepare(&agent.root)?;
             sources.apt_options()
         }
+        Repositories::Dnf(_) => return Err(dnf_sources_on_apt(repositories)),
     };
     let native_arch = before.native_arch.clone().unwrap_or_default();
     let apt_targets: Vec<install::InstallTarget> = request
@@ -447,6 +449,15 @@ pub fn install_targets(
         outcomes,
         runs: report.runs,
         reboot_required: false,
+    })
+}
+
+/// dnf sources given to apt ([`crate::agent::backend::sources::repositories_for`] never builds
+/// that).
+fn dnf_sources_on_apt(repositories: &Repositories) -> BackendError {
+    BackendError::Sources(crate::agent::backend::sources::SourcesError::Unsupported {
+        names: repositories.source_names().to_vec(),
+        product: String::new(),
     })
 }
 

@@ -12,6 +12,9 @@
 //!   is installed only when rpm has it (or newer). A failed run is retried one package at a
 //!   time, so one broken package does not keep the others out.
 //! - Reboot: see [`super::reboot`], plus `needs-restarting -r` when the host has it.
+//! - Alternative patch sources ([`crate::agent::backend::sources::DnfSources`]): every dnf run
+//!   gets `--setopt=reposdir=` and `--setopt=cachedir=` of the private directories, and the
+//!   advisories are read from the private cache only.
 
 use std::collections::HashMap;
 use std::time::Duration;
@@ -30,6 +33,7 @@ use crate::agent::backend::contract::{
     BackendError, InstallReport, InstallRequest, InstallTarget, NodeAgent, NodePackages,
     TargetOutcome,
 };
+use crate::agent::backend::sources::{DNF_CACHE_DIR, Repositories};
 use crate::agent::host::command::HostCommand;
 use crate::agent::host::{HostError, HostRoot};
 use crate::agent::os::DetectedOs;
@@ -58,31 +62,38 @@ fn host_error(e: HostError) -> BackendError {
     }
 }
 
-/// `dnf makecache`.
-pub fn refresh_command() -> HostCommand {
-    HostCommand::new(["dnf", "-y", "makecache"]).timeout(REFRESH_TIMEOUT)
+/// `dnf <options> rest…`: `options` are the alternative sources' `--setopt`s (or none).
+fn dnf_argv(options: &[String], rest: &[&str]) -> Vec<String> {
+    let mut argv = vec!["dnf".to_string()];
+    argv.extend(options.iter().cloned());
+    argv.extend(rest.iter().map(|s| s.to_string()));
+    argv
 }
 
-/// `dnf -q -C repoquery --upgrades --qf …`.
-pub fn upgrades_command() -> HostCommand {
-    HostCommand::new([
-        "dnf",
-        "-q",
-        "-C",
-        "repoquery",
-        "--upgrades",
-        "--qf",
-        REPOQUERY_FORMAT,
-    ])
+/// `dnf [options] -y makecache`.
+pub fn refresh_command(options: &[String]) -> HostCommand {
+    HostCommand::new(dnf_argv(options, &["-y", "makecache"])).timeout(REFRESH_TIMEOUT)
+}
+
+/// `dnf [options] -q -C repoquery --upgrades --qf …`.
+pub fn upgrades_command(options: &[String]) -> HostCommand {
+    HostCommand::new(dnf_argv(
+        options,
+        &[
+            "-q",
+            "-C",
+            "repoquery",
+            "--upgrades",
+            "--qf",
+            REPOQUERY_FORMAT,
+        ],
+    ))
     .timeout(REFRESH_TIMEOUT)
 }
 
-/// `dnf -y --skip-broken [-x pattern]… upgrade -- nevra…`.
-pub fn install_command(nevras: &[String], excludes: &[String]) -> HostCommand {
-    let mut argv: Vec<String> = ["dnf", "-y", "--skip-broken"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+/// `dnf [options] -y --skip-broken [-x pattern]… upgrade -- nevra…`.
+pub fn install_command(options: &[String], nevras: &[String], excludes: &[String]) -> HostCommand {
+    let mut argv = dnf_argv(options, &["-y", "--skip-broken"]);
     for pattern in excludes {
         argv.push(format!("--exclude={pattern}"));
     }
@@ -93,9 +104,9 @@ pub fn install_command(nevras: &[String], excludes: &[String]) -> HostCommand {
     HostCommand::new(argv).timeout(INSTALL_TIMEOUT)
 }
 
-/// Refresh the metadata cache.
-pub fn refresh(agent: &NodeAgent) -> Result<(), BackendError> {
-    let command = refresh_command();
+/// Refresh the metadata cache (`options`: see [`refresh_command`]).
+pub fn refresh(agent: &NodeAgent, options: &[String]) -> Result<(), BackendError> {
+    let command = refresh_command(options);
     let output = agent.executor.run(&command).map_err(host_error)?;
     require_success(&command, output, CommandStep::DnfRefresh)?;
     Ok(())
@@ -131,11 +142,14 @@ pub fn repo_of_cache_dir(dir: &str) -> Option<&str> {
         .then_some(repo)
 }
 
-/// Host paths of the cached updateinfo files, one per repository (the most recently written
-/// cache directory wins when a repository has several).
-pub fn updateinfo_files(root: &HostRoot) -> Result<Vec<(String, String)>, BackendError> {
+/// Host paths of the cached updateinfo files under `caches`, one per repository (the most
+/// recently written cache directory wins when a repository has several).
+pub fn updateinfo_files(
+    root: &HostRoot,
+    caches: &[&str],
+) -> Result<Vec<(String, String)>, BackendError> {
     let mut newest: HashMap<String, (std::time::SystemTime, String)> = HashMap::new();
-    for cache in CACHE_DIRS {
+    for cache in caches {
         let entries = root.list_dir(cache)?;
         for dir in entries {
             let Some(repo) = repo_of_cache_dir(&dir) else {
@@ -169,10 +183,13 @@ pub fn updateinfo_files(root: &HostRoot) -> Result<Vec<(String, String)>, Backen
     Ok(files)
 }
 
-/// Read and parse the cached advisories of every repository.
-pub fn read_advisories(root: &HostRoot) -> Result<Vec<RepoAdvisories>, BackendError> {
+/// Read and parse the cached advisories of every repository under `caches`.
+pub fn read_advisories(
+    root: &HostRoot,
+    caches: &[&str],
+) -> Result<Vec<RepoAdvisories>, BackendError> {
     let mut out = Vec::new();
-    for (repo, path) in updateinfo_files(root)? {
+    for (repo, path) in updateinfo_files(root, caches)? {
         let bytes = root.read(&path)?;
         let xml = updateinfo::decompress(&path, &bytes)?;
         let advisories = updateinfo::parse(&path, &xml)?;
@@ -206,20 +223,29 @@ fn needs_restarting(agent: &NodeAgent, notes: &mut Vec<String>) -> Option<bool> 
     }
 }
 
-/// The dnf backend's read.
+/// The dnf backend's read, of the node's repositories or of alternative sources (whose cache
+/// must have been refreshed for exactly these sources).
 pub fn read_node(
     agent: &NodeAgent,
+    repositories: &Repositories,
     _detected: &DetectedOs,
     first_seen: &mut FirstSeen,
     now: Timestamp,
 ) -> Result<NodePackages, BackendError> {
+    let (options, caches): (Vec<String>, &[&str]) = match repositories {
+        Repositories::Dnf(sources) => {
+            sources.check_cache(&agent.root)?;
+            (sources.dnf_options(), &[DNF_CACHE_DIR])
+        }
+        _ => (Vec::new(), CACHE_DIRS),
+    };
     let executor = agent.executor.as_ref();
     let installed = read_inventory(executor)?;
-    let command = upgrades_command();
+    let command = upgrades_command(&options);
     let output = executor.run(&command).map_err(host_error)?;
     let output = require_success(&command, output, CommandStep::DnfQuery)?;
     let available = parse_upgrades(&output.stdout)?;
-    let advisories = read_advisories(&agent.root)?;
+    let advisories = read_advisories(&agent.root, caches)?;
     let mut notes = Vec::new();
     if advisories.is_empty() {
         notes.push(
@@ -266,9 +292,11 @@ pub fn exclude_patterns(blocked: &[String]) -> Vec<String> {
         .collect()
 }
 
-/// Install `targets` with the host's dnf and read each back from rpm.
+/// Install `targets` with the host's dnf (`options`: the alternative sources' `--setopt`s, or
+/// none) and read each back from rpm.
 pub fn install(
     agent: &NodeAgent,
+    options: &[String],
     request: &InstallRequest<'_>,
 ) -> Result<InstallReport, BackendError> {
     let specs: Vec<String> = request
@@ -288,7 +316,7 @@ pub fn install(
                reasons: &mut HashMap<usize, String>|
      -> Result<(Vec<usize>, bool), BackendError> {
         let batch: Vec<String> = indexes.iter().map(|&i| specs[i].clone()).collect();
-        let command = install_command(&batch, &excludes);
+        let command = install_command(options, &batch, &excludes);
         let output = executor.run(&command).map_err(host_error)?;
         let after: Vec<RpmPackage> = read_inventory(executor)?;
         let not_done: Vec<usize> = indexes
@@ -433,7 +461,14 @@ mod tests {
             String::new(),
         );
         let now: Timestamp = "2024-06-01T00:00:00Z".parse().expect("ts");
-        let node = read_node(&agent, &detected, &mut FirstSeen::default(), now).expect("read");
+        let node = read_node(
+            &agent,
+            &Repositories::Node,
+            &detected,
+            &mut FirstSeen::default(),
+            now,
+        )
+        .expect("read");
         assert_eq!(node.candidates.len(), 1);
         let c = &node.candidates[0];
         assert_eq!(
@@ -451,7 +486,7 @@ mod tests {
         assert!(node.reboot.required, "needs-restarting -r exit 1");
         let argv: Vec<Vec<String>> = scripted.calls().into_iter().map(|c| c.argv).collect();
         assert_eq!(argv[0][..2], ["rpm".to_string(), "-qa".to_string()]);
-        assert_eq!(argv[1], upgrades_command().argv);
+        assert_eq!(argv[1], upgrades_command(&[]).argv);
         assert_eq!(
             argv[2],
             vec!["needs-restarting".to_string(), "-r".to_string()]
@@ -461,6 +496,7 @@ mod tests {
     #[test]
     fn install_command_is_argv_with_an_option_terminator() {
         let command = install_command(
+            &[],
             &["np-sec-1.1-1.noarch".into()],
             &exclude_patterns(&["np-bad*".into(), "-rf".into(), "a b".into()]),
         );
