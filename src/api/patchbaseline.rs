@@ -332,7 +332,8 @@ pub struct PatchSource {
     /// (1–99); every section needs a `baseurl`, ids are unique and not `main` (checked by the
     /// agent). Written to a file private to the agent, never passed through a shell; the agent
     /// checks it again and fails the operation (reason `PatchSourceInvalid`) on anything else.
-    #[schemars(length(min = 1, max = 4096))]
+    // 3072, not 4096: the two formats' CEL rule would exceed the apiserver's cost budget.
+    #[schemars(length(min = 1, max = 3072))]
     #[x_kube(validation = Rule::new(sources_configuration_rule()).message(SOURCES_CONFIGURATION_MESSAGE))]
     pub configuration: String,
 }
