@@ -6,6 +6,11 @@ pub enum Error {
     /// A call to the Kubernetes API failed.
     #[error("kubernetes API: {0}")]
     Kube(#[source] kube::Error),
+    /// Adding or removing a finalizer failed. kube-runtime writes finalizers with a JSON Patch
+    /// whose `test` op checks the list it read from the cache; a cache a moment behind (a
+    /// second reconcile right after the first added the finalizer) fails that test with 422.
+    #[error("updating the finalizer: {0}")]
+    Finalizer(#[source] kube::Error),
     /// Serialising a status or patch failed (a bug: our own types always serialise).
     #[error("serialising {what}: {source}")]
     Serialize {
@@ -30,6 +35,10 @@ impl Error {
             Error::Kube(kube::Error::Api(status)) if status.code == 429 => "throttled",
             Error::Kube(kube::Error::Api(_)) => "api",
             Error::Kube(_) => "transport",
+            Error::Finalizer(kube::Error::Api(status)) if matches!(status.code, 409 | 422) => {
+                "finalizer_conflict"
+            }
+            Error::Finalizer(_) => "finalizer",
             Error::Serialize { .. } => "serialize",
             Error::MissingName => "missing_name",
         }
@@ -57,8 +66,21 @@ impl Error {
                 _ => ErrorClass::Transient,
             },
             Error::Kube(_) => ErrorClass::Transient,
+            // The patch's test saw a stale list: retry at once with fresh data.
+            Error::Finalizer(kube::Error::Api(status)) if matches!(status.code, 409 | 422) => {
+                ErrorClass::Conflict
+            }
+            Error::Finalizer(e) => Error::Kube(clone_kube(e)).class(),
             Error::Serialize { .. } | Error::MissingName => ErrorClass::Permanent,
         }
+    }
+}
+
+/// The class-relevant part of a kube error (kube::Error is not Clone).
+fn clone_kube(e: &kube::Error) -> kube::Error {
+    match e {
+        kube::Error::Api(status) => kube::Error::Api(status.clone()),
+        other => kube::Error::Service(other.to_string().into()),
     }
 }
 
@@ -91,6 +113,15 @@ mod tests {
         assert_eq!(api(403).class(), ErrorClass::Permanent);
         assert_eq!(api(422).class(), ErrorClass::Permanent);
         assert_eq!(Error::MissingName.class(), ErrorClass::Permanent);
+        // A finalizer patch whose test op saw a stale cache: a conflict, not a 5-minute wait.
+        let stale = |code| match api(code) {
+            Error::Kube(e) => Error::Finalizer(e),
+            _ => unreachable!(),
+        };
+        assert_eq!(stale(422).class(), ErrorClass::Conflict);
+        assert_eq!(stale(422).category(), "finalizer_conflict");
+        assert_eq!(stale(403).class(), ErrorClass::Permanent);
+        assert_eq!(stale(503).class(), ErrorClass::Transient);
         assert_eq!(
             (api(409).category(), api(429).category()),
             ("conflict", "throttled")

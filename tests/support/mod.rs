@@ -271,7 +271,9 @@ impl ControllerProcess {
             name,
             kubeconfig,
             extra,
-            "info,nodepatch=debug",
+            // NODEPATCH_TEST_RUST_LOG widens it, e.g. `info,nodepatch=debug,kube_client=debug`.
+            &std::env::var("NODEPATCH_TEST_RUST_LOG")
+                .unwrap_or_else(|_| "info,nodepatch=debug".into()),
         )
     }
 

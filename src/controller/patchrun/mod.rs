@@ -55,7 +55,7 @@ pub async fn reconcile(run: Arc<PatchRun>, ctx: Arc<Context>) -> Result<Action> 
             kube::runtime::finalizer::Error::ApplyFailed(e)
             | kube::runtime::finalizer::Error::CleanupFailed(e) => e,
             kube::runtime::finalizer::Error::AddFinalizer(e)
-            | kube::runtime::finalizer::Error::RemoveFinalizer(e) => Error::Kube(e),
+            | kube::runtime::finalizer::Error::RemoveFinalizer(e) => Error::Finalizer(e),
             kube::runtime::finalizer::Error::UnnamedObject => Error::MissingName,
             kube::runtime::finalizer::Error::InvalidFinalizer => Error::MissingName,
         })
