@@ -17,13 +17,12 @@ use nodepatch::agent::backend::sources::{APT_LISTS_DIR, APT_SOURCE_LIST, APT_SOU
 use nodepatch::agent::host::HostRoot;
 use nodepatch::agent::host::exec::ChrootExecutor;
 use nodepatch::agent::operation::{BaselineChoice, OperationRequest, run_operation};
-use nodepatch::api::conditions::READY;
 use nodepatch::api::{
     Compliance, ComplianceLevel, NodePatchReportStatus, OperatingSystem, Operation, OperationPhase,
     PatchBaselineSpec, PatchSource, PatchState, RejectedPatchesAction,
 };
 use nodepatch::baseline::ResolvedBaseline;
-use support::reports::{message, patch};
+use support::reports::{message, patch, ready_reason};
 use support::roots::{DebianRoot, run, standard_repo};
 
 /// The mirror's suites, none of which the root has configured.
@@ -74,48 +73,17 @@ fn operate(
     run_operation(&agent, &request, baseline, &Timestamp::now)
 }
 
-fn ready_reason(status: &NodePatchReportStatus) -> String {
-    status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == READY)
-        .map(|c| c.reason.clone())
-        .unwrap_or_default()
-}
-
 /// Every file (path → bytes) under the root's apt sources, preferences and lists.
 fn apt_state(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let key = path
-                .strip_prefix(base)
-                .expect("under root")
-                .display()
-                .to_string();
-            if path.is_dir() {
-                out.insert(format!("{key}/"), Vec::new());
-                walk(&path, base, out);
-            } else {
-                out.insert(key, std::fs::read(&path).unwrap_or_default());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    if let Ok(bytes) = std::fs::read(root.join("etc/apt/sources.list")) {
-        out.insert("etc/apt/sources.list".into(), bytes);
-    }
-    for dir in [
-        "etc/apt/sources.list.d",
-        "etc/apt/preferences.d",
-        "var/lib/apt/lists",
-    ] {
-        walk(&root.join(dir), root, &mut out);
-    }
-    out
+    support::files_under(
+        root,
+        &[
+            "etc/apt/sources.list",
+            "etc/apt/sources.list.d",
+            "etc/apt/preferences.d",
+            "var/lib/apt/lists",
+        ],
+    )
 }
 
 /// A root whose only configured suite is `bookworm` (v1 of the test packages), with the mirror

@@ -19,13 +19,12 @@ use nodepatch::agent::backend::sources::{DNF_CACHE_DIR, DNF_REPO_FILE};
 use nodepatch::agent::host::HostRoot;
 use nodepatch::agent::host::exec::InstallrootExecutor;
 use nodepatch::agent::operation::{BaselineChoice, OperationRequest, run_operation};
-use nodepatch::api::conditions::READY;
 use nodepatch::api::{
     Compliance, ComplianceLevel, NodePatchReportStatus, OperatingSystem, Operation, OperationPhase,
     PatchBaselineSpec, PatchSource, PatchState, RejectedPatchesAction,
 };
 use nodepatch::baseline::ResolvedBaseline;
-use support::reports::{message, patch};
+use support::reports::{message, patch, ready_reason};
 use support::roots::run;
 use support::rpmroots::{DNF_TOOLS, NOW, RpmRoot, fixture, require_tools};
 
@@ -83,15 +82,6 @@ fn operate(
     run_operation(&agent, &request, baseline, &|| now)
 }
 
-fn ready_reason(status: &NodePatchReportStatus) -> String {
-    status
-        .conditions
-        .iter()
-        .find(|c| c.type_ == READY)
-        .map(|c| c.reason.clone())
-        .unwrap_or_default()
-}
-
 /// The paths whose content differs between two [`dnf_state`]s (readable failures).
 fn changed_paths(a: &BTreeMap<String, Vec<u8>>, b: &BTreeMap<String, Vec<u8>>) -> Vec<String> {
     a.keys()
@@ -103,30 +93,7 @@ fn changed_paths(a: &BTreeMap<String, Vec<u8>>, b: &BTreeMap<String, Vec<u8>>) -
 
 /// Every file (path → bytes) under the root's repository configuration and dnf cache.
 fn dnf_state(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    fn walk(dir: &Path, base: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
-        let Ok(entries) = std::fs::read_dir(dir) else {
-            return;
-        };
-        for entry in entries.flatten() {
-            let path = entry.path();
-            let key = path
-                .strip_prefix(base)
-                .expect("under root")
-                .display()
-                .to_string();
-            if path.is_dir() {
-                out.insert(format!("{key}/"), Vec::new());
-                walk(&path, base, out);
-            } else {
-                out.insert(key, std::fs::read(&path).unwrap_or_default());
-            }
-        }
-    }
-    let mut out = BTreeMap::new();
-    for dir in ["etc/yum.repos.d", "var/cache/dnf"] {
-        walk(&root.join(dir), root, &mut out);
-    }
-    out
+    support::files_under(root, &["etc/yum.repos.d", "var/cache/dnf"])
 }
 
 /// A Rocky 9 root whose only configured repository (`np`) is empty: without sources nothing

@@ -20,31 +20,14 @@ const MIRROR: &str = "deb [trusted=yes] file:/srv/mirror bookworm-security main\
 
 /// Every file (path → bytes) under the root's apt sources and lists.
 fn apt_state(root: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut out = BTreeMap::new();
-    let mut stack = vec![
-        root.join("etc/apt/sources.list.d"),
-        root.join("var/lib/apt/lists"),
-    ];
-    if let Ok(bytes) = std::fs::read(root.join("etc/apt/sources.list")) {
-        out.insert("etc/apt/sources.list".to_string(), bytes);
-    }
-    while let Some(dir) = stack.pop() {
-        for entry in std::fs::read_dir(&dir).into_iter().flatten().flatten() {
-            let path = entry.path();
-            let key = path
-                .strip_prefix(root)
-                .expect("under root")
-                .display()
-                .to_string();
-            if path.is_dir() {
-                out.insert(format!("{key}/"), Vec::new());
-                stack.push(path);
-            } else {
-                out.insert(key, std::fs::read(&path).unwrap_or_default());
-            }
-        }
-    }
-    out
+    support::files_under(
+        root,
+        &[
+            "etc/apt/sources.list",
+            "etc/apt/sources.list.d",
+            "var/lib/apt/lists",
+        ],
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

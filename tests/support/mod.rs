@@ -238,6 +238,32 @@ pub async fn ensure_crds(client: &Client) {
     }
 }
 
+/// Every file and directory (path relative to `root` → bytes; directories as `dir/` with no
+/// bytes) at or under each of `paths` in `root`; paths that do not exist are left out. Tests
+/// compare two of these to show an operation left a node's configuration byte-identical.
+pub fn files_under(root: &Path, paths: &[&str]) -> std::collections::BTreeMap<String, Vec<u8>> {
+    let mut out = std::collections::BTreeMap::new();
+    let mut stack: Vec<PathBuf> = paths.iter().map(|p| root.join(p)).collect();
+    while let Some(path) = stack.pop() {
+        let key = path
+            .strip_prefix(root)
+            .expect("under root")
+            .display()
+            .to_string();
+        if path.is_dir() {
+            if !paths.contains(&key.as_str()) {
+                out.insert(format!("{key}/"), Vec::new());
+            }
+            for entry in std::fs::read_dir(&path).into_iter().flatten().flatten() {
+                stack.push(entry.path());
+            }
+        } else if let Ok(bytes) = std::fs::read(&path) {
+            out.insert(key, bytes);
+        }
+    }
+    out
+}
+
 /// A free TCP port on 127.0.0.1.
 pub fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -22,6 +22,16 @@ pub fn message(status: &NodePatchReportStatus) -> String {
         .unwrap_or_default()
 }
 
+/// The reason of the report's Ready condition, empty when none.
+pub fn ready_reason(status: &NodePatchReportStatus) -> String {
+    status
+        .conditions
+        .iter()
+        .find(|c| c.type_ == nodepatch::api::conditions::READY)
+        .map(|c| c.reason.clone())
+        .unwrap_or_default()
+}
+
 /// `name version` of every package whose version differs between two inventories.
 pub fn changes(before: &BTreeMap<String, String>, after: &BTreeMap<String, String>) -> Vec<String> {
     after
