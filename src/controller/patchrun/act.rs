@@ -12,9 +12,7 @@ use serde_json::json;
 
 use super::daemonset::daemonset_name;
 use super::status;
-use crate::api::{
-    CONTROLLER_MANAGER, Compliance, NodePatchReport, PatchPolicy, PatchRun, RUN_LABEL, RebootOption,
-};
+use crate::api::{Compliance, NodePatchReport, PatchPolicy, PatchRun, RUN_LABEL, RebootOption};
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::controller::harness;
@@ -218,22 +216,11 @@ pub(super) async fn mark_not_applicable(
         }
     }
     let status = json!({
-        "apiVersion": NodePatchReport::api_version(&()),
-        "kind": "NodePatchReport",
-        "status": {
-            "compliance": Compliance::NotApplicable.as_str(),
-            "complianceReason": reason,
-            "os": {"prettyName": os_image},
-        },
+        "compliance": Compliance::NotApplicable.as_str(),
+        "complianceReason": reason,
+        "os": {"prettyName": os_image},
     });
-    reports
-        .patch_status(
-            node,
-            &PatchParams::apply(CONTROLLER_MANAGER).force(),
-            &Patch::Apply(&status),
-        )
-        .await?;
-    Ok(())
+    harness::apply_status(ctx, REPORT_KIND, &report_named(node), &status).await
 }
 
 /// Give up what [`mark_not_applicable`] wrote on a node that is patchable now (reinstalled,
@@ -249,17 +236,13 @@ pub(super) async fn unmark_not_applicable(ctx: &Context, node: &str) -> Result<(
     if !marked {
         return Ok(());
     }
-    let empty = json!({
-        "apiVersion": NodePatchReport::api_version(&()),
-        "kind": "NodePatchReport",
-        "status": {},
-    });
-    Api::<NodePatchReport>::all(ctx.client.clone())
-        .patch_status(
-            node,
-            &PatchParams::apply(CONTROLLER_MANAGER).force(),
-            &Patch::Apply(&empty),
-        )
-        .await?;
-    Ok(())
+    harness::apply_status(ctx, REPORT_KIND, &report_named(node), &json!({})).await
+}
+
+/// Kind label of the report status writes (`status_writes_total`).
+const REPORT_KIND: &str = "NodePatchReport";
+
+/// A NodePatchReport handle by name, for status applies.
+fn report_named(node: &str) -> NodePatchReport {
+    NodePatchReport::new(node, crate::api::NodePatchReportSpec {})
 }

@@ -105,10 +105,7 @@ async fn apply(cached: &PatchRun, ctx: &Context) -> Result<Action> {
         // Holds that apply before a run starts: a canceled run ends without touching a node; a
         // suspended policy's run waits (the policy's change wakes it).
         if run.spec.cancel.is_some() {
-            let note = status::cancel_note(
-                step::canceled_by(run).as_deref(),
-                run.spec.cancel.as_ref().and_then(|c| c.reason.as_deref()),
-            );
+            let note = step::cancel_note_of(run);
             let ended = status::canceled_before_start_status(
                 run.status.as_ref(),
                 run.metadata.generation,

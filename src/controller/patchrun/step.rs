@@ -9,7 +9,6 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
 use kube::api::Api;
@@ -99,7 +98,7 @@ pub(super) async fn step(
         Err((reason, message)) => return fail_run(ctx, run, reason, message).await,
     };
     let window = window_state(run, policy, ctx, now).await?;
-    let others = other_selectors(ctx, policy);
+    let others = other_policies(ctx, policy, &old.targets);
     let mut observed = BTreeMap::new();
     for t in &old.targets {
         if let Some(obs) = observe_target(ctx, run, name, t, &settings, &others).await? {
@@ -168,17 +167,22 @@ fn hold_note(run: &PatchRun, policy: &PatchPolicy, hold: RunHold) -> Hold {
     match hold {
         RunHold::Proceed => Hold::Proceed,
         RunHold::Suspended => Hold::Suspended(policy.name_any()),
-        RunHold::Canceled => Hold::Canceled(cancel_note(
-            canceled_by(run).as_deref(),
-            run.spec.cancel.as_ref().and_then(|c| c.reason.as_deref()),
-        )),
+        RunHold::Canceled => Hold::Canceled(cancel_note_of(run)),
     }
+}
+
+/// Who canceled `run` and why, as its condition and Event say it.
+pub(super) fn cancel_note_of(run: &PatchRun) -> String {
+    cancel_note(
+        canceled_by(run).as_deref(),
+        run.spec.cancel.as_ref().and_then(|c| c.reason.as_deref()),
+    )
 }
 
 /// Who canceled a run: the user the chart's admission policy stamped into
 /// `nodepatch.dev/canceled-by` (the apiserver's own record of the request), else the field
 /// manager that set `spec.cancel` (what the client called itself, e.g. `kubectl-patch`).
-pub fn canceled_by(run: &PatchRun) -> Option<String> {
+fn canceled_by(run: &PatchRun) -> Option<String> {
     if let Some(user) = run.annotations().get(CANCELED_BY_ANNOTATION) {
         return Some(user.clone());
     }
@@ -195,15 +199,21 @@ pub fn canceled_by(run: &PatchRun) -> Option<String> {
         .map(|m| format!("field manager {m}"))
 }
 
-/// The selectors of every other policy (valid ones), to see a pending node another policy now
-/// claims too.
-fn other_selectors(ctx: &Context, policy: &PatchPolicy) -> Vec<LabelSelector> {
+/// Every other policy, to see a pending node another policy now claims too; none when no
+/// target is pending (the only ones this is read for).
+fn other_policies(
+    ctx: &Context,
+    policy: &PatchPolicy,
+    targets: &[RunTarget],
+) -> Vec<std::sync::Arc<PatchPolicy>> {
+    if !targets.iter().any(|t| t.state == TargetState::Pending) {
+        return Vec::new();
+    }
     ctx.stores
         .policies
         .state()
-        .iter()
+        .into_iter()
         .filter(|p| p.metadata.name != policy.metadata.name)
-        .map(|p| p.spec.node_selector.clone())
         .collect()
 }
 
@@ -214,20 +224,20 @@ async fn observe_target(
     name: &str,
     t: &RunTarget,
     settings: &StepSettings,
-    others: &[LabelSelector],
+    others: &[std::sync::Arc<PatchPolicy>],
 ) -> Result<Option<NodeObservation>> {
     let Some(node) = ctx.stores.nodes.get(&ObjectRef::new(&t.node)) else {
         return Ok(None);
     };
     let labelled = node.labels().get(RUN_LABEL).is_some_and(|v| v == name);
     // Opt-out and contest matter only for nodes that have not started: the labels of pending
-    // nodes are read from the metadata cache, the other policies' selectors once per step.
+    // nodes are read from the metadata cache, the other policies from the cache once per step.
     let pending = t.state == TargetState::Pending;
     let excluded = pending && is_excluded(node.labels());
     let conflicting = pending
         && others
             .iter()
-            .any(|s| selector_matches(s, node.labels()).unwrap_or(false));
+            .any(|p| selector_matches(&p.spec.node_selector, node.labels()).unwrap_or(false));
     let report = ctx.stores.reports.get(&ObjectRef::new(&t.node));
     let progress = progress_of(report.as_deref(), name, run.spec.operation);
     let mut obs = NodeObservation {
