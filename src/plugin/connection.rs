@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use k8s_openapi::api::core::v1::Node;
 use kube::api::{Api, ListParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::config::{KubeConfigOptions, Kubeconfig, KubeconfigError};
 use kube::{Client, Config, ResourceExt};
 use serde::de::DeserializeOwned;
 
@@ -26,7 +26,13 @@ pub async fn client(args: &ConnectionArgs) -> Result<Client, PluginError> {
     };
     let config = Config::from_custom_kubeconfig(kubeconfig, &options)
         .await
-        .map_err(PluginError::Kubeconfig)?;
+        .map_err(|e| match e {
+            KubeconfigError::LoadContext(name) => PluginError::NotFound {
+                kind: "context",
+                name,
+            },
+            other => PluginError::Kubeconfig(other),
+        })?;
     Client::try_from(config).map_err(PluginError::Client)
 }
 
