@@ -3,8 +3,9 @@
 //! removed (the run DaemonSet is the job; see docs/architecture.md).
 //!
 //! The kube code is thin: read the Node (for the owner reference) and the PatchRun (for the
-//! baseline snapshot of the node's OS, the reboot option and the install hooks), server-side apply the status with field manager
-//! `nodepatch-agent`. Everything else is [`run_operation`], which does not know about the
+//! baseline snapshot of the node's OS, the reboot option and the install hooks), server-side
+//! apply the status with field manager `nodepatch-agent` (a Preview's result with
+//! `nodepatch-agent-preview`, into `status.preview` only). Everything else is [`run_operation`], which does not know about the
 //! cluster.
 
 use std::path::PathBuf;
@@ -24,16 +25,20 @@ use super::hook::Hooks;
 use super::host::HostRoot;
 use super::host::command::{HostCommand, HostExecutor};
 use super::host::exec::HostExec;
-use super::operation::{BaselineChoice, OperationRequest, bound_message, run_operation};
+use super::operation::{
+    BaselineChoice, OperationRequest, bound_message, run_operation, run_preview,
+};
 use super::os::{boot_id, detect_os};
 use super::resume::{Resume, interrupted_install, resume};
 use super::state::{INSTALL_STARTED_PATH, LastOperation, REBOOT_REQUESTED_PATH, RunMarker};
 use crate::api::conditions::{ConditionStatus, READY, new_condition, set_condition};
 use crate::api::{
-    AGENT_MANAGER, Compliance, NodePatchReport, NodePatchReportSpec, NodePatchReportStatus,
-    OperatingSystem, Operation, OperationPhase, OperationStatus, PatchRun, TargetState,
+    AGENT_MANAGER, AGENT_PREVIEW_MANAGER, Compliance, NodePatchReport, NodePatchReportSpec,
+    NodePatchReportStatus, OperatingSystem, Operation, OperationPhase, OperationStatus, PatchRun,
+    PreviewResult, TargetState,
 };
 use crate::baseline::ResolvedBaseline;
+use crate::baseline::preview::preview_failure;
 use crate::rollout::baseline::{BaselineChoice as Chosen, choose_baseline};
 
 /// The operation the agent was started for.
@@ -45,6 +50,10 @@ pub enum AgentOperation {
     /// Install the approved patches.
     #[value(name = "Install")]
     Install,
+    /// Evaluate the run's draft baseline next to the current one; writes only the report's
+    /// `status.preview`.
+    #[value(name = "Preview")]
+    Preview,
 }
 
 impl From<AgentOperation> for Operation {
@@ -52,6 +61,7 @@ impl From<AgentOperation> for Operation {
         match value {
             AgentOperation::Scan => Operation::Scan,
             AgentOperation::Install => Operation::Install,
+            AgentOperation::Preview => Operation::Preview,
         }
     }
 }
@@ -161,6 +171,84 @@ pub async fn apply_report_status(
     Ok(())
 }
 
+/// Server-side apply a Preview result as the report's `status.preview` under its own field
+/// manager ([`AGENT_PREVIEW_MANAGER`]): the verdict the agent's other applies own is untouched,
+/// and the previous preview (owned by the same manager) is replaced.
+pub async fn apply_report_preview(
+    api: &Api<NodePatchReport>,
+    node_name: &str,
+    preview: &PreviewResult,
+) -> anyhow::Result<()> {
+    let body = serde_json::json!({
+        "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
+        "kind": "NodePatchReport",
+        "metadata": {"name": node_name},
+        "status": {"preview": preview},
+    });
+    api.patch_status(
+        node_name,
+        &PatchParams::apply(AGENT_PREVIEW_MANAGER).force(),
+        &Patch::Apply(&body),
+    )
+    .await
+    .with_context(|| format!("writing NodePatchReport {node_name} status.preview"))?;
+    Ok(())
+}
+
+/// A Preview run on this node: the run's draft and the node's current baseline (its snapshot),
+/// evaluated against one read of the node; the result goes to `status.preview` only.
+async fn preview(
+    client: &Client,
+    reports: &Api<NodePatchReport>,
+    args: &AgentArgs,
+    agent: NodeAgent,
+    request: OperationRequest,
+) -> anyhow::Result<()> {
+    let run = request.run.clone();
+    let now = Timestamp::now();
+    let patch_run = Api::<PatchRun>::all(client.clone()).get(&run).await;
+    let prepared = match patch_run {
+        Err(e) => Err(format!("reading PatchRun {run}: {e}")),
+        Ok(patch_run) => preview_baselines(&patch_run, &agent.root),
+    };
+    let result = match prepared {
+        Err(message) => preview_failure(&run, Compliance::Unknown, message, now),
+        Ok((current, draft)) => {
+            let agent = Arc::new(agent);
+            tokio::task::spawn_blocking(move || {
+                run_preview(&agent, &request, &current, &draft, &Timestamp::now)
+            })
+            .await
+            .context("agent preview panicked")?
+        }
+    };
+    apply_report_preview(reports, &args.node_name, &result).await?;
+    tracing::info!(
+        compliance = result.compliance.as_str(),
+        current = result.current_compliance.as_str(),
+        newly_missing = result.newly_missing_count,
+        no_longer_missing = result.no_longer_missing_count,
+        "preview written"
+    );
+    idle(args.exit_after_report).await
+}
+
+/// The current baseline (the run's snapshot for the node's OS) and the run's draft, resolved.
+fn preview_baselines(
+    patch_run: &PatchRun,
+    root: &HostRoot,
+) -> Result<(BaselineChoice, ResolvedBaseline), String> {
+    let run = patch_run.name_any();
+    let Some(preview) = &patch_run.spec.preview else {
+        return Err(format!("PatchRun {run} has no spec.preview"));
+    };
+    let draft = ResolvedBaseline::resolve(format!("preview:{run}"), &preview.baseline)
+        .map_err(|e| format!("PatchRun {run} spec.preview.baseline: {e}"))?;
+    let os = detect_os(root).ok().and_then(|d| d.operating_system);
+    let (current, _) = baseline_for(Some(patch_run), os)?;
+    Ok((current, draft))
+}
+
 /// The baseline for this node: the run's snapshot for the node's OS, else predefined (also
 /// without a run).
 fn baseline_for(
@@ -203,6 +291,16 @@ fn baseline_for(
     Ok((BaselineChoice::Resolved(Box::new(resolved)), note))
 }
 
+/// True when `op` (the report's operation before this agent's) is the install of `run` that a
+/// confirming scan (`now`) follows.
+fn earlier_install_done(op: &OperationStatus, run: &str, now: Operation) -> bool {
+    now == Operation::Scan
+        && !run.is_empty()
+        && op.run == run
+        && matches!(op.type_, Some(Operation::Install) | Some(Operation::Scan))
+        && !op.changes.is_empty()
+}
+
 /// A report for a failure before the operation could start (unreadable PatchRun, …).
 fn setup_failure(
     run: &str,
@@ -218,10 +316,10 @@ fn setup_failure(
             run: run.to_string(),
             type_: Some(operation),
             phase: OperationPhase::Failed,
-            boot_id: None,
             start_time: Some(Time(now)),
             end_time: Some(Time(now)),
             message: Some(message.clone()),
+            ..OperationStatus::default()
         }),
         ..NodePatchReportStatus::default()
     };
@@ -288,6 +386,13 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     // What the node remembers of earlier agents decides whether the operation runs as asked
     // (see resume.rs): an install is never repeated.
     let requested = Operation::from(args.operation);
+    if requested == Operation::Preview {
+        let mut request = OperationRequest::new(Operation::Preview, run.clone());
+        request.refresh = !args.no_refresh;
+        request.backends = backends;
+        let agent = NodeAgent { executor, root };
+        return preview(&client, &reports, &args, agent, request).await;
+    }
     let install_run = requested == Operation::Install && !run.is_empty();
     let install_started = if install_run {
         RunMarker::load(&root, INSTALL_STARTED_PATH).unwrap_or_else(|e| {
@@ -396,17 +501,23 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .await?
         .status
         .unwrap_or_default();
+    // A confirming scan keeps the package changes of this run's install, so the report's last
+    // operation still says what the install changed once the node is back from its reboot.
+    let install_changes = in_progress
+        .operation
+        .as_ref()
+        .filter(|op| earlier_install_done(op, &run, request.operation))
+        .map(|op| (op.changes.clone(), op.changes_omitted));
     in_progress.operation = Some(OperationStatus {
         run: run.clone(),
         type_: Some(request.operation),
         phase: match request.operation {
-            Operation::Scan => OperationPhase::Scanning,
+            Operation::Scan | Operation::Preview => OperationPhase::Scanning,
             Operation::Install => OperationPhase::Installing,
         },
         boot_id: Some(current_boot()).filter(|b| !b.is_empty()),
         start_time: Some(Time(Timestamp::now())),
-        end_time: None,
-        message: None,
+        ..OperationStatus::default()
     });
     apply_report_status(&reports, &args.node_name, &in_progress).await?;
 
@@ -435,6 +546,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         tracing::warn!("cannot clear the install marker: {e}");
     }
     if let Some(op) = status.operation.as_mut() {
+        if let Some((changes, omitted)) = install_changes {
+            op.changes = changes;
+            op.changes_omitted = omitted;
+        }
         if op.boot_id.is_none() {
             op.boot_id = Some(current_boot()).filter(|b| !b.is_empty());
             status.boot_id = op.boot_id.clone();

@@ -23,6 +23,7 @@
 //! - [`cluster`]: the `nodepatch agent` command (PatchRun snapshot in, report status out).
 
 pub mod backend;
+pub mod changes;
 pub mod cluster;
 pub mod hook;
 pub mod host;

@@ -14,17 +14,19 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use super::backend::contract::{InstallRequest, InstallTarget, NodeAgent, NodePackages};
 use super::backend::sources::{Repositories, SourcesError, repositories_for};
 use super::backend::{Backend, BackendSettings};
+use super::changes::{FailedUpdate, package_changes};
 use super::hook::{HookError, Hooks, run_hook};
 use super::os::{DetectedOs, detect_os};
 use super::state::{FirstSeen, LastOperation};
 use crate::api::conditions::{ConditionStatus, READY, find, new_condition, set_condition};
 use crate::api::{
-    Compliance, NodePatchReportStatus, Operation, OperationPhase, OperationStatus, RebootOption,
-    RejectedPatchesAction,
+    Compliance, NodePatchReportStatus, Operation, OperationPhase, OperationStatus, PreviewResult,
+    RebootOption, RejectedPatchesAction,
 };
 use crate::baseline::evaluate::{Evaluation, ResolvedBaseline, evaluate};
 use crate::baseline::model::{EvaluationInput, InstallResult, PackageRef};
 use crate::baseline::predefined::predefined_for;
+use crate::baseline::preview::{preview_failure, preview_result};
 
 /// Longest operation message (the CRD's limit).
 pub const MAX_MESSAGE_CHARS: usize = 4096;
@@ -163,13 +165,12 @@ pub fn run_operation(
             run: request.run.clone(),
             type_: Some(request.operation),
             phase: match request.operation {
-                Operation::Scan => OperationPhase::Scanning,
+                Operation::Scan | Operation::Preview => OperationPhase::Scanning,
                 Operation::Install => OperationPhase::Installing,
             },
             boot_id: (!boot_id.is_empty()).then_some(boot_id),
             start_time: Some(Time(start)),
-            end_time: None,
-            message: None,
+            ..OperationStatus::default()
         },
         notes: Vec::new(),
     };
@@ -252,9 +253,102 @@ pub fn run_operation(
         detected: &detected,
     };
     match request.operation {
-        Operation::Scan => scan(&node, request, &baseline, draft, clock),
+        // A preview is a scan against the draft (see run_preview); here it is one.
+        Operation::Scan | Operation::Preview => scan(&node, request, &baseline, draft, clock),
         Operation::Install => install(&node, request, &baseline, draft, clock),
     }
+}
+
+/// A Preview: read the node once (refreshing its metadata like a scan, recording no first
+/// sightings, installing nothing) and evaluate both the node's current baseline and the draft
+/// against that read. The node's repositories are the draft's alternative sources when it has
+/// some for the node's product, else the node's own. Never fails: what cannot be evaluated is a
+/// result with `compliance: Unknown` and the reason (NotApplicable when the draft is for
+/// another OS, or the node's OS is image-based).
+pub fn run_preview(
+    agent: &NodeAgent,
+    request: &OperationRequest,
+    current: &BaselineChoice,
+    draft: &ResolvedBaseline,
+    clock: Clock<'_>,
+) -> PreviewResult {
+    let run = request.run.as_str();
+    let fail = |message: String| preview_failure(run, Compliance::Unknown, message, clock());
+    let detected = match detect_os(&agent.root) {
+        Ok(os) => os,
+        Err(e) => return fail(format!("cannot detect the OS: {e}")),
+    };
+    let not_applicable =
+        |message: String| preview_failure(run, Compliance::NotApplicable, message, clock());
+    if let Some(immutable) = detected.immutable {
+        return not_applicable(format!(
+            "{} is image-based; nodepatch does not patch it",
+            immutable.as_str()
+        ));
+    }
+    let Some(operating_system) = detected.operating_system else {
+        return not_applicable(format!(
+            "unsupported operating system {:?}",
+            detected.info.id
+        ));
+    };
+    if draft.operating_system() != operating_system {
+        return not_applicable(format!(
+            "the draft is for {}, the node runs {}",
+            draft.operating_system(),
+            operating_system
+        ));
+    }
+    let Some(family) = detected.info.family else {
+        return fail(format!(
+            "no package family known for {}",
+            operating_system.as_str()
+        ));
+    };
+    let current = match current {
+        BaselineChoice::Resolved(b) => (**b).clone(),
+        BaselineChoice::PredefinedForNode => {
+            let predefined = predefined_for(operating_system);
+            match ResolvedBaseline::resolve(predefined.name.clone(), &predefined.spec) {
+                Ok(b) => b,
+                Err(e) => return fail(format!("predefined baseline {}: {e}", predefined.name)),
+            }
+        }
+    };
+    let repositories = match repositories_for(&draft.spec().sources, &detected.product(), family) {
+        Ok(r) => r,
+        Err(e) => return fail(e.to_string()),
+    };
+    let node = NodeContext {
+        agent,
+        backend: Backend::for_family(family, &request.backends),
+        repositories: &repositories,
+        detected: &detected,
+    };
+    let mut notes = Vec::new();
+    if request.refresh {
+        match refresh(&node) {
+            Ok(note) => notes.extend(note),
+            Err((error, _)) => return fail(error),
+        }
+    }
+    let read_only = OperationRequest {
+        record_first_seen: false,
+        ..request.clone()
+    };
+    let now = clock();
+    let today = match evaluate_node(&node, &read_only, &current, Vec::new(), &mut notes, now) {
+        Ok(evaluated) => evaluated,
+        Err((error, _)) => return fail(error),
+    };
+    let drafted = match evaluate(draft, &today.input, now) {
+        Ok(evaluation) => evaluation,
+        Err(e) => return fail(format!("evaluating the draft: {e}")),
+    };
+    let mut result = preview_result(run, &today.evaluation.status, &drafted.status, now);
+    let message = bound_message(notes.join("; "));
+    result.message = (!message.is_empty()).then_some(message);
+    result
 }
 
 /// The node an operation works on: where, with which backend, from which repositories.
@@ -742,6 +836,21 @@ fn install_packages(
             .notes
             .push(format!("reboot required: {}", reboot.reasons.join(", ")));
     }
+    let failed_updates: Vec<FailedUpdate> = report
+        .failed()
+        .map(|o| FailedUpdate {
+            name: o.target.name.clone(),
+            arch: o.target.arch.clone(),
+            version: o.target.version.clone(),
+        })
+        .collect();
+    let (changes, omitted) = package_changes(
+        &before.input.installed,
+        &after.input.installed,
+        &failed_updates,
+    );
+    draft.operation.changes = changes;
+    draft.operation.changes_omitted = omitted;
     let end = clock();
     let record = LastOperation {
         run: request.run.clone(),

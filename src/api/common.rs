@@ -155,6 +155,11 @@ pub enum Operation {
     Scan,
     /// Install the approved patches (inside a maintenance window unless triggered manually).
     Install,
+    /// What-if: evaluate the run's draft baseline (`spec.preview.baseline`) against each node's
+    /// installed packages and repositories, next to the node's current baseline; installs
+    /// nothing, drains nothing, leaves the report's verdict as it is and writes only the report's
+    /// `status.preview`. Runs outside windows; maxConcurrency and maxErrors apply.
+    Preview,
 }
 
 impl Operation {
@@ -163,6 +168,7 @@ impl Operation {
         match self {
             Operation::Scan => "Scan",
             Operation::Install => "Install",
+            Operation::Preview => "Preview",
         }
     }
 }

@@ -35,6 +35,16 @@ pub const RUN_LABEL: &str = "nodepatch.dev/run";
 /// PatchRun annotation holding the user who set `spec.cancel`, stamped by the chart's
 /// MutatingAdmissionPolicy from the request (a value a user writes is overwritten).
 pub const CANCELED_BY_ANNOTATION: &str = "nodepatch.dev/canceled-by";
+/// PatchRun annotation holding who created the run, stamped by the chart's
+/// MutatingAdmissionPolicy from the admission request on create (a value a user writes is
+/// overwritten; the chart's ValidatingAdmissionPolicy refuses changing it later). Runs the
+/// controller creates on schedule say [`SCHEDULE_REQUESTER`].
+pub const REQUESTED_BY_ANNOTATION: &str = "nodepatch.dev/requested-by";
+/// Requester recorded for runs the controller starts from a policy's schedule or window.
+pub const SCHEDULE_REQUESTER: &str = "system:nodepatch";
+/// Field manager of the agent's server-side applies of a Preview result (`status.preview` of
+/// its report), separate from [`AGENT_MANAGER`] so the preview never touches the verdict.
+pub const AGENT_PREVIEW_MANAGER: &str = "nodepatch-agent-preview";
 /// Field manager of the controller's server-side applies.
 pub const CONTROLLER_MANAGER: &str = "nodepatch-controller";
 /// Field manager of the agent's server-side applies.

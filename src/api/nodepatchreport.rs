@@ -183,6 +183,11 @@ pub struct NodePatchReportStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+    /// The result of the latest Preview run on this node (written by the agent under its own
+    /// field manager `nodepatch-agent-preview`; it never changes the verdict above). A new
+    /// preview replaces it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<PreviewResult>,
 }
 
 /// Operating system facts from os-release and uname.
@@ -232,6 +237,158 @@ pub struct OperationStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096))]
     pub message: Option<String>,
+    /// Install only: every package whose installed version the install changed (read from the
+    /// package database before and after, so dependencies pulled in are listed too), and each
+    /// approved update that failed, with the version it stayed at. At most
+    /// [`MAX_CHANGES`](crate::api::MAX_CHANGES) (256) entries, the rest counted in
+    /// `changesOmitted`. Kept until the node's next operation; the run's status keeps a summary.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 256))]
+    pub changes: Vec<PackageChange>,
+    /// Changes left out of `changes` (over its 256 entries).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(max = 1000000))]
+    pub changes_omitted: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Most package changes one report (or one node's entry in a run) lists.
+pub const MAX_CHANGES: usize = 256;
+
+/// One package an install changed (or failed to change).
+#[derive(KubeSchema, Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PackageChange {
+    /// Package name.
+    #[schemars(length(max = 256))]
+    pub name: String,
+    /// Architecture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub arch: Option<String>,
+    /// Version before the install (absent: newly installed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub from_version: Option<String>,
+    /// Version after the install (absent: removed); for a failed update, the version that was
+    /// approved and not installed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub to_version: Option<String>,
+    /// What happened.
+    pub result: ChangeResult,
+}
+
+/// Outcome of one package change.
+#[derive(JsonSchema, Clone, Copy, Debug, Deserialize, Serialize, PartialEq, Eq, Hash)]
+pub enum ChangeResult {
+    /// The package is now at `toVersion` (an update, or newly installed as a dependency).
+    Installed,
+    /// The approved update to `toVersion` failed; the package stayed at `fromVersion`.
+    Failed,
+    /// The package is gone (removed or replaced by the package manager).
+    Removed,
+}
+
+impl ChangeResult {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeResult::Installed => "Installed",
+            ChangeResult::Failed => "Failed",
+            ChangeResult::Removed => "Removed",
+        }
+    }
+}
+
+/// A Preview run's verdict on this node: the draft baseline and the node's current baseline
+/// evaluated against the same read of the node.
+#[derive(KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewResult {
+    /// The Preview PatchRun this result belongs to.
+    #[schemars(length(max = 253))]
+    pub run: String,
+    /// When the node was read and evaluated.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<Time>,
+    /// Verdict under the draft baseline (Unknown when the node could not be evaluated:
+    /// see `message`; NotApplicable when the draft is for another OS).
+    #[serde(default)]
+    pub compliance: Compliance,
+    /// Highest compliance level among the draft's non-compliant patches.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compliance_level: Option<ComplianceLevel>,
+    /// Verdict under the node's current baseline (the run's snapshot for the node's OS), from
+    /// the same read.
+    #[serde(default)]
+    pub current_compliance: Compliance,
+    /// Patch counts by state under the draft.
+    #[serde(default)]
+    pub counts: PatchStateCounts,
+    /// Patches non-compliant under the draft that are not under the current baseline (first
+    /// 100; see truncated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub newly_missing: Vec<PreviewPatch>,
+    /// Patches non-compliant under the current baseline that are not under the draft (first
+    /// 100; see truncated).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 100))]
+    pub no_longer_missing: Vec<PreviewPatch>,
+    /// Number of patches newly non-compliant under the draft (all of them, also past the list's
+    /// 100).
+    #[serde(default)]
+    #[schemars(range(max = 1000000))]
+    pub newly_missing_count: u32,
+    /// Number of patches no longer non-compliant under the draft.
+    #[serde(default)]
+    #[schemars(range(max = 1000000))]
+    pub no_longer_missing_count: u32,
+    /// True when a list above was cut at 100.
+    #[serde(default)]
+    pub truncated: bool,
+    /// Why the node could not be evaluated, or a note (e.g. the draft is for another OS).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 4096))]
+    pub message: Option<String>,
+}
+
+/// Most patches a preview lists per direction.
+pub const MAX_PREVIEW_PATCHES: usize = 100;
+
+/// A patch whose verdict the draft changes.
+#[derive(KubeSchema, Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct PreviewPatch {
+    /// Package (or zypper patch) name.
+    #[schemars(length(max = 256))]
+    pub name: String,
+    /// Architecture.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 64))]
+    pub arch: Option<String>,
+    /// Installed version, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub installed_version: Option<String>,
+    /// The candidate version concerned.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub available_version: Option<String>,
+    /// State under the draft (newlyMissing) or under the current baseline (noLongerMissing).
+    pub state: PatchState,
+    /// Classification.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub classification: Option<String>,
+    /// Vendor severity.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(max = 256))]
+    pub severity: Option<String>,
 }
 
 /// Patch counts by state.

@@ -6,6 +6,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use super::common::{NAME_PATTERN, OperatingSystem, Operation, RebootOption};
+use super::nodepatchreport::PackageChange;
 use super::patchbaseline::PatchBaselineSpec;
 use super::patchpolicy::InstallHooks;
 
@@ -20,7 +21,9 @@ use super::patchpolicy::InstallHooks;
     shortname = "pr",
     category = "nodepatch",
     status = "PatchRunStatus",
-    validation = Rule::new("self.spec.policyRef == oldSelf.spec.policyRef && self.spec.operation == oldSelf.spec.operation && self.spec.trigger == oldSelf.spec.trigger && has(self.spec.rebootOption) == has(oldSelf.spec.rebootOption) && (!has(self.spec.rebootOption) || self.spec.rebootOption == oldSelf.spec.rebootOption)").message("spec is immutable except spec.cancel: create a new PatchRun instead").field_path(".spec"),
+    validation = Rule::new("self.spec.policyRef == oldSelf.spec.policyRef && self.spec.operation == oldSelf.spec.operation && self.spec.trigger == oldSelf.spec.trigger && has(self.spec.rebootOption) == has(oldSelf.spec.rebootOption) && (!has(self.spec.rebootOption) || self.spec.rebootOption == oldSelf.spec.rebootOption) && has(self.spec.nodes) == has(oldSelf.spec.nodes) && (!has(self.spec.nodes) || self.spec.nodes == oldSelf.spec.nodes) && has(self.spec.preview) == has(oldSelf.spec.preview)").message("spec is immutable except spec.cancel: create a new PatchRun instead").field_path(".spec"),
+    validation = Rule::new("self.spec.operation == 'Preview' ? has(self.spec.preview) : !has(self.spec.preview)").message("spec.preview (the draft baseline) is required for operation Preview and allowed only there").field_path(".spec.preview"),
+    validation = Rule::new("!has(self.spec.nodes) || size(self.spec.nodes) == 0 || self.spec.trigger == 'Manual'").message("spec.nodes (a node subset) is allowed only on Manual runs").field_path(".spec.nodes"),
     validation = Rule::new("!has(oldSelf.spec.cancel) || (has(self.spec.cancel) && self.spec.cancel == oldSelf.spec.cancel)").message("spec.cancel cannot be changed or removed once set").field_path(".spec.cancel"),
     validation = Rule::new("size(self.metadata.name) <= 63").message("metadata.name must be at most 63 characters: it is used as the nodepatch.dev/run label value"),
     printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".spec.policyRef"}"#,
@@ -52,6 +55,29 @@ pub struct PatchRunSpec {
     /// policy, else the field manager) and the reason in the Progressing condition.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cancel: Option<RunCancel>,
+    /// Manual runs only: patch (or scan, or preview) just these nodes of the policy instead of
+    /// all its members (`kubectl nodepatch patch-now POLICY --nodes a,b`). Each must be a
+    /// member of the policy when the run starts, else the run fails with reason
+    /// `NodesNotMembers` naming them and touches no node. Rollout limits still apply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(
+        length(max = 1000),
+        inner(length(min = 1, max = 253), pattern(NAME_PATTERN))
+    )]
+    #[x_kube(merge_strategy = ListMerge::Set)]
+    pub nodes: Vec<String>,
+    /// Operation Preview only: the draft baseline to evaluate on every target node.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<RunPreview>,
+}
+
+/// A fleet-wide what-if: the draft baseline a Preview run evaluates.
+#[derive(KubeSchema, Clone, Debug, Deserialize, Serialize, PartialEq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunPreview {
+    /// The draft, validated like a PatchBaseline's spec. Nodes of another operating system
+    /// report the preview NotApplicable.
+    pub baseline: PatchBaselineSpec,
 }
 
 /// A request to cancel a run.
@@ -170,6 +196,68 @@ pub struct PatchRunStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,
+    /// Preview runs: the fleet total of the nodes' preview results (each node's own is in its
+    /// report's `status.preview`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub preview: Option<RunPreviewSummary>,
+    /// Install runs: the package changes per node, copied from each node's report when it
+    /// finishes (audit history that outlives the reports' next operation). At most 32 changes
+    /// per node and 2,000 in all, in node order; the rest are counted in `changesOmitted`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 2000))]
+    pub changes: Vec<NodeChanges>,
+    /// Package changes left out of `changes` by its bounds.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    #[schemars(range(max = 100000000))]
+    pub changes_omitted: u32,
+}
+
+fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Most package changes a run's status lists per node.
+pub const MAX_RUN_CHANGES_PER_NODE: usize = 32;
+/// Most package changes a run's status lists in all.
+pub const MAX_RUN_CHANGES: usize = 2000;
+
+/// The package changes of one node in a run.
+#[derive(KubeSchema, Clone, Debug, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeChanges {
+    /// Node name.
+    pub node: String,
+    /// Its changes (at most 32).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    #[schemars(length(max = 32))]
+    pub changes: Vec<PackageChange>,
+}
+
+/// A Preview run's fleet totals.
+#[derive(KubeSchema, Clone, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct RunPreviewSummary {
+    /// Nodes that reported a preview result for this run.
+    #[serde(default)]
+    pub nodes: u32,
+    /// Nodes compliant under the draft.
+    #[serde(default)]
+    pub compliant: u32,
+    /// Nodes non-compliant under the draft.
+    #[serde(default)]
+    pub non_compliant: u32,
+    /// Nodes compliant today that the draft would make non-compliant.
+    #[serde(default)]
+    pub would_become_non_compliant: u32,
+    /// Nodes non-compliant today that the draft would make compliant.
+    #[serde(default)]
+    pub would_become_compliant: u32,
+    /// Patches newly non-compliant under the draft, summed over the nodes.
+    #[serde(default)]
+    pub newly_missing: u32,
+    /// Patches no longer non-compliant under the draft, summed over the nodes.
+    #[serde(default)]
+    pub no_longer_missing: u32,
 }
 
 /// A resolved baseline fixed for the run.

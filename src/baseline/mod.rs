@@ -17,6 +17,7 @@ pub mod hash;
 pub mod model;
 pub mod names;
 pub mod predefined;
+pub mod preview;
 pub mod version;
 pub mod wildcard;
 

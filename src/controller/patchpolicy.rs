@@ -192,6 +192,9 @@ fn scheduled_run(policy: &PatchPolicy, name: &str, new: &NewRun) -> Result<Patch
         "metadata": {
             "name": new.name,
             "labels": {"nodepatch.dev/policy": name},
+            // Also stamped by the chart's MutatingAdmissionPolicy (which overwrites what a
+            // request says); set here for clusters installed without the admission policies.
+            "annotations": {crate::api::REQUESTED_BY_ANNOTATION: crate::api::SCHEDULE_REQUESTER},
             "ownerReferences": policy.controller_owner_ref(&()).into_iter().collect::<Vec<_>>(),
         },
         "spec": {"policyRef": name, "operation": new.operation.as_str(), "trigger": "Schedule"},

@@ -23,6 +23,7 @@ pub fn scheduled_run_name(policy: &str, operation: Operation, at: Timestamp) -> 
     let op = match operation {
         Operation::Scan => "scan",
         Operation::Install => "install",
+        Operation::Preview => "preview",
     };
     let full = format!("{policy}-{op}-{stamp}");
     if full.len() <= 63 {

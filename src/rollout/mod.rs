@@ -24,6 +24,7 @@
 
 pub mod baseline;
 pub mod cordons;
+pub mod record;
 pub mod start;
 pub mod targeting;
 

@@ -183,6 +183,30 @@ fn snapshot_for<'a>(
     })
 }
 
+/// A manual run's node subset (`spec.nodes`) applied to the policy's members: the members it
+/// names, in member order; `Err` lists (sorted) the names that are not members, and then the run
+/// touches no node. An empty subset means every member.
+pub fn node_subset(members: &[String], requested: &[String]) -> Result<Vec<String>, Vec<String>> {
+    if requested.is_empty() {
+        return Ok(members.to_vec());
+    }
+    let mut strangers: Vec<String> = requested
+        .iter()
+        .filter(|n| !members.contains(n))
+        .cloned()
+        .collect();
+    if !strangers.is_empty() {
+        strangers.sort();
+        strangers.dedup();
+        return Err(strangers);
+    }
+    Ok(members
+        .iter()
+        .filter(|m| requested.contains(m))
+        .cloned()
+        .collect())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -315,5 +339,20 @@ mod tests {
         let err = plan_start(&members, &[], bs.iter(), Timestamp::UNIX_EPOCH).expect_err("two");
         assert_eq!(err.reason(), "InvalidBaseline");
         assert!(err.to_string().contains("(a, b)"), "{err}");
+    }
+
+    #[test]
+    fn a_node_subset_keeps_member_order_and_refuses_strangers() {
+        let members: Vec<String> = ["a", "b", "c"].map(String::from).to_vec();
+        let ask = |names: &[&str]| names.iter().map(|n| n.to_string()).collect::<Vec<_>>();
+        assert_eq!(node_subset(&members, &[]), Ok(members.clone()));
+        assert_eq!(
+            node_subset(&members, &ask(&["c", "a"])),
+            Ok(ask(&["a", "c"]))
+        );
+        assert_eq!(
+            node_subset(&members, &ask(&["z", "a", "y"])),
+            Err(ask(&["y", "z"]))
+        );
     }
 }

@@ -17,6 +17,7 @@ use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::controller::harness;
 use crate::rollout::cordons::cordoned_in_flight;
+use crate::rollout::record::{record_json, run_record};
 
 pub(super) const KIND: &str = "PatchRun";
 
@@ -79,8 +80,20 @@ pub(super) async fn fail_run(
     );
     harness::apply_status(ctx, KIND, run, &status).await?;
     publish(ctx, run, EventType::Warning, reason, message).await;
+    audit(ctx, run, &status).await;
     cleanup(run, ctx).await?;
     Ok(Action::await_change())
+}
+
+/// Record a finished run for audit: one JSON line on the `nodepatch::audit` log target and a
+/// `RunRecord` Event whose note is the same record (bounded to the Event note limit), so who
+/// ran what, when, with which package changes, outlives the run's pruning by `historyLimit`.
+pub(super) async fn audit(ctx: &Context, run: &PatchRun, status: &crate::api::PatchRunStatus) {
+    let record = run_record(run, status);
+    let line = serde_json::to_string(&record).unwrap_or_default();
+    tracing::info!(target: "nodepatch::audit", "{line}");
+    let note = record_json(&record, status::MAX_EVENT_NOTE);
+    publish(ctx, run, EventType::Normal, "RunRecord", note).await;
 }
 
 /// The reboot option in force for a run: its own, else its policy's install setting.

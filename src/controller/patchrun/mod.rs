@@ -121,6 +121,7 @@ async fn apply(cached: &PatchRun, ctx: &Context) -> Result<Action> {
                 note,
             )
             .await;
+            act::audit(ctx, run, &ended).await;
             return Ok(Action::await_change());
         }
         if policy.spec.suspend {

@@ -25,7 +25,7 @@ use crate::controller::context::Context;
 use crate::controller::error::Result;
 use crate::controller::harness;
 use crate::rollout::start::{
-    MemberNode, RunEntry, must_wait_for_active_run, plan_start, run_hooks,
+    MemberNode, RunEntry, must_wait_for_active_run, node_subset, plan_start, run_hooks,
 };
 use crate::rollout::targeting::{NotPatchable, membership};
 
@@ -62,6 +62,19 @@ pub(super) async fn start(run: &PatchRun, policy: &PatchPolicy, ctx: &Context) -
     let members = match member_names(ctx, policy) {
         Ok(m) => m,
         Err(message) => return fail_run(ctx, run, "InvalidSelector", message).await,
+    };
+    // A manual run's node subset: only members, else the run fails touching nothing.
+    let members = match node_subset(&members, &run.spec.nodes) {
+        Ok(m) => m,
+        Err(strangers) => {
+            let message = format!(
+                "spec.nodes: {} {} not a member of PatchPolicy {} (not selected by it, or also selected by another policy)",
+                strangers.join(", "),
+                if strangers.len() == 1 { "is" } else { "are" },
+                policy.name_any()
+            );
+            return fail_run(ctx, run, "NodesNotMembers", message).await;
+        }
     };
     let nodes = observe_members(ctx, policy, &members).await?;
     let baselines = ctx.stores.baselines.state();

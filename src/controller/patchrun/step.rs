@@ -16,20 +16,22 @@ use kube::runtime::controller::Action;
 use kube::runtime::reflector::ObjectRef;
 
 use super::act::{
-    KIND, cleanup, fail_run, publish_about, reboot_option_of, set_run_label, set_unschedulable,
+    KIND, audit, cleanup, fail_run, publish_about, reboot_option_of, set_run_label,
+    set_unschedulable,
 };
 use super::status::{
     Hold, MAX_FAILED_LISTED, StatusLimits, agent_failure_of, agent_message, cancel_note,
     event_text, stepped_status,
 };
 use crate::api::{
-    CANCELED_BY_ANNOTATION, NodePatchReport, Operation, OperationPhase, PatchPolicy, PatchRun,
-    PatchRunStatus, RUN_LABEL, RebootOption, RunTarget, RunTrigger, TargetState,
+    CANCELED_BY_ANNOTATION, Compliance, NodePatchReport, Operation, OperationPhase, PatchPolicy,
+    PatchRun, PatchRunStatus, RUN_LABEL, RebootOption, RunTarget, RunTrigger, TargetState,
 };
 use crate::controller::context::Context;
 use crate::controller::drain::{DrainOptions, drain_progress, evict, pods_on, survey};
 use crate::controller::error::Result;
 use crate::controller::harness;
+use crate::rollout::record::{preview_summary, record_node_changes};
 use crate::rollout::targeting::{is_excluded, selector_matches};
 use crate::rollout::{
     AgentProgress, NodeHealth, NodeObservation, RolloutAction, RolloutLimits, RolloutPlan, RunHold,
@@ -117,7 +119,7 @@ pub(super) async fn step(
     };
     let plan = plan_rollout(&state, &settings.limits, &observed, window, now);
     let agent_messages = agent_messages(ctx, &plan.targets, name);
-    let status = stepped_status(
+    let mut status = stepped_status(
         &old,
         &plan,
         &agent_messages,
@@ -129,6 +131,8 @@ pub(super) async fn step(
         run.metadata.generation,
         now,
     );
+
+    record_results(ctx, run, name, &mut status);
 
     // Act.
     apply_plan(ctx, run, name, &old, &status, &plan, &settings.drain).await?;
@@ -145,10 +149,47 @@ pub(super) async fn step(
         .await;
     }
     if plan.phase.is_finished() {
+        audit(ctx, run, &status).await;
         cleanup(run, ctx).await?;
         return Ok(Action::await_change());
     }
     Ok(next_look(&plan, now))
+}
+
+/// What the run keeps of its nodes' results, read from their reports in the cache: an install's
+/// package changes (once per node, when its report shows the finished install of this run) and
+/// a preview's fleet totals.
+fn record_results(ctx: &Context, run: &PatchRun, name: &str, status: &mut PatchRunStatus) {
+    let reports: Vec<_> = status
+        .targets
+        .iter()
+        .filter(|t| t.state != TargetState::Pending)
+        .filter_map(|t| ctx.stores.reports.get(&ObjectRef::new(&t.node)))
+        .collect();
+    match run.spec.operation {
+        Operation::Install => {
+            for report in &reports {
+                let Some(op) = report.status.as_ref().and_then(|s| s.operation.as_ref()) else {
+                    continue;
+                };
+                if op.run == name && op.phase.is_finished() {
+                    record_node_changes(
+                        status,
+                        &report.name_any(),
+                        &op.changes,
+                        op.changes_omitted,
+                    );
+                }
+            }
+        }
+        Operation::Preview => {
+            let results = reports
+                .iter()
+                .filter_map(|r| r.status.as_ref().and_then(|s| s.preview.as_ref()));
+            status.preview = Some(preview_summary(name, results));
+        }
+        Operation::Scan => {}
+    }
 }
 
 /// Suspended (the policy's `suspend`) or canceled (`spec.cancel`); cancel wins.
@@ -407,7 +448,7 @@ async fn window_state(
     ctx: &Context,
     now: Timestamp,
 ) -> Result<WindowState> {
-    if run.spec.operation == Operation::Scan || run.spec.trigger == RunTrigger::Manual {
+    if run.spec.operation != Operation::Install || run.spec.trigger == RunTrigger::Manual {
         return Ok(WindowState::Unconstrained);
     }
     let Some(install) = &policy.spec.install else {
@@ -438,6 +479,20 @@ pub fn progress_of(
     run: &str,
     operation: Operation,
 ) -> AgentProgress {
+    // A preview writes only its own field: done when it names this run, failed when it could
+    // not evaluate the node (NotApplicable is a result: the draft is for another OS).
+    if operation == Operation::Preview {
+        return match report
+            .and_then(|r| r.status.as_ref())
+            .and_then(|s| s.preview.as_ref())
+        {
+            Some(p) if p.run == run && p.compliance == Compliance::Unknown => AgentProgress::Failed,
+            Some(p) if p.run == run => AgentProgress::Succeeded {
+                reboot_required: false,
+            },
+            _ => AgentProgress::NotStarted,
+        };
+    }
     let Some(op) = report
         .and_then(|r| r.status.as_ref())
         .and_then(|s| s.operation.as_ref())
