@@ -13,6 +13,7 @@ use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use nodepatch::api::{
@@ -146,6 +147,16 @@ async fn write_fleet(client: &Client) {
             "PatchPolicy" => put::<PatchPolicy>(client, doc, Some(CONTROLLER_MANAGER)).await,
             "PatchRun" => put::<PatchRun>(client, doc, Some(CONTROLLER_MANAGER)).await,
             "NodePatchReport" => put::<NodePatchReport>(client, doc, Some(AGENT_MANAGER)).await,
+            "Event" => {
+                let events: Api<Event> = Api::namespaced(client.clone(), "default");
+                let name = doc["metadata"]["name"].as_str().expect("name").to_string();
+                delete_and_wait(&events, &name).await;
+                let event: Event = serde_json::from_value(doc).expect("fixture Event");
+                events
+                    .create(&PostParams::default(), &event)
+                    .await
+                    .unwrap_or_else(|e| panic!("create Event {name}: {e}"));
+            }
             other => panic!("fleet.yaml: unexpected kind {other}"),
         }
     }
@@ -189,6 +200,22 @@ async fn read_commands_print_the_golden_files_and_missing_things_are_named() {
                 "2026-01-10T00:00:00Z",
             ],
             "why-web-1-np-sec.txt",
+        ),
+        // The requester of the live run is the test's admin either way: written by the fixture
+        // or, where the chart's admission policy is installed, stamped by the apiserver.
+        (vec!["history", "plugin-db"], "history.txt"),
+        (vec!["history", "plugin-db", "-o", "csv"], "history.csv"),
+        (
+            vec!["history", "plugin-db", "-o", "json", "-n", "default"],
+            "history.json",
+        ),
+        (
+            vec!["history", "plugin-db", "--node", "plugin-db-1"],
+            "history-node-db-1.txt",
+        ),
+        (
+            vec!["history", "plugin-db", "--node", "plugin-db-1", "-o", "csv"],
+            "history-node-db-1.csv",
         ),
     ] {
         assert_output_is_golden(&args, file);
@@ -252,6 +279,28 @@ async fn read_commands_print_the_golden_files_and_missing_things_are_named() {
         "policy \"plugin-no-such-policy\" not found",
     );
 
+    assert_fails_with(
+        &["history", "plugin-no-such-policy"],
+        "policy \"plugin-no-such-policy\" not found",
+    );
+    assert_fails_with(
+        &["history", "--node", "plugin-no-such-node"],
+        "node \"plugin-no-such-node\" not found",
+    );
+    // Pruned runs come from Events of the namespace -n names: none in another one.
+    let out = plugin(&["history", "plugin-db", "-n", "kube-system", "-o", "csv"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert_eq!(
+        stdout(&out)
+            .lines()
+            .skip(1)
+            .filter(|l| l.ends_with(",true"))
+            .count(),
+        0,
+        "{}",
+        stdout(&out)
+    );
+
     // Usage errors exit 2.
     let out = plugin(&["report", "-o", "xml"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
@@ -275,6 +324,8 @@ fn every_command_has_examples_in_its_help() {
         vec!["cancel", "--help"],
         vec!["why", "--help"],
         vec!["patch-now", "--help"],
+        vec!["preview", "--help"],
+        vec!["history", "--help"],
     ] {
         let out = Command::new(env!("CARGO_BIN_EXE_kubectl-nodepatch"))
             .args(&command)

@@ -14,9 +14,11 @@ const EXAMPLES: &str = "Examples:
   kubectl nodepatch report --policy web -o csv > fleet.csv
   kubectl nodepatch report --patches --state Missing -l node-role.kubernetes.io/worker
   kubectl nodepatch why node-1 openssl
-  kubectl nodepatch patch-now web --wait
+  kubectl nodepatch patch-now web --nodes node-1,node-2 --wait
+  kubectl nodepatch preview -f stricter-baseline.yaml --fail-on-noncompliant
+  kubectl nodepatch history web --node node-1
   kubectl nodepatch suspend web
-  kubectl nodepatch cancel web-manual-x7k2p --reason 'change freeze'
+  kubectl nodepatch cancel web-now-x7k2p --reason 'change freeze'
   kubectl nodepatch --context prod status";
 
 /// `kubectl nodepatch`: fleet patch reports, runs and control for nodepatch.
@@ -77,6 +79,61 @@ pub enum Command {
     Why(WhyArgs),
     /// Start a manual PatchRun of a policy now (windows ignored, rollout limits kept).
     PatchNow(PatchNowArgs),
+    /// What a draft baseline would change on the fleet, compared with today's verdicts: agents
+    /// evaluate it on the nodes' real packages and install nothing.
+    Preview(PreviewArgs),
+    /// Finished runs, newest first (also those pruned by historyLimit, from their Events), or
+    /// with --node the package changes runs made on one node.
+    History(HistoryArgs),
+}
+
+/// `preview`.
+#[derive(Args, Debug, Clone)]
+#[command(after_help = "Examples:
+  kubectl nodepatch preview -f stricter-baseline.yaml
+  kubectl nodepatch preview -f stricter-baseline.yaml --policy web
+  kubectl nodepatch preview -f draft.yaml -l topology.kubernetes.io/zone=zone-a -o json
+  kubectl nodepatch preview -f draft.yaml --fail-on-noncompliant   # in a CI pipeline")]
+pub struct PreviewArgs {
+    /// The draft: a PatchBaseline manifest (the first of a multi-document file) or a bare spec;
+    /// `-` reads stdin.
+    #[arg(short = 'f', long = "filename", value_name = "BASELINE.yaml")]
+    pub file: String,
+    /// Preview on this policy's nodes only (default: every policy that is not suspended).
+    #[arg(long, value_name = "POLICY", conflicts_with = "selector")]
+    pub policy: Option<String>,
+    /// Preview on the nodes with these labels only (one run per policy covering some of them).
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
+    /// Exit 1 when any node would be non-compliant under the draft (after printing the result).
+    #[arg(long)]
+    pub fail_on_noncompliant: bool,
+    /// Give up waiting for the preview runs after this long (e.g. 10m); default: as long as they
+    /// run.
+    #[arg(long, value_name = "DURATION")]
+    pub timeout: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = TraceFormat::Table)]
+    pub output: TraceFormat,
+}
+
+/// `history`.
+#[derive(Args, Debug, Clone)]
+#[command(after_help = "Examples:
+  kubectl nodepatch history
+  kubectl nodepatch history web -o wide
+  kubectl nodepatch history web --node node-1
+  kubectl nodepatch history --node node-1 -o csv > node-1-changes.csv
+  kubectl nodepatch history -n default -o json | jq '.[] | select(.requestedBy != \"system:nodepatch\")'")]
+pub struct HistoryArgs {
+    /// Only runs of this policy.
+    pub policy: Option<String>,
+    /// The package changes runs made on this node (one row per change) instead of the runs.
+    #[arg(long, value_name = "NODE")]
+    pub node: Option<String>,
+    /// Output format.
+    #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table)]
+    pub output: OutputFormat,
 }
 
 /// `status`.
@@ -177,7 +234,7 @@ pub struct PolicyArgs {
 /// `cancel`.
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "Examples:
-  kubectl nodepatch cancel web-manual-x7k2p
+  kubectl nodepatch cancel web-now-x7k2p
   kubectl nodepatch cancel web-scan-20260105 --reason 'change freeze until Monday'")]
 pub struct CancelArgs {
     /// The PatchRun.
@@ -210,11 +267,23 @@ pub struct WhyArgs {
 #[derive(Args, Debug, Clone)]
 #[command(after_help = "Examples:
   kubectl nodepatch patch-now web
-  kubectl nodepatch patch-now web --reboot-option NoReboot --wait
+  kubectl nodepatch patch-now web --nodes node-1,node-2 --wait
+  kubectl nodepatch patch-now web -l topology.kubernetes.io/zone=zone-a --reboot-option NoReboot
   kubectl nodepatch patch-now web --operation Scan --wait")]
 pub struct PatchNowArgs {
     /// The PatchPolicy to run.
     pub policy: String,
+    /// Only these nodes of the policy (comma-separated); each must be one of its members.
+    #[arg(
+        long,
+        value_name = "NODE,…",
+        value_delimiter = ',',
+        conflicts_with = "selector"
+    )]
+    pub nodes: Vec<String>,
+    /// Only the policy's nodes with these labels (resolved to node names here).
+    #[arg(short = 'l', long, value_name = "SELECTOR")]
+    pub selector: Option<String>,
     /// Override the policy's reboot option for this run.
     #[arg(long, value_enum, value_name = "OPTION")]
     pub reboot_option: Option<RebootChoice>,

@@ -40,9 +40,9 @@ pub enum PluginError {
     /// The request makes no sense for the object's state (canceling a finished run).
     #[error("{0}")]
     Refused(String),
-    /// A draft baseline file cannot be used.
-    #[error(transparent)]
-    Baseline(#[from] crate::cli::baseline_arg::BaselineArgError),
+    /// The draft baseline (`preview -f`) cannot be used: the file, and where in it.
+    #[error("{0}")]
+    Draft(String),
     /// The evaluation could not run (the node runs another OS than the baseline targets).
     #[error("{0}")]
     Evaluation(#[from] crate::baseline::EvaluationError),
@@ -64,7 +64,7 @@ impl PluginError {
             PluginError::PackageNotInReport { .. } => "PackageNotInReport",
             PluginError::Api { .. } => "ApiError",
             PluginError::Refused(_) => "Refused",
-            PluginError::Baseline(e) => e.category(),
+            PluginError::Draft(_) => "InvalidDraft",
             PluginError::Evaluation(e) => e.category(),
             PluginError::Outcome(_) => "Outcome",
             PluginError::Output(_) => "OutputFailed",

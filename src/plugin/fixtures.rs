@@ -18,6 +18,7 @@ pub struct Fleet {
     pub policies: Vec<PatchPolicy>,
     pub runs: Vec<PatchRun>,
     pub reports: Vec<NodePatchReport>,
+    pub events: Vec<k8s_openapi::api::events::v1::Event>,
 }
 
 fn fixtures_dir() -> PathBuf {
@@ -39,6 +40,7 @@ pub fn fleet() -> Fleet {
         policies: vec![],
         runs: vec![],
         reports: vec![],
+        events: vec![],
     };
     for doc in docs.into_iter().filter(|d| !d.is_null()) {
         match doc["kind"].as_str().expect("kind") {
@@ -51,6 +53,7 @@ pub fn fleet() -> Fleet {
             "PatchPolicy" => fleet.policies.push(typed(doc)),
             "PatchRun" => fleet.runs.push(typed(doc)),
             "NodePatchReport" => fleet.reports.push(typed(doc)),
+            "Event" => fleet.events.push(typed(doc)),
             other => panic!("fleet.yaml: unexpected kind {other}"),
         }
     }

@@ -8,8 +8,10 @@ pub mod args;
 pub mod connection;
 pub mod control;
 pub mod error;
+pub mod history;
 pub mod output;
 pub mod patch_now;
+pub mod preview;
 pub mod report;
 pub mod status;
 pub mod why;
@@ -73,6 +75,8 @@ pub async fn execute(cli: &Cli) -> Result<String, PluginError> {
         Command::Cancel(a) => control::cancel(&client, a).await,
         Command::Why(a) => why::run(&client, a).await,
         Command::PatchNow(a) => patch_now::run(&client, a).await,
+        Command::Preview(a) => preview::run(&client, a).await,
+        Command::History(a) => history::run(&client, a, &cli.connection.namespace).await,
     }
 }
 

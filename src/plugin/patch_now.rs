@@ -2,6 +2,7 @@
 //! windows ignored, rollout limits kept) and, with `--wait`, follow its node counts until it
 //! finishes, as a one-line progress bar on a terminal or a line per change otherwise.
 
+use std::collections::BTreeSet;
 use std::io::{IsTerminal as _, Write as _};
 use std::time::Duration;
 
@@ -10,30 +11,67 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 
 use super::args::{OperationChoice, PatchNowArgs, RebootChoice};
-use super::connection::get_named;
+use super::connection::{get_named, node_labels};
 use super::error::PluginError;
+use super::report::policy_nodes;
 use super::status::done;
 use crate::api::{PatchPolicy, PatchRun, RunPhase};
 
-/// Longest policy-name part of a generated run name: with `-now-` and the API server's five
-/// random characters the name stays within the 63 characters a run name may have.
-const NAME_PREFIX_MAX: usize = 50;
+/// Longest policy-name part of a generated run name: with `-preview-` (the longest word) and
+/// the API server's five random characters the name stays within the 63 characters a run name
+/// may have.
+const NAME_PREFIX_MAX: usize = 49;
 
 /// How often `--wait` reads the run.
 const POLL_INTERVAL: Duration = Duration::from_secs(1);
 
-/// The `generateName` of a manual run of `policy`: `<policy>-now-` (the policy part cut to
-/// [`NAME_PREFIX_MAX`] and to a valid name ending).
-pub fn generate_name(policy: &str) -> String {
+/// The `generateName` of a manual run of `policy`: `<policy>-<word>-` (`now`, `preview`; the
+/// policy part cut to [`NAME_PREFIX_MAX`] and to a valid name ending).
+pub fn generate_name(policy: &str, word: &str) -> String {
     let cut: String = policy.chars().take(NAME_PREFIX_MAX).collect();
-    format!("{}-now-", cut.trim_end_matches(['-', '.']))
+    format!("{}-{word}-", cut.trim_end_matches(['-', '.']))
 }
 
-/// The PatchRun `patch-now` creates.
+/// The nodes a manual run names: `--nodes` as given (each must be covered by the policy's
+/// selector, `covered`), or the covered nodes `-l` selects (`selected`); empty for every member.
+pub fn node_subset(
+    policy: &str,
+    nodes: &[String],
+    selected: Option<&BTreeSet<String>>,
+    covered: &BTreeSet<String>,
+) -> Result<Vec<String>, PluginError> {
+    if let Some(selected) = selected {
+        let subset: Vec<String> = selected.intersection(covered).cloned().collect();
+        if subset.is_empty() {
+            return Err(PluginError::Refused(format!(
+                "no node of policy {policy:?} matches the selector"
+            )));
+        }
+        return Ok(subset);
+    }
+    let outside: Vec<&str> = nodes
+        .iter()
+        .filter(|n| !covered.contains(*n))
+        .map(String::as_str)
+        .collect();
+    if !outside.is_empty() {
+        return Err(PluginError::Refused(format!(
+            "not nodes of policy {policy:?}: {}",
+            outside.join(", ")
+        )));
+    }
+    let mut subset = nodes.to_vec();
+    subset.sort();
+    subset.dedup();
+    Ok(subset)
+}
+
+/// The PatchRun `patch-now` creates (`nodes`: a subset of the policy's members, or empty).
 pub fn manual_run(
     policy: &str,
     operation: OperationChoice,
     reboot: Option<RebootChoice>,
+    nodes: &[String],
 ) -> PatchRun {
     let mut spec = json!({
         "policyRef": policy,
@@ -43,6 +81,9 @@ pub fn manual_run(
         },
         "trigger": "Manual",
     });
+    if !nodes.is_empty() {
+        spec["nodes"] = json!(nodes);
+    }
     if let Some(r) = reboot {
         spec["rebootOption"] = json!(match r {
             RebootChoice::RebootIfNeeded => "RebootIfNeeded",
@@ -52,7 +93,7 @@ pub fn manual_run(
     serde_json::from_value(json!({
         "apiVersion": "nodepatch.dev/v1alpha1",
         "kind": "PatchRun",
-        "metadata": {"generateName": generate_name(policy)},
+        "metadata": {"generateName": generate_name(policy, "now")},
         "spec": spec,
     }))
     .expect("a manual PatchRun literal deserialises")
@@ -148,20 +189,33 @@ pub async fn wait_for(
     }
 }
 
+/// `--timeout` (`30s`, `10m`, `1h30m`) as a duration.
+pub fn parse_timeout(text: Option<&str>) -> Result<Option<Duration>, PluginError> {
+    text.map(|t| {
+        crate::schedule::duration::parse_duration(t)
+            .ok()
+            .and_then(|d| Duration::try_from(d).ok())
+            .ok_or_else(|| PluginError::Refused(format!("--timeout {t:?} is not a duration")))
+    })
+    .transpose()
+}
+
 /// Runs `patch-now`: the created run's name (and with `--wait` its outcome).
 pub async fn run(client: &Client, args: &PatchNowArgs) -> Result<String, PluginError> {
-    let timeout = args
-        .timeout
-        .as_deref()
-        .map(|t| {
-            crate::schedule::duration::parse_duration(t)
-                .ok()
-                .and_then(|d| Duration::try_from(d).ok())
-                .ok_or_else(|| PluginError::Refused(format!("--timeout {t:?} is not a duration")))
-        })
-        .transpose()?;
-    get_named::<PatchPolicy>(client, "policy", &args.policy).await?;
-    let run = manual_run(&args.policy, args.operation, args.reboot_option);
+    let timeout = parse_timeout(args.timeout.as_deref())?;
+    let policy: PatchPolicy = get_named(client, "policy", &args.policy).await?;
+    let nodes = if args.nodes.is_empty() && args.selector.is_none() {
+        vec![]
+    } else {
+        let covered = policy_nodes(&policy, &node_labels(client, None).await?)
+            .map_err(|e| PluginError::Refused(format!("policy {:?}: spec.{e}", args.policy)))?;
+        let selected = match &args.selector {
+            Some(s) => Some(node_labels(client, Some(s)).await?.into_keys().collect()),
+            None => None,
+        };
+        node_subset(&args.policy, &args.nodes, selected.as_ref(), &covered)?
+    };
+    let run = manual_run(&args.policy, args.operation, args.reboot_option, &nodes);
     let created = Api::<PatchRun>::all(client.clone())
         .create(&PostParams::default(), &run)
         .await
@@ -198,23 +252,57 @@ mod tests {
 
     #[test]
     fn generated_names_fit_the_run_name_limit_and_end_validly() {
-        assert_eq!(generate_name("web"), "web-now-");
-        let long = format!("{}-{}", "a".repeat(49), "b".repeat(100));
-        let g = generate_name(&long);
-        assert_eq!(g, format!("{}-now-", "a".repeat(49)));
+        assert_eq!(generate_name("web", "now"), "web-now-");
+        let long = format!("{}-{}", "a".repeat(48), "b".repeat(100));
+        let g = generate_name(&long, "preview");
+        assert_eq!(g, format!("{}-preview-", "a".repeat(48)));
         assert!(g.len() + 5 <= 63, "{g}");
     }
 
     #[test]
     fn manual_run_is_manual_with_the_chosen_operation_and_reboot_option() {
-        let r = manual_run("web", OperationChoice::Scan, Some(RebootChoice::NoReboot));
+        let r = manual_run(
+            "web",
+            OperationChoice::Scan,
+            Some(RebootChoice::NoReboot),
+            &["n2".into(), "n1".into()],
+        );
         let v = serde_json::to_value(&r).expect("json");
         assert_eq!(v["spec"]["trigger"], "Manual");
         assert_eq!(v["spec"]["operation"], "Scan");
         assert_eq!(v["spec"]["rebootOption"], "NoReboot");
         assert_eq!(v["metadata"]["generateName"], "web-now-");
-        let r = manual_run("web", OperationChoice::Install, None);
-        assert!(r.spec.reboot_option.is_none());
+        assert_eq!(v["spec"]["nodes"], json!(["n2", "n1"]));
+        let r = manual_run("web", OperationChoice::Install, None, &[]);
+        assert!(r.spec.reboot_option.is_none() && r.spec.nodes.is_empty());
+        assert!(
+            serde_json::to_value(&r).expect("json")["spec"]
+                .get("nodes")
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn node_subsets_are_the_policys_nodes_only() {
+        let covered: BTreeSet<String> = ["a", "b", "c"].map(String::from).into();
+        let names = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            node_subset("web", &names(&["c", "a", "c"]), None, &covered).expect("members"),
+            names(&["a", "c"])
+        );
+        let err = node_subset("web", &names(&["a", "x", "y"]), None, &covered).expect_err("x");
+        assert_eq!(err.to_string(), "not nodes of policy \"web\": x, y");
+        let selected: BTreeSet<String> = ["b", "z"].map(String::from).into();
+        assert_eq!(
+            node_subset("web", &[], Some(&selected), &covered).expect("selected"),
+            names(&["b"])
+        );
+        let outside: BTreeSet<String> = ["z"].map(String::from).into();
+        let err = node_subset("web", &[], Some(&outside), &covered).expect_err("none");
+        assert_eq!(
+            err.to_string(),
+            "no node of policy \"web\" matches the selector"
+        );
     }
 
     #[test]
