@@ -103,7 +103,7 @@ fn report_status(run: &str, operation: Operation, node: &str) -> serde_json::Val
             boot_id: Some(format!("boot-{node}")),
             start_time: Some(now.clone()),
             end_time: Some(now),
-            message: None,
+            ..OperationStatus::default()
         }),
         ..Default::default()
     };

@@ -736,6 +736,34 @@ fn invalid_corpus() -> Vec<Case> {
             json!("Prod Policy"),
             "spec.policyRef",
         ),
+        case(
+            PR,
+            "Preview without a draft baseline",
+            "/operation",
+            json!("Preview"),
+            "spec.preview",
+        ),
+        case(
+            PR,
+            "a draft baseline on an Install run",
+            "/preview",
+            json!({"baseline": {"operatingSystem": "Debian"}}),
+            "spec.preview",
+        ),
+        case(
+            PR,
+            "a node listed twice",
+            "/nodes",
+            json!(["node-a", "node-a"]),
+            "spec.nodes",
+        ),
+        case(
+            PR,
+            "a node subset entry not a name",
+            "/nodes",
+            json!(["Node A"]),
+            "spec.nodes",
+        ),
     ]
 }
 

@@ -759,3 +759,58 @@ async fn idle(exit_now: bool) -> anyhow::Result<()> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::{ChangeResult, PackageChange};
+
+    #[test]
+    fn a_confirming_scan_keeps_only_its_own_runs_install_changes() {
+        let op = |run: &str, type_: Operation, changes: usize| OperationStatus {
+            run: run.into(),
+            type_: Some(type_),
+            changes: (0..changes)
+                .map(|i| PackageChange {
+                    name: format!("p{i}"),
+                    arch: None,
+                    from_version: Some("1".into()),
+                    to_version: Some("2".into()),
+                    result: ChangeResult::Installed,
+                })
+                .collect(),
+            ..OperationStatus::default()
+        };
+        assert!(earlier_install_done(
+            &op("r1", Operation::Install, 1),
+            "r1",
+            Operation::Scan
+        ));
+        // A second confirming scan (another reboot) keeps them too.
+        assert!(earlier_install_done(
+            &op("r1", Operation::Scan, 1),
+            "r1",
+            Operation::Scan
+        ));
+        assert!(!earlier_install_done(
+            &op("r0", Operation::Install, 1),
+            "r1",
+            Operation::Scan
+        ));
+        assert!(!earlier_install_done(
+            &op("r1", Operation::Install, 0),
+            "r1",
+            Operation::Scan
+        ));
+        assert!(!earlier_install_done(
+            &op("r1", Operation::Install, 1),
+            "r1",
+            Operation::Install
+        ));
+        assert!(!earlier_install_done(
+            &op("", Operation::Install, 1),
+            "",
+            Operation::Scan
+        ));
+    }
+}
