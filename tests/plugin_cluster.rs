@@ -8,6 +8,7 @@
 
 mod support;
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::Duration;
@@ -17,8 +18,8 @@ use k8s_openapi::api::events::v1::Event;
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use kube::{Client, ResourceExt};
 use nodepatch::api::{
-    AGENT_MANAGER, CONTROLLER_MANAGER, MaintenanceWindow, NodePatchReport, PatchBaseline,
-    PatchPolicy, PatchRun, RunTrigger,
+    AGENT_MANAGER, AGENT_PREVIEW_MANAGER, CONTROLLER_MANAGER, MaintenanceWindow, NodePatchReport,
+    Operation, PatchBaseline, PatchBaselineSpec, PatchPolicy, PatchRun, RunTrigger,
 };
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -301,11 +302,165 @@ async fn read_commands_print_the_golden_files_and_missing_things_are_named() {
         stdout(&out)
     );
 
+    preview_waits_for_its_run_and_prints_what_the_draft_changes(&client).await;
+    // The previews left every verdict as it was.
+    assert_output_is_golden(&["report", "-l", l], "report.txt");
+
     // Usage errors exit 2.
     let out = plugin(&["report", "-o", "xml"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let out = plugin(&["why", "plugin-web-1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+}
+
+const DRAFT: &str = "apiVersion: nodepatch.dev/v1alpha1
+kind: PatchBaseline
+metadata: {name: stricter}
+spec:
+  operatingSystem: Debian
+  approvalRules:
+    - filters: [{key: Priority, values: [\"*\"]}]
+      approveAfterDays: 0
+      complianceLevel: Critical
+      enableNonSecurity: true
+";
+
+/// Answer a Preview run of plugin-web that `kubectl nodepatch preview` created (one not in
+/// `before`) in the agents' and the controller's place, with `preview.yaml`: the nodes'
+/// `status.preview` (as the agents' preview field manager), then the run's status. Returns the
+/// run's name.
+async fn answer_preview(client: &Client, before: &BTreeSet<String>) -> String {
+    let runs: Api<PatchRun> = Api::all(client.clone());
+    let run = support::eventually(Duration::from_secs(30), "the Preview run", || {
+        let runs = runs.clone();
+        async move {
+            let list = runs.list(&ListParams::default()).await.ok()?;
+            list.items.into_iter().find(|r| {
+                r.spec.policy_ref == "plugin-web"
+                    && r.spec.operation == Operation::Preview
+                    && !before.contains(&r.name_any())
+            })
+        }
+    })
+    .await;
+    let name = run.name_any();
+    let draft: PatchBaselineSpec = serde_json::from_value(
+        serde_saphyr::from_str::<Value>(DRAFT).expect("draft")["spec"].clone(),
+    )
+    .expect("draft spec");
+    assert_eq!(
+        run.spec.preview.as_ref().map(|p| &p.baseline),
+        Some(&draft),
+        "the run carries the draft"
+    );
+    assert!(run.spec.nodes.is_empty(), "--policy previews all its nodes");
+    let text = std::fs::read_to_string(fixtures().join("preview.yaml")).expect("preview.yaml");
+    let doc: Value = serde_saphyr::from_str(&text).expect("preview.yaml parses");
+    let reports: Api<NodePatchReport> = Api::all(client.clone());
+    for (node, result) in doc["previews"].as_object().expect("previews") {
+        let mut result = result.clone();
+        if result["run"] == "this" {
+            result["run"] = json!(name);
+        }
+        reports
+            .patch_status(
+                node,
+                &PatchParams::apply(AGENT_PREVIEW_MANAGER).force(),
+                &Patch::Apply(json!({
+                    "apiVersion": "nodepatch.dev/v1alpha1", "kind": "NodePatchReport",
+                    "status": {"preview": result},
+                })),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("preview of {node}: {e}"));
+    }
+    runs.patch_status(
+        &name,
+        &PatchParams::apply(CONTROLLER_MANAGER).force(),
+        &Patch::Apply(json!({
+            "apiVersion": "nodepatch.dev/v1alpha1", "kind": "PatchRun", "status": doc["status"],
+        })),
+    )
+    .await
+    .expect("run status");
+    name
+}
+
+async fn preview_waits_for_its_run_and_prints_what_the_draft_changes(client: &Client) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let draft = dir.path().join("stricter.yaml");
+    std::fs::write(&draft, DRAFT).expect("draft");
+    let draft = draft.to_string_lossy().into_owned();
+    let runs: Api<PatchRun> = Api::all(client.clone());
+    for fail_on_noncompliant in [false, true] {
+        let before: BTreeSet<String> = runs
+            .list(&ListParams::default())
+            .await
+            .expect("runs")
+            .items
+            .iter()
+            .map(|r| r.name_any())
+            .collect();
+        let mut args = vec!["preview", "-f", draft.as_str(), "--policy", "plugin-web"];
+        if fail_on_noncompliant {
+            args.push("--fail-on-noncompliant");
+        }
+        let child = support::die_with_parent(Command::new(env!("CARGO_BIN_EXE_kubectl-nodepatch")))
+            .arg("--kubeconfig")
+            .arg(support::kubeconfig_path())
+            .args(&args)
+            .env_remove("KUBECONFIG")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("start preview");
+        let name = answer_preview(client, &before).await;
+        let out = tokio::task::spawn_blocking(move || child.wait_with_output())
+            .await
+            .expect("join")
+            .expect("preview");
+        // The generated name has the placeholder's length, so the columns stay aligned.
+        let printed = stdout(&out).replace(&name, "plugin-web-preview-abcde");
+        assert_eq!(printed, golden("preview.txt"), "{args:?}");
+        if fail_on_noncompliant {
+            assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+            assert!(
+                stderr(&out).ends_with(
+                    "error: would be non-compliant under the draft: plugin-web-2 (1 of 3 nodes)\n"
+                ),
+                "{}",
+                stderr(&out)
+            );
+        } else {
+            assert!(out.status.success(), "{}", stderr(&out));
+        }
+        let _ = runs.delete(&name, &DeleteParams::default()).await;
+    }
+    assert_fails_with(
+        &["preview", "-f", &draft, "--policy", "plugin-db"],
+        "policy \"plugin-db\" is suspended: its runs wait until it is resumed",
+    );
+    assert_fails_with(
+        &["preview", "-f", &draft, "--policy", "plugin-no-such-policy"],
+        "policy \"plugin-no-such-policy\" not found",
+    );
+    let bad = dir.path().join("bad.yaml");
+    std::fs::write(
+        &bad,
+        DRAFT.replace("approveAfterDays: 0", "approveAfterDays: soon"),
+    )
+    .expect("bad draft");
+    let out = plugin(&["preview", "-f", &bad.to_string_lossy()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).starts_with(&format!(
+            "error: -f {}: at spec.approvalRules[0].approveAfterDays: ",
+            bad.display()
+        )) && stderr(&out).contains("line 8"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 fn current_context(kubeconfig: &Path) -> String {
@@ -407,7 +562,7 @@ async fn suspend_resume_cancel_and_patch_now_write_what_they_promise() {
 
     // --wait follows the run: it ends as the run's phase says (here written by the test in the
     // controller's place), exit 0 only for Succeeded.
-    let child = Command::new(env!("CARGO_BIN_EXE_kubectl-nodepatch"))
+    let child = support::die_with_parent(Command::new(env!("CARGO_BIN_EXE_kubectl-nodepatch")))
         .arg("--kubeconfig")
         .arg(support::kubeconfig_path())
         .args(["patch-now", &policy, "--operation", "Scan", "--wait"])

@@ -566,9 +566,10 @@ pub async fn run(client: &Client, args: &PreviewArgs) -> Result<String, PluginEr
             .map(|n| n.node.as_str())
             .collect();
         return Err(PluginError::Outcome(format!(
-            "{} nodes would be non-compliant under the draft: {}",
+            "would be non-compliant under the draft: {} ({} of {} nodes)",
+            nodes.join(", "),
             nodes.len(),
-            nodes.join(", ")
+            view.totals.nodes
         )));
     }
     Ok(String::new())

@@ -1,56 +1,34 @@
 use super::*;
 use crate::plugin::fixtures::{assert_golden, fleet};
 
+/// The Preview run and the fleet's reports with the agents' results of `preview.yaml`.
 fn previewed_fleet() -> (Vec<PatchRun>, Vec<NodePatchReport>) {
     let f = fleet();
+    let text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/plugin/preview.yaml"),
+    )
+    .expect("preview.yaml");
+    let doc: serde_json::Value = crate::cli::yaml::from_str(&text).expect("preview.yaml parses");
+    let name = doc["run"].as_str().expect("run").to_string();
     let run: PatchRun = serde_json::from_value(json!({
         "apiVersion": "nodepatch.dev/v1alpha1", "kind": "PatchRun",
-        "metadata": {"name": "plugin-web-preview-x1"},
+        "metadata": {"name": name},
         "spec": {"policyRef": "plugin-web", "operation": "Preview", "trigger": "Manual",
                  "preview": {"baseline": {"operatingSystem": "Debian"}}},
-        "status": {"phase": "Succeeded", "nodes": {"total": 3, "succeeded": 2, "skipped": 1},
-                   "targets": [
-                       {"node": "plugin-web-2", "state": "Succeeded"},
-                       {"node": "plugin-web-1", "state": "Succeeded"},
-                       {"node": "plugin-web-3", "state": "Skipped", "reason": "NodeDeleted"}]},
+        "status": doc["status"],
     }))
     .expect("run");
     let mut reports = f.reports.clone();
-    let result = |mut value: serde_json::Value| -> PreviewResult {
-        value["run"] = json!("plugin-web-preview-x1");
-        serde_json::from_value(value).expect("preview result")
-    };
     for r in &mut reports {
-        let name = r.name_any();
-        let status = r.status.get_or_insert_with(Default::default);
-        match name.as_str() {
-            "plugin-web-1" => {
-                status.preview = Some(result(json!({
-                    "compliance": "Compliant", "currentCompliance": "NonCompliant",
-                    "noLongerMissing": [{"name": "np-bugfix", "arch": "amd64", "installedVersion": "1.0-1",
-                        "availableVersion": "1.0-2", "state": "Missing", "classification": "Bugfix"},
-                        {"name": "np-sec", "arch": "amd64", "installedVersion": "1.0-1",
-                        "availableVersion": "1.1-1", "state": "Missing", "classification": "Security"}],
-                    "noLongerMissingCount": 2,
-                })))
-            }
-            "plugin-web-2" => {
-                status.preview = Some(result(json!({
-                    "compliance": "NonCompliant", "complianceLevel": "Critical", "currentCompliance": "Compliant",
-                    "newlyMissing": [{"name": "np-other", "arch": "amd64", "installedVersion": "1.0-1",
-                        "availableVersion": "2.0-1", "state": "Missing", "classification": "Security", "severity": "high"}],
-                    "newlyMissingCount": 1,
-                })))
-            }
-            // A result of another run is not this preview's.
-            "plugin-db-1" => {
-                status.preview = Some(
-                    serde_json::from_value(json!({"run": "other", "compliance": "NonCompliant"}))
-                        .expect("other"),
-                )
-            }
-            _ => {}
+        let Some(result) = doc["previews"].get(r.name_any()) else {
+            continue;
+        };
+        let mut result = result.clone();
+        if result["run"] == "this" {
+            result["run"] = json!(name);
         }
+        r.status.get_or_insert_with(Default::default).preview =
+            Some(serde_json::from_value(result).expect("preview result"));
     }
     (vec![run], reports)
 }
