@@ -303,6 +303,7 @@ async fn read_commands_print_the_golden_files_and_missing_things_are_named() {
     );
 
     preview_waits_for_its_run_and_prints_what_the_draft_changes(&client).await;
+    patch_now_runs_on_the_chosen_nodes_of_the_policy(&client).await;
     // The previews left every verdict as it was.
     assert_output_is_golden(&["report", "-l", l], "report.txt");
 
@@ -460,6 +461,55 @@ async fn preview_waits_for_its_run_and_prints_what_the_draft_changes(client: &Cl
         )) && stderr(&out).contains("line 8"),
         "{}",
         stderr(&out)
+    );
+}
+
+/// `--nodes` and `-l` become the run's `spec.nodes`, only nodes of the policy.
+async fn patch_now_runs_on_the_chosen_nodes_of_the_policy(client: &Client) {
+    let runs: Api<PatchRun> = Api::all(client.clone());
+    for (args, nodes) in [
+        (
+            vec!["--nodes", "plugin-web-2,plugin-web-1,plugin-web-2"],
+            vec!["plugin-web-1", "plugin-web-2"],
+        ),
+        (
+            vec!["-l", "topology.kubernetes.io/zone=zone-a"],
+            vec!["plugin-web-1"],
+        ),
+    ] {
+        let mut all = vec!["patch-now", "plugin-web", "--operation", "Scan"];
+        all.extend(&args);
+        let out = plugin(&all);
+        assert!(out.status.success(), "{all:?}: {}", stderr(&out));
+        let created = stdout(&out);
+        let name = created
+            .strip_prefix("run \"")
+            .and_then(|r| r.strip_suffix("\" created\n"))
+            .unwrap_or_else(|| panic!("unexpected output {created:?}"))
+            .to_string();
+        let run = runs.get(&name).await.expect("created run");
+        assert_eq!(run.spec.nodes, nodes, "{all:?}");
+        assert_eq!(run.spec.operation, Operation::Scan);
+        let _ = runs.delete(&name, &DeleteParams::default()).await;
+    }
+    assert_fails_with(
+        &[
+            "patch-now",
+            "plugin-web",
+            "--nodes",
+            "plugin-web-1,plugin-db-1,plugin-gone",
+        ],
+        "not nodes of policy \"plugin-web\": plugin-db-1, plugin-gone",
+    );
+    assert_fails_with(
+        &["patch-now", "plugin-web", "-l", "role=db"],
+        "no node of policy \"plugin-web\" matches the selector",
+    );
+    let out = plugin(&["patch-now", "plugin-web", "--nodes", "a", "-l", "role=web"]);
+    assert_eq!(
+        out.status.code(),
+        Some(2),
+        "--nodes and -l exclude each other"
     );
 }
 

@@ -14,6 +14,14 @@ use crate::api::{PatchPolicy, PatchRun, RunCancel};
 /// Field manager of the plugin's writes.
 pub const PLUGIN_MANAGER: &str = "kubectl-nodepatch";
 
+/// Merge-patch parameters naming the plugin as field manager.
+fn params() -> PatchParams {
+    PatchParams {
+        field_manager: Some(PLUGIN_MANAGER.into()),
+        ..PatchParams::default()
+    }
+}
+
 /// What to do with a policy's `spec.suspend`: `None` when it already has the wanted value.
 pub fn suspend_patch(policy: &PatchPolicy, suspend: bool) -> Option<Value> {
     (policy.spec.suspend != suspend).then(|| json!({"spec": {"suspend": suspend}}))
@@ -57,7 +65,7 @@ pub async fn set_suspend(
         return Ok(format!("policy {:?} already {verb}\n", args.policy));
     };
     Api::<PatchPolicy>::all(client.clone())
-        .patch(&args.policy, &PatchParams::default(), &Patch::Merge(&patch))
+        .patch(&args.policy, &params(), &Patch::Merge(&patch))
         .await
         .map_err(PluginError::api(format!(
             "patching policy {:?}",
@@ -73,14 +81,7 @@ pub async fn cancel(client: &Client, args: &CancelArgs) -> Result<String, Plugin
         return Ok(format!("run {:?} already being canceled\n", args.run));
     };
     Api::<PatchRun>::all(client.clone())
-        .patch(
-            &args.run,
-            &PatchParams {
-                field_manager: Some(PLUGIN_MANAGER.into()),
-                ..PatchParams::default()
-            },
-            &Patch::Merge(&patch),
-        )
+        .patch(&args.run, &params(), &Patch::Merge(&patch))
         .await
         .map_err(PluginError::api(format!("canceling run {:?}", args.run)))?;
     Ok(format!(

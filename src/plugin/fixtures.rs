@@ -13,11 +13,17 @@ use crate::api::{MaintenanceWindow, NodePatchReport, PatchBaseline, PatchPolicy,
 pub struct Fleet {
     /// Node name → labels.
     pub nodes: BTreeMap<String, BTreeMap<String, String>>,
+    /// PatchBaselines.
     pub baselines: Vec<PatchBaseline>,
+    /// MaintenanceWindows.
     pub windows: Vec<MaintenanceWindow>,
+    /// PatchPolicies.
     pub policies: Vec<PatchPolicy>,
+    /// PatchRuns.
     pub runs: Vec<PatchRun>,
+    /// NodePatchReports.
     pub reports: Vec<NodePatchReport>,
+    /// RunRecord Events (namespace default).
     pub events: Vec<k8s_openapi::api::events::v1::Event>,
 }
 
