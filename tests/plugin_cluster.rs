@@ -202,6 +202,18 @@ async fn read_commands_print_the_golden_files_and_missing_things_are_named() {
             ],
             "why-web-1-np-sec.txt",
         ),
+        (
+            vec![
+                "why",
+                "plugin-web-1",
+                "np-sec",
+                "--now",
+                "2026-01-10T00:00:00Z",
+                "-o",
+                "json",
+            ],
+            "why-web-1-np-sec.json",
+        ),
         // The requester of the live run is the test's admin either way: written by the fixture
         // or, where the chart's admission policy is installed, stamped by the apiserver.
         (vec!["history", "plugin-db"], "history.txt"),
@@ -393,7 +405,11 @@ async fn preview_waits_for_its_run_and_prints_what_the_draft_changes(client: &Cl
     std::fs::write(&draft, DRAFT).expect("draft");
     let draft = draft.to_string_lossy().into_owned();
     let runs: Api<PatchRun> = Api::all(client.clone());
-    for fail_on_noncompliant in [false, true] {
+    for (fail_on_noncompliant, format, file) in [
+        (false, "table", "preview.txt"),
+        (true, "table", "preview.txt"),
+        (false, "json", "preview.json"),
+    ] {
         let before: BTreeSet<String> = runs
             .list(&ListParams::default())
             .await
@@ -402,7 +418,15 @@ async fn preview_waits_for_its_run_and_prints_what_the_draft_changes(client: &Cl
             .iter()
             .map(|r| r.name_any())
             .collect();
-        let mut args = vec!["preview", "-f", draft.as_str(), "--policy", "plugin-web"];
+        let mut args = vec![
+            "preview",
+            "-f",
+            draft.as_str(),
+            "--policy",
+            "plugin-web",
+            "-o",
+            format,
+        ];
         if fail_on_noncompliant {
             args.push("--fail-on-noncompliant");
         }
@@ -423,7 +447,7 @@ async fn preview_waits_for_its_run_and_prints_what_the_draft_changes(client: &Cl
             .expect("preview");
         // The generated name has the placeholder's length, so the columns stay aligned.
         let printed = stdout(&out).replace(&name, "plugin-web-preview-abcde");
-        assert_eq!(printed, golden("preview.txt"), "{args:?}");
+        assert_eq!(printed, golden(file), "{args:?}");
         if fail_on_noncompliant {
             assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
             assert!(

@@ -41,6 +41,10 @@ fn the_trace_of_a_missing_package_names_the_rule_that_approves_it() {
     );
     assert!(!text.contains("Note: the baseline changed"), "{text}");
     assert_golden("why-web-1-np-sec.txt", &text);
+    assert_golden(
+        "why-web-1-np-sec.json",
+        &(serde_json::to_string_pretty(&evaluation).expect("json") + "\n"),
+    );
     let stale = BaselineRef {
         hash: "0".repeat(64),
         ..used
