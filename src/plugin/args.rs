@@ -5,8 +5,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-pub use crate::cli::evaluate::OutputFormat as TraceFormat;
-
 use super::output::OutputFormat;
 
 const EXAMPLES: &str = "Examples:
@@ -113,8 +111,8 @@ pub struct PreviewArgs {
     #[arg(long, value_name = "DURATION")]
     pub timeout: Option<String>,
     /// Output format.
-    #[arg(short = 'o', long, value_enum, default_value_t = TraceFormat::Table)]
-    pub output: TraceFormat,
+    #[arg(short = 'o', long, value_enum, default_value_t = DocumentFormat::Table)]
+    pub output: DocumentFormat,
 }
 
 /// `history`.
@@ -149,6 +147,18 @@ pub struct StatusArgs {
     /// Output format (json and yaml: one object with policies, runs and windows).
     #[arg(short = 'o', long, value_enum, default_value_t = StatusFormat::Table)]
     pub output: StatusFormat,
+}
+
+/// `-o` of the commands that print one document (`why`, `preview`): text, or the data.
+#[derive(ValueEnum, Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DocumentFormat {
+    /// Text: summary lines and tables.
+    #[default]
+    Table,
+    /// The data as JSON.
+    Json,
+    /// The data as YAML.
+    Yaml,
 }
 
 /// `-o` of `status`: its three tables, or one object holding them.
@@ -259,8 +269,8 @@ pub struct WhyArgs {
     pub now: Option<String>,
     /// Output format: table (the trace), json or yaml (`{baseline, status, candidates}`, as
     /// `nodepatch evaluate` prints them).
-    #[arg(short = 'o', long, value_enum, default_value_t = TraceFormat::Table)]
-    pub output: TraceFormat,
+    #[arg(short = 'o', long, value_enum, default_value_t = DocumentFormat::Table)]
+    pub output: DocumentFormat,
 }
 
 /// `patch-now`.

@@ -14,7 +14,7 @@ use kube::{Client, ResourceExt};
 use serde::Serialize;
 use serde_json::json;
 
-use super::args::{PreviewArgs, TraceFormat};
+use super::args::{DocumentFormat, PreviewArgs};
 use super::connection::{get_named, list_all, node_labels};
 use super::error::PluginError;
 use super::output::{Column, Row, Shown, align, col, opt, table, yaml};
@@ -406,12 +406,12 @@ pub fn preview_view(runs: &[PatchRun], reports: &[NodePatchReport]) -> PreviewVi
 /// The preview as tables (runs, nodes, the changing patches, totals) or as JSON or YAML.
 pub fn render_preview(
     view: &PreviewView,
-    format: TraceFormat,
+    format: DocumentFormat,
 ) -> Result<String, serde_json::Error> {
     Ok(match format {
-        TraceFormat::Json => serde_json::to_string_pretty(view)? + "\n",
-        TraceFormat::Yaml => yaml(view)?,
-        TraceFormat::Table => {
+        DocumentFormat::Json => serde_json::to_string_pretty(view)? + "\n",
+        DocumentFormat::Yaml => yaml(view)?,
+        DocumentFormat::Table => {
             let mut runs = vec![vec!["RUN".to_string(), "POLICY".into(), "PHASE".into()]];
             runs.extend(
                 view.runs

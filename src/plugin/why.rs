@@ -11,7 +11,7 @@
 use jiff::Timestamp;
 use kube::{Client, ResourceExt};
 
-use super::args::{TraceFormat, WhyArgs};
+use super::args::{DocumentFormat, WhyArgs};
 use super::connection::get_named;
 use super::error::PluginError;
 use crate::api::{
@@ -176,12 +176,12 @@ pub async fn run(client: &Client, args: &WhyArgs) -> Result<String, PluginError>
     let (input, evaluation) = trace(&report, &baseline, &args.package, now)?;
     let output = |e: serde_json::Error| PluginError::Output(e.to_string());
     Ok(match args.output {
-        TraceFormat::Table => {
+        DocumentFormat::Table => {
             preamble(&args.node, &args.package, &used, &baseline, &input)
                 + &crate::cli::evaluate::table(&evaluation, now)
         }
-        TraceFormat::Json => serde_json::to_string_pretty(&evaluation).map_err(output)? + "\n",
-        TraceFormat::Yaml => crate::api::yaml::to_yaml_string(&evaluation).map_err(output)?,
+        DocumentFormat::Json => serde_json::to_string_pretty(&evaluation).map_err(output)? + "\n",
+        DocumentFormat::Yaml => crate::api::yaml::to_yaml_string(&evaluation).map_err(output)?,
     })
 }
 

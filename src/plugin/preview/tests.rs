@@ -66,11 +66,11 @@ fn the_preview_shows_flips_per_node_and_in_total_as_the_golden_files_say() {
     );
     assert_golden(
         "preview.txt",
-        &render_preview(&view, TraceFormat::Table).expect("renders"),
+        &render_preview(&view, DocumentFormat::Table).expect("renders"),
     );
     assert_golden(
         "preview.json",
-        &render_preview(&view, TraceFormat::Json).expect("renders"),
+        &render_preview(&view, DocumentFormat::Json).expect("renders"),
     );
 }
 
