@@ -5,8 +5,9 @@ set -euo pipefail
 
 # debootstrap: cached Debian roots for agent tests; dpkg-dev + apt-utils: local apt repositories
 # (dpkg-scanpackages, apt-ftparchive); rpm + python3-rpm: rpm version oracle; createrepo-c, dnf,
-# zypper: rpm-md fixtures; openssl/curl/jq: control plane scripts.
-PACKAGES=(debootstrap dpkg-dev apt-utils python3-apt rpm python3-rpm createrepo-c dnf zypper openssl curl jq musl-tools file)
+# zypper: rpm-md fixtures; openssl/curl/jq: control plane scripts; lua5.4: the Argo CD health
+# checks (tests/gitops_health.rs).
+PACKAGES=(debootstrap dpkg-dev apt-utils python3-apt rpm python3-rpm createrepo-c dnf zypper openssl curl jq musl-tools file lua5.4)
 
 # The static (musl) binary of the container image is built and tested by `make test`.
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
