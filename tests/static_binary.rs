@@ -46,7 +46,10 @@ fn read_elf(path: &Path) -> Elf {
     let u32_at = |o: usize| u32::from_le_bytes(bytes[o..o + 4].try_into().expect("4 bytes"));
     let u64_at = |o: usize| u64::from_le_bytes(bytes[o..o + 8].try_into().expect("8 bytes"));
     let e_type = u16_at(16);
-    assert!(e_type == 2 || e_type == 3, "an executable (static-pie is ET_DYN)");
+    assert!(
+        e_type == 2 || e_type == 3,
+        "an executable (static-pie is ET_DYN)"
+    );
     let machine = u16_at(18);
     let phoff = u64_at(32) as usize;
     let phentsize = u16_at(54) as usize;
@@ -56,7 +59,7 @@ fn read_elf(path: &Path) -> Elf {
     for i in 0..phnum {
         let ph = phoff + i * phentsize;
         match u32_at(ph) {
-            3 => interpreter = true,                                        // PT_INTERP
+            3 => interpreter = true,                                       // PT_INTERP
             2 => dynamic_offset = Some((u64_at(ph + 8), u64_at(ph + 32))), // PT_DYNAMIC
             _ => {}
         }
@@ -169,7 +172,11 @@ fn the_containerfile_ships_those_binaries_on_a_supported_base() {
         .filter_map(|l| l.strip_prefix("FROM "))
         .collect();
     // Alpine 3.23's main repository is supported until 2027-11-01; bump with the base.
-    assert_eq!(from, ["docker.io/library/alpine:3.23"], "one stage, the base");
+    assert_eq!(
+        from,
+        ["docker.io/library/alpine:3.23"],
+        "one stage, the base"
+    );
     assert!(
         text.contains("COPY dist/${TARGETARCH}/nodepatch /usr/local/bin/nodepatch"),
         "copies what scripts/build-static.sh --dist writes"

@@ -1,5 +1,5 @@
 //! The golden fleet of the plugin's tests (`tests/fixtures/plugin/fleet.yaml`, also written to a
-//! real API server by `tests/plugin_cluster.rs`) and the golden-file comparison
+//! real API server by `tests/cluster_plugin.rs`) and the golden-file comparison
 //! (`NODEPATCH_BLESS=1` rewrites the files).
 
 use std::collections::BTreeMap;
