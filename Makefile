@@ -35,7 +35,7 @@ crds: manifests ## alias of manifests
 .PHONY: manifests
 manifests: tools ## regenerate crds/, the chart's CRDs and the kustomize tree config/ (from the chart)
 	$(CARGO) run -q -- crd --output-dir crds
-	$(CARGO) run -q -- crd --output-dir charts/nodepatch/crds
+	$(CARGO) run -q -- crd --output-dir charts/nodepatch/files/crds
 	scripts/gen-config.sh
 
 .PHONY: lint
