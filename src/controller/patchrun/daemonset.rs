@@ -136,9 +136,10 @@ pub struct AgentSettings {
 }
 
 /// A flag's value parsed from JSON into a Kubernetes type (validated when the controller
-/// starts: a bad value stops it with an error naming the flag).
+/// starts: a bad value stops it with an error naming the flag). Boxed: an Affinity is large and
+/// the flags are moved around by value.
 #[derive(Clone, Debug, PartialEq)]
-pub struct Json<T>(pub T);
+pub struct Json<T>(pub Box<T>);
 
 /// Log format of the agents.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
@@ -163,7 +164,7 @@ const RESERVED_AGENT_ENV: [&str; 3] = ["NODE_NAME", "RUST_LOG", "NODEPATCH_LOG_F
 
 fn parse_json<T: serde::de::DeserializeOwned>(value: &str) -> Result<Json<T>, String> {
     serde_json::from_str(value)
-        .map(Json)
+        .map(|v| Json(Box::new(v)))
         .map_err(|e| format!("not valid JSON for this field: {e}"))
 }
 
