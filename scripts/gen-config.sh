@@ -4,7 +4,7 @@
 # from crds/, so the chart is the one hand-kept source. kustomize's `namespace:` moves every
 # namespaced object into one namespace, so here the agents share the controller's namespace
 # (labelled privileged); the chart keeps them apart. `--check` fails when config/ differs from a fresh render
-# (tests/chart_config.rs runs it).
+# (tests/cluster_chart.rs runs it).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 helm=${HELM:-.local/bin/helm}
