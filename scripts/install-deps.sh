@@ -5,8 +5,9 @@ set -euo pipefail
 
 # debootstrap: cached Debian roots for agent tests; dpkg-dev + apt-utils: local apt repositories
 # (dpkg-scanpackages, apt-ftparchive); rpm + python3-rpm: rpm version oracle; createrepo-c, dnf,
-# zypper: rpm-md fixtures; openssl/curl/jq: control plane scripts.
-PACKAGES=(debootstrap dpkg-dev apt-utils python3-apt rpm python3-rpm createrepo-c dnf zypper openssl curl jq musl-tools file)
+# zypper: rpm-md fixtures; openssl/curl/jq: control plane scripts; prometheus: promtool for the
+# alert unit tests and the server the e2e scrapes the controller with (never started as a service).
+PACKAGES=(debootstrap dpkg-dev apt-utils python3-apt rpm python3-rpm createrepo-c dnf zypper openssl curl jq musl-tools file prometheus)
 
 # The static (musl) binary of the container image is built and tested by `make test`.
 if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
