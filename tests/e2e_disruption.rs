@@ -153,6 +153,24 @@ async fn events_by(client: &Client, run: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The reasons of the Events regarding the Node `node`, published by nodepatch.
+async fn node_event_reasons(client: &Client, node: &str) -> BTreeSet<String> {
+    Api::<KubeEvent>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().is_some_and(|r| {
+                r.kind.as_deref() == Some("Node") && r.name.as_deref() == Some(node)
+            })
+        })
+        .filter(|e| e.reporting_controller.as_deref() == Some(nodepatch::api::CONTROLLER_MANAGER))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
 /// How many times dpkg upgraded `package` in `root` (its log).
 fn upgrades_in_dpkg_log(root: &std::path::Path, package: &str) -> usize {
     let log = std::fs::read_to_string(root.join("var/log/dpkg.log")).unwrap_or_default();
@@ -492,6 +510,39 @@ async fn drains_reboots_survives_crashes_and_elects_a_leader() {
         1,
         "the protected pod still runs"
     );
+    // The per-node Events are also on the Nodes (what `kubectl describe node` lists).
+    for (node, reasons) in [
+        (
+            &needs,
+            &["Draining", "RebootRequested", "Rebooted", "Uncordoned"][..],
+        ),
+        (&blocked, &["Draining", "NodeFailed"][..]),
+    ] {
+        support::eventually_true(Duration::from_secs(30), "run Events on the Node", || {
+            let client = client.clone();
+            async move {
+                let on_node = node_event_reasons(&client, node).await;
+                reasons.iter().all(|r| on_node.contains(*r))
+            }
+        })
+        .await;
+    }
+    // The drains and the reboot are counted: one eviction, refusals by the db PDB until the
+    // drain timed out, one reboot.
+    let metrics = controller.http_get("/metrics").expect("GET /metrics");
+    let sample = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+    };
+    assert!(sample(r#"nodepatch_evictions_total{result="evicted"}"#) >= 1.0);
+    assert!(sample(r#"nodepatch_evictions_total{result="refused"}"#) >= 1.0);
+    assert_eq!(
+        sample(r#"nodepatch_drain_failures_total{reason="DrainTimeout"}"#),
+        1.0
+    );
+    assert_eq!(sample("nodepatch_node_reboots_total"), 1.0);
     drop(controller);
 
     // ---- 3. Kill the controller at 4 points of a 4-node run, maxConcurrency 1.
