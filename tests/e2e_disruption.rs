@@ -530,19 +530,19 @@ async fn drains_reboots_survives_crashes_and_elects_a_leader() {
     // The drains and the reboot are counted: one eviction, refusals by the db PDB until the
     // drain timed out, one reboot.
     let metrics = controller.http_get("/metrics").expect("GET /metrics");
-    let sample = |series: &str| -> f64 {
+    let counter = |series: &str| -> f64 {
         metrics
             .lines()
             .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
             .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
     };
-    assert!(sample(r#"nodepatch_evictions_total{result="evicted"}"#) >= 1.0);
-    assert!(sample(r#"nodepatch_evictions_total{result="refused"}"#) >= 1.0);
+    assert!(counter(r#"nodepatch_evictions_total{result="evicted"}"#) >= 1.0);
+    assert!(counter(r#"nodepatch_evictions_total{result="refused"}"#) >= 1.0);
     assert_eq!(
-        sample(r#"nodepatch_drain_failures_total{reason="DrainTimeout"}"#),
+        counter(r#"nodepatch_drain_failures_total{reason="DrainTimeout"}"#),
         1.0
     );
-    assert_eq!(sample("nodepatch_node_reboots_total"), 1.0);
+    assert_eq!(counter("nodepatch_node_reboots_total"), 1.0);
     drop(controller);
 
     // ---- 3. Kill the controller at 4 points of a 4-node run, maxConcurrency 1.
