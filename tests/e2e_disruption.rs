@@ -153,6 +153,14 @@ async fn events_by(client: &Client, run: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The value of `nodepatch_leader` a controller serves.
+fn leader_gauge(controller: &ControllerProcess) -> Option<i64> {
+    let metrics = controller.http_get("/metrics")?;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("nodepatch_leader ")?.trim().parse().ok())
+}
+
 /// The reasons of the Events regarding the Node `node`, published by nodepatch.
 async fn node_event_reasons(client: &Client, node: &str) -> BTreeSet<String> {
     Api::<KubeEvent>::all(client.clone())
@@ -698,6 +706,22 @@ async fn drains_reboots_survives_crashes_and_elects_a_leader() {
         BTreeSet::from([leader_instance.clone()]),
         "only the leader writes"
     );
+    // `nodepatch_leader` says which replica runs the reconcilers.
+    let (leader_proc, follower_proc) = if leader_instance == "replica-a" {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    assert_eq!(
+        leader_gauge(leader_proc),
+        Some(1),
+        "the leader's nodepatch_leader"
+    );
+    assert_eq!(
+        leader_gauge(follower_proc),
+        Some(0),
+        "the follower's nodepatch_leader"
+    );
     // Kill the leader (no release: it just dies).
     let killed_at = Instant::now();
     if leader_instance == "replica-a" {
@@ -716,6 +740,12 @@ async fn drains_reboots_survives_crashes_and_elects_a_leader() {
     );
     let new_instance = second.split('_').next().expect("instance").to_string();
     assert_ne!(new_instance, leader_instance);
+    let survivor = if new_instance == "replica-a" { &a } else { &b };
+    support::eventually_true(Duration::from_secs(15), "the new leader's gauge", || {
+        let up = leader_gauge(survivor) == Some(1);
+        async move { up }
+    })
+    .await;
     let run = wait_run(
         &client,
         &policy,
