@@ -151,6 +151,7 @@ async fn rendered_chart_and_kustomize_tree_are_accepted_by_the_apiserver() {
     for object in [
         "servicemonitor.monitoring.coreos.com/nodepatch-controller",
         "prometheusrule.monitoring.coreos.com/nodepatch",
+        "configmap/nodepatch-dashboard",
     ] {
         assert!(out.contains(object), "{object} not applied:\n{out}");
     }
