@@ -199,7 +199,7 @@ async fn every_rule_and_dashboard_expression_returns_data_from_a_real_prometheus
     );
     support::eventually(Duration::from_secs(90), "first-seen metric scraped", || {
         let answer = prometheus.query(&since);
-        async move { answer.ok().filter(|d| has_data(d)).map(|_| ()) }
+        async move { answer.ok().filter(has_data).map(|_| ()) }
     })
     .await;
     // Enough samples for the rate() windows.
