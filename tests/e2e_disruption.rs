@@ -535,6 +535,20 @@ async fn drains_reboots_survives_crashes_and_elects_a_leader() {
         })
         .await;
     }
+    // What a user sees: `kubectl describe node` lists them (it matches the Node's UID).
+    let describe = std::process::Command::new(support::tool("kubectl"))
+        .arg("--kubeconfig")
+        .arg(support::kubeconfig_path())
+        .args(["describe", "node", needs.as_str()])
+        .output()
+        .expect("kubectl describe node");
+    let describe = String::from_utf8_lossy(&describe.stdout);
+    for reason in ["RebootRequested", "Rebooted", "Uncordoned"] {
+        assert!(
+            describe.contains(reason),
+            "kubectl describe node {needs} shows no {reason}:\n{describe}"
+        );
+    }
     // The drains and the reboot are counted: one eviction, refusals by the db PDB until the
     // drain timed out, one reboot.
     let metrics = controller.http_get("/metrics").expect("GET /metrics");
