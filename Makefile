@@ -33,10 +33,11 @@ build: ## build the nodepatch binary (debug)
 crds: manifests ## alias of manifests
 
 .PHONY: manifests
-manifests: tools ## regenerate crds/, the chart's CRDs and the kustomize tree config/ (from the chart)
+manifests: tools ## regenerate crds/, the chart's CRDs and README, and the kustomize tree config/ (from the chart)
 	$(CARGO) run -q -- crd --output-dir crds
-	$(CARGO) run -q -- crd --output-dir charts/nodepatch/crds
+	$(CARGO) run -q -- crd --output-dir charts/nodepatch/files/crds
 	scripts/gen-config.sh
+	scripts/chart-readme.py
 
 .PHONY: lint
 lint: ## rustfmt and clippy, warnings are errors

@@ -8,7 +8,7 @@
 //!    apt repository; nodes without a root are opted out with `nodepatch.dev/exclude=true`;
 //! 4. the pod runner starts the real `nodepatch agent` for every run DaemonSet pod;
 //! 5. the samples are applied (policies scan at once) and the "patch now" PatchRun installs;
-//! 6. `kubectl get pb,mw,pp,pr,npr` and a compliance table are printed.
+//! 6. `kubectl get npbl,npmw,nppol,nprun,npr` and a compliance table are printed.
 //!
 //! Running it again works: objects are applied, the patch-now run is recreated, roots are fresh.
 
@@ -276,8 +276,11 @@ async fn main() -> anyhow::Result<()> {
     // Let the policies roll the reports up.
     tokio::time::sleep(Duration::from_secs(3)).await;
 
-    step("kubectl get pb,mw,pp,pr,npr");
-    println!("{}", sh(kubectl().args(["get", "pb,mw,pp,pr,npr"]))?);
+    step("kubectl get npbl,npmw,nppol,nprun,npr");
+    println!(
+        "{}",
+        sh(kubectl().args(["get", "npbl,npmw,nppol,nprun,npr"]))?
+    );
 
     step("what the patch-now run did (its Events)");
     println!(

@@ -5,14 +5,21 @@ set -euo pipefail
 
 # debootstrap: cached Debian roots for agent tests; dpkg-dev + apt-utils: local apt repositories
 # (dpkg-scanpackages, apt-ftparchive); rpm + python3-rpm: rpm version oracle; createrepo-c, dnf,
-# zypper: rpm-md fixtures; openssl/curl/jq: control plane scripts; prometheus: promtool for the
-# alert unit tests and the server the e2e scrapes the controller with (never started as a service).
-PACKAGES=(debootstrap dpkg-dev apt-utils python3-apt rpm python3-rpm createrepo-c dnf zypper openssl curl jq musl-tools file prometheus)
+# zypper: rpm-md fixtures; openssl/curl/jq: control plane scripts; python3-yaml: the chart README
+# generator (scripts/chart-readme.py); lua5.4: the Argo CD health checks (tests/gitops_health.rs).
+# musl-tools, gcc-aarch64-linux-gnu (+ its libc headers): the image's static binaries for x86_64
+# and aarch64; qemu-user-static runs the aarch64 one in tests/static_binary.rs.
+PACKAGES=(debootstrap dpkg-dev apt-utils python3-apt python3-yaml rpm python3-rpm createrepo-c dnf zypper openssl curl jq musl-tools file lua5.4 prometheus
+  gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
 
-# The static (musl) binary of the container image is built and tested by `make test`.
-if command -v rustup >/dev/null && ! rustup target list --installed | grep -qx x86_64-unknown-linux-musl; then
-  echo "install-deps.sh: adding the rust target x86_64-unknown-linux-musl"
-  rustup target add x86_64-unknown-linux-musl
+# The static (musl) binaries of the container image are built and tested by `make test`.
+if command -v rustup >/dev/null; then
+  for target in x86_64-unknown-linux-musl aarch64-unknown-linux-musl; do
+    if ! rustup target list --installed | grep -qx "$target"; then
+      echo "install-deps.sh: adding the rust target $target"
+      rustup target add "$target"
+    fi
+  done
 fi
 
 missing=()

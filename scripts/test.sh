@@ -19,9 +19,13 @@ export NODEPATCH_KUBECONFIG="$PWD/.local/kubeconfig"
 if [[ ${CI:-} == true && -z ${CARGO_TARGET_DIR:-} ]]; then
   export CARGO_TARGET_DIR="${NODEPATCH_CACHE:-$HOME/.cache/nodepatch}/target"
 fi
-# The container image's static binary, checked by tests/static_binary.rs.
-NODEPATCH_STATIC_BIN=$(scripts/build-static.sh)
-export NODEPATCH_STATIC_BIN
+# The container image's static binaries (x86_64 and aarch64), checked by tests/static_binary.rs.
+while read -r arch bin; do
+  case $arch in
+    amd64) export NODEPATCH_STATIC_BIN=$bin ;;
+    arm64) export NODEPATCH_STATIC_BIN_AARCH64=$bin ;;
+  esac
+done < <(scripts/build-static.sh)
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets

@@ -34,7 +34,7 @@ enum Command {
     /// node's NodePatchReport status; then idle until terminated.
     Agent(nodepatch::agent::cluster::AgentArgs),
     /// Run the controller (reconcilers for every kind, /metrics, /healthz, /readyz).
-    Controller(nodepatch::controller::ControllerArgs),
+    Controller(Box<nodepatch::controller::ControllerArgs>),
 }
 
 fn main() -> ExitCode {
@@ -44,7 +44,7 @@ fn main() -> ExitCode {
         Command::Evaluate(args) => nodepatch::cli::evaluate::run(&args),
         Command::Scan(args) => nodepatch::cli::scan::run(&args),
         Command::Agent(args) => run_async(nodepatch::agent::cluster::run(args)),
-        Command::Controller(args) => run_async(nodepatch::controller::run(args)),
+        Command::Controller(args) => run_async(nodepatch::controller::run(*args)),
         Command::Crd { output_dir: None } => {
             print!("{}", nodepatch::api::crds_yaml());
             ExitCode::SUCCESS

@@ -12,7 +12,6 @@ use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use nodepatch::api::NodePatchReport;
 use serde_json::json;
 
-const AGENT_NS: &str = "nodepatch-agents";
 const AGENT_SA: &str = "nodepatch-agent";
 
 #[tokio::test]
@@ -21,14 +20,17 @@ async fn agent_token_may_write_only_its_own_nodes_report() {
         return;
     };
     support::ensure_crds(&client).await;
+    // The namespace the generated RBAC and admission policy expect the agent in.
+    let agent_ns = support::config_agent_namespace();
+    let agent_ns = agent_ns.as_str();
     let ns: Namespace =
-        serde_json::from_value(json!({"metadata": {"name": AGENT_NS}})).expect("ns");
+        serde_json::from_value(json!({"metadata": {"name": agent_ns}})).expect("ns");
     let _ = Api::<Namespace>::all(client.clone())
         .create(&PostParams::default(), &ns)
         .await;
     let sa: ServiceAccount =
         serde_json::from_value(json!({"metadata": {"name": AGENT_SA}})).expect("sa");
-    let _ = Api::<ServiceAccount>::namespaced(client.clone(), AGENT_NS)
+    let _ = Api::<ServiceAccount>::namespaced(client.clone(), agent_ns)
         .create(&PostParams::default(), &sa)
         .await;
     for (kind, name) in [
@@ -53,7 +55,7 @@ async fn agent_token_may_write_only_its_own_nodes_report() {
     // A pod of the agent ServiceAccount bound to node A (as the run DaemonSet would place it).
     let pod_name = support::unique_name("agent-scope");
     let pod: Pod = serde_json::from_value(json!({
-        "metadata": {"name": pod_name, "namespace": AGENT_NS},
+        "metadata": {"name": pod_name, "namespace": agent_ns},
         "spec": {
             "nodeName": node_a,
             "serviceAccountName": AGENT_SA,
@@ -62,12 +64,12 @@ async fn agent_token_may_write_only_its_own_nodes_report() {
         }
     }))
     .expect("pod");
-    let pods: Api<Pod> = Api::namespaced(client.clone(), AGENT_NS);
+    let pods: Api<Pod> = Api::namespaced(client.clone(), agent_ns);
     let pod = pods
         .create(&PostParams::default(), &pod)
         .await
         .expect("create pod");
-    let token = support::podrunner::pod_bound_token(&client, AGENT_NS, AGENT_SA, &pod)
+    let token = support::podrunner::pod_bound_token(&client, agent_ns, AGENT_SA, &pod)
         .await
         .expect("token");
     let dir = tempfile::tempdir().expect("tempdir");
@@ -87,7 +89,7 @@ async fn agent_token_may_write_only_its_own_nodes_report() {
         .expect("user info");
     assert_eq!(
         who.username.as_deref(),
-        Some(format!("system:serviceaccount:{AGENT_NS}:{AGENT_SA}").as_str())
+        Some(format!("system:serviceaccount:{agent_ns}:{AGENT_SA}").as_str())
     );
     let node_claim = who
         .extra

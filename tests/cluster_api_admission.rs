@@ -985,14 +985,27 @@ async fn kubectl_get_shows_printer_columns_and_explain_shows_docs() {
         .await
         .expect("create report");
 
+    // The short names (docs/api.md) collide with no widely used CRD (Tekton's `pr`, Karmada's
+    // `pp` did); every kind has a Ready column.
     let expected: [(&str, &[&str]); 5] = [
         (
-            "pb",
-            &["OS", "DEFAULT", "RULES", "COMPLIANT", "NONCOMPLIANT", "AGE"],
+            "npbl",
+            &[
+                "OS",
+                "DEFAULT",
+                "RULES",
+                "COMPLIANT",
+                "NONCOMPLIANT",
+                "READY",
+                "AGE",
+            ],
         ),
-        ("mw", &["SCHEDULE", "TIMEZONE", "OPEN", "NEXT", "AGE"]),
         (
-            "pp",
+            "npmw",
+            &["SCHEDULE", "TIMEZONE", "OPEN", "NEXT", "READY", "AGE"],
+        ),
+        (
+            "nppol",
             &[
                 "NODES",
                 "COMPLIANT",
@@ -1004,14 +1017,18 @@ async fn kubectl_get_shows_printer_columns_and_explain_shows_docs() {
             ],
         ),
         (
-            "pr",
+            "nprun",
             &[
                 "POLICY",
                 "OPERATION",
                 "PHASE",
+                "READY",
+                "REASON",
                 "SUCCEEDED",
                 "FAILED",
                 "TOTAL",
+                "START",
+                "END",
                 "AGE",
             ],
         ),
@@ -1023,6 +1040,7 @@ async fn kubectl_get_shows_printer_columns_and_explain_shows_docs() {
                 "LEVEL",
                 "MISSING",
                 "REBOOT",
+                "READY",
                 "LAST SCAN",
             ],
         ),
@@ -1037,7 +1055,7 @@ async fn kubectl_get_shows_printer_columns_and_explain_shows_docs() {
             );
         }
     }
-    let all = kubectl(&["get", "pb,mw,pp,pr,npr"]);
+    let all = kubectl(&["get", "npbl,npmw,nppol,nprun,npr"]);
     for kind in [
         "patchbaseline",
         "maintenancewindow",
@@ -1047,7 +1065,7 @@ async fn kubectl_get_shows_printer_columns_and_explain_shows_docs() {
     ] {
         assert!(
             all.contains(&format!("{kind}.nodepatch.dev/")),
-            "kubectl get pb,mw,pp,pr,npr lacks {kind}:\n{all}"
+            "kubectl get npbl,npmw,nppol,nprun,npr lacks {kind}:\n{all}"
         );
     }
     let category = kubectl(&["get", "nodepatch"]);
@@ -1061,6 +1079,28 @@ async fn kubectl_get_shows_printer_columns_and_explain_shows_docs() {
         assert!(
             category.contains(&format!("{kind}.nodepatch.dev/")),
             "kubectl get nodepatch lacks {kind}:\n{category}"
+        );
+    }
+
+    // Each kind's top-level description is ours, not kube-derive's placeholder.
+    for (kind, says) in [
+        (
+            "patchbaseline",
+            "What may be installed on nodes of one operating system",
+        ),
+        ("maintenancewindow", "When installs may disrupt nodes"),
+        ("patchpolicy", "Where and how fast nodes are patched"),
+        ("patchrun", "One execution of a PatchPolicy"),
+        ("nodepatchreport", "The patch state of one node"),
+    ] {
+        // kubectl wraps descriptions: compare with whitespace collapsed.
+        let explain = kubectl(&["explain", kind])
+            .split_whitespace()
+            .collect::<Vec<_>>()
+            .join(" ");
+        assert!(
+            explain.contains(says) && !explain.contains("Auto-generated"),
+            "kubectl explain {kind}:\n{explain}"
         );
     }
 

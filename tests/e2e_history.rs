@@ -6,10 +6,11 @@
 //! - a scheduled run says it was requested by `system:nodepatch`; a manual run names the user
 //!   who created it (a forged `nodepatch.dev/requested-by` on create is overwritten, a change
 //!   later refused);
-//! - a Preview run with a stricter draft baseline reports, per node, the flip from Compliant to
+//! - `kubectl nodepatch preview` (the real plugin binary) of a stricter draft baseline reports, per node, the flip from Compliant to
 //!   NonCompliant and the newly missing updates, and the fleet totals in the run; it installs
 //!   nothing (dpkg logs unchanged) and leaves every report's verdict as it was;
-//! - a manual Install run with `spec.nodes` patches exactly those nodes (the others' dpkg logs
+//! - `kubectl nodepatch patch-now --nodes` (a manual Install run with `spec.nodes`) patches
+//!   exactly those nodes (the others' dpkg logs
 //!   untouched); one naming a node outside the policy fails `NodesNotMembers`, touching none;
 //! - the install's package changes (from → to) are in the node's report, through the
 //!   confirming scan, and in the run's status; the finished run is logged as a JSON audit line
@@ -53,6 +54,18 @@ fn verdict_of(status: &nodepatch::api::NodePatchReportStatus) -> serde_json::Val
     let mut value = serde_json::to_value(status).expect("status JSON");
     value.as_object_mut().expect("object").remove("preview");
     value
+}
+
+/// Run the real `kubectl-nodepatch` with the admin kubeconfig (not `$KUBECONFIG`).
+fn plugin(args: &[&str]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kubectl-nodepatch"))
+        .arg("--kubeconfig")
+        .arg(support::kubeconfig_path())
+        .args(args)
+        .env_remove("KUBECONFIG")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .expect("run kubectl-nodepatch")
 }
 
 async fn wait_named(client: &kube::Client, name: &str, what: &str) -> PatchRun {
@@ -155,16 +168,67 @@ async fn previews_node_subsets_and_history() {
     }
     let logs_before: Vec<String> = nodes.iter().map(|n| dpkg_log(n)).collect();
 
-    // 1. Preview the strict baseline: every node would flip to NonCompliant, np-sec newly
-    //    missing; nothing installed, verdicts untouched. The requester is this test's user,
-    //    whatever the request claimed.
-    let preview_name = format!("e2e-history-preview-{run_id}");
-    let preview: PatchRun = serde_json::from_value(json!({
-        "metadata": {"name": preview_name, "annotations": {REQUESTED_BY_ANNOTATION: "mallory"}},
-        "spec": {"policyRef": policy, "operation": "Preview", "preview": {"baseline": draft.spec}},
-    }))
-    .expect("preview run");
-    let created = runs.create(&pp, &preview).await.expect("create preview");
+    // 1. Preview the strict baseline with `kubectl nodepatch preview` (the real plugin binary):
+    //    every node would flip to NonCompliant, np-sec newly missing; nothing installed,
+    //    verdicts untouched; the run's requester is this test's user.
+    let draft_file =
+        support::repo_root().join(format!(".local/log/e2e-{run_id}/draft-baseline.yaml"));
+    std::fs::write(
+        &draft_file,
+        serde_json::to_string(&draft).expect("draft JSON"),
+    )
+    .expect("write the draft");
+    let out = plugin(&[
+        "preview",
+        "-f",
+        draft_file.to_str().expect("path"),
+        "--policy",
+        &policy,
+        "-o",
+        "json",
+        "--timeout",
+        "3m",
+        "--fail-on-noncompliant",
+    ]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "--fail-on-noncompliant: the draft leaves nodes non-compliant; stderr: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let printed: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "preview -o json: {e}: {}",
+            String::from_utf8_lossy(&out.stdout)
+        )
+    });
+    let preview_name = printed["runs"][0]["name"]
+        .as_str()
+        .expect("the preview run's name")
+        .to_string();
+    assert_eq!(printed["runs"][0]["phase"], "Succeeded", "{printed}");
+    for node in &nodes {
+        let row = printed["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|r| r["node"] == node.as_str())
+            .unwrap_or_else(|| panic!("{node} in {printed}"));
+        assert_eq!(
+            (row["today"].as_str(), row["draft"].as_str()),
+            (Some("Compliant"), Some("NonCompliant")),
+            "{row}"
+        );
+        assert!(
+            printed["newlyMissing"]
+                .as_array()
+                .expect("newlyMissing")
+                .iter()
+                .any(|p| p["node"] == node.as_str() && p["name"] == "np-sec"),
+            "{node}: np-sec newly missing in {printed}"
+        );
+    }
+    let created = runs.get(&preview_name).await.expect("the preview run");
     assert_eq!(
         requested_by(&created).as_deref(),
         Some(me.as_str()),
@@ -257,12 +321,19 @@ async fn previews_node_subsets_and_history() {
         "a scheduled run cannot carry a node subset: {refused:?}"
     );
     let stranger = format!("e2e-history-stranger-{run_id}");
+    // Created directly (the plugin refuses a non-member before creating anything), with a
+    // forged requester that the admission policy overwrites.
     let bad: PatchRun = serde_json::from_value(json!({
-        "metadata": {"name": stranger},
+        "metadata": {"name": stranger, "annotations": {REQUESTED_BY_ANNOTATION: "mallory"}},
         "spec": {"policyRef": policy, "operation": "Install", "nodes": [nodes[1], "e2e-not-a-member"]},
     }))
     .expect("run");
-    runs.create(&pp, &bad).await.expect("create run");
+    let created = runs.create(&pp, &bad).await.expect("create run");
+    assert_eq!(
+        requested_by(&created).as_deref(),
+        Some(me.as_str()),
+        "forgery overwritten"
+    );
     let failed = wait_named(&client, &stranger, "subset with a stranger finished").await;
     let status = failed.status.clone().expect("status");
     assert_eq!(status.phase, RunPhase::Failed, "{status:?}");
@@ -275,13 +346,38 @@ async fn previews_node_subsets_and_history() {
     );
     assert!(status.targets.is_empty());
 
-    let now_name = format!("e2e-history-now-{run_id}");
-    let one: PatchRun = serde_json::from_value(json!({
-        "metadata": {"name": now_name},
-        "spec": {"policyRef": policy, "operation": "Install", "nodes": [nodes[1]]},
-    }))
-    .expect("run");
-    runs.create(&pp, &one).await.expect("create run");
+    // `kubectl nodepatch patch-now POLICY --nodes N --wait` patches exactly that node.
+    let out = plugin(&[
+        "patch-now",
+        &policy,
+        "--nodes",
+        &nodes[1],
+        "--wait",
+        "--timeout",
+        "3m",
+    ]);
+    assert!(
+        out.status.success(),
+        "patch-now: {}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let now_name = runs
+        .list(&ListParams::default())
+        .await
+        .expect("runs")
+        .items
+        .into_iter()
+        .find(|r| {
+            r.spec.policy_ref == policy
+                && r.spec.operation.as_str() == "Install"
+                && r.spec.nodes == [nodes[1].clone()]
+                && r.status
+                    .as_ref()
+                    .is_some_and(|s| s.phase == RunPhase::Succeeded)
+        })
+        .map(|r| r.metadata.name.expect("name"))
+        .expect("the patch-now run");
     let done = wait_named(&client, &now_name, "patch-now finished").await;
     let status = done.status.clone().expect("status");
     assert_eq!(status.phase, RunPhase::Succeeded, "{status:?}");

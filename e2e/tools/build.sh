@@ -29,8 +29,10 @@ declare -A TOOLS=(
   [kubectl]="k8s|k8s.io/kubernetes/cmd/kubectl|K8S|selinux,notest,grpcnotrace"
   [kwok]="kwok|sigs.k8s.io/kwok/cmd/kwok|-X sigs.k8s.io/kwok/pkg/consts.Version=v0.8.0|"
   [helm]="helm|helm.sh/helm/v3/cmd/helm|-X helm.sh/helm/v3/internal/version.version=v3.22.0|"
+  # Our own small program (main.go in the wrapper) over the kstatus library (tests/gitops_health.rs).
+  [kstatus]="kstatus|nodepatch.dev/e2e/tools/kstatus||"
 )
-ORDER=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm)
+ORDER=(etcd kube-apiserver kube-controller-manager kube-scheduler kubectl kwok helm kstatus)
 
 k8s_ldflags() {
   local major minor
@@ -47,7 +49,8 @@ stamp_of() {
   local tool=$1 group spec
   spec=${TOOLS[$tool]}
   group=${spec%%|*}
-  { cat "$here/$group/go.mod" "$here/$group/go.sum"; go version; echo "$spec"; echo "$K8S_VERSION"; } |
+  # A wrapper with its own Go source (kstatus) is stamped by that source too.
+  { cat "$here/$group/go.mod" "$here/$group/go.sum" $(compgen -G "$here/$group/*.go" || true); go version; echo "$spec"; echo "$K8S_VERSION"; } |
     sha256sum | cut -c1-16
 }
 

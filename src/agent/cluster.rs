@@ -26,7 +26,7 @@ use super::host::HostRoot;
 use super::host::command::{HostCommand, HostExecutor};
 use super::host::exec::HostExec;
 use super::operation::{
-    BaselineChoice, OperationRequest, bound_message, run_operation, run_preview,
+    BaselineChoice, OperationRequest, bound_message, run_operation, run_preview, with_report_health,
 };
 use super::os::{boot_id, detect_os};
 use super::resume::{Resume, interrupted_install, resume};
@@ -155,6 +155,8 @@ pub async fn apply_report_status(
     node_name: &str,
     status: &NodePatchReportStatus,
 ) -> anyhow::Result<()> {
+    // Every write carries the kstatus conditions of what it writes.
+    let status = with_report_health(status.clone(), Timestamp::now());
     let body = serde_json::json!({
         "apiVersion": format!("{}/{}", crate::api::GROUP, crate::api::VERSION),
         "kind": "NodePatchReport",

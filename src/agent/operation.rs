@@ -18,7 +18,9 @@ use super::changes::{FailedUpdate, package_changes};
 use super::hook::{HookError, Hooks, run_hook};
 use super::os::{DetectedOs, detect_os};
 use super::state::{FirstSeen, LastOperation};
-use crate::api::conditions::{ConditionStatus, READY, find, new_condition, set_condition};
+use crate::api::conditions::{
+    ConditionStatus, Health, READY, find, new_condition, set_condition, set_health,
+};
 use crate::api::{
     Compliance, NodePatchReportStatus, Operation, OperationPhase, OperationStatus, PreviewResult,
     RebootOption, RejectedPatchesAction,
@@ -80,6 +82,33 @@ pub enum BaselineChoice {
     Resolved(Box<ResolvedBaseline>),
     /// The predefined baseline of whatever OS the node runs.
     PredefinedForNode,
+}
+
+/// The kstatus health of a report (docs/gitops.md): Reconciling while its operation is under way
+/// (reason: the phase, e.g. `Installing`, `WaitingForReboot`); Stalled while `Ready` is False
+/// (the last operation failed: reason and message are Ready's, the next run retries); otherwise
+/// Current, compliant or not (compliance is what the report says, not its health).
+pub fn report_health(status: &NodePatchReportStatus) -> Health {
+    if let Some(op) = status.operation.as_ref().filter(|o| !o.phase.is_finished()) {
+        let phase = format!("{:?}", op.phase);
+        let message = format!("{phase} for run {}", op.run);
+        return Health::reconciling(&phase, message);
+    }
+    match find(&status.conditions, READY) {
+        Some(r) if r.status == "False" => Health::stalled(&r.reason, r.message.clone()),
+        _ => Health::Current,
+    }
+}
+
+/// `status` with its `Reconciling` and `Stalled` conditions set from [`report_health`]. A report
+/// has no spec (its generation never moves), so the conditions carry no observedGeneration.
+pub fn with_report_health(
+    mut status: NodePatchReportStatus,
+    now: Timestamp,
+) -> NodePatchReportStatus {
+    let health = report_health(&status);
+    set_health(&mut status.conditions, &health, None, now);
+    status
 }
 
 /// Cut a message to the CRD's limit on a character boundary.
@@ -875,5 +904,69 @@ fn install_packages(
         draft.finish(status, OperationPhase::Succeeded, "Installed", true, end)
     } else {
         draft.finish(status, OperationPhase::Failed, "InstallFailed", true, end)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::api::conditions::{RECONCILING, STALLED};
+
+    fn report(phase: OperationPhase, ready: Option<bool>) -> NodePatchReportStatus {
+        let mut status = NodePatchReportStatus {
+            operation: Some(OperationStatus {
+                run: "r1".into(),
+                phase,
+                ..Default::default()
+            }),
+            ..Default::default()
+        };
+        if let Some(ready) = ready {
+            set_condition(
+                &mut status.conditions,
+                new_condition(
+                    READY,
+                    ready.into(),
+                    if ready { "Scanned" } else { "InstallFailed" },
+                    "m",
+                    None,
+                    Timestamp::UNIX_EPOCH,
+                ),
+            );
+        }
+        status
+    }
+
+    fn kstatus(status: NodePatchReportStatus) -> (String, String, String) {
+        let s = with_report_health(status, Timestamp::UNIX_EPOCH);
+        let of = |t| find(&s.conditions, t).expect("kstatus condition");
+        let (r, st) = (of(RECONCILING), of(STALLED));
+        let reason = if r.status == "True" {
+            &r.reason
+        } else {
+            &st.reason
+        };
+        (r.status.clone(), st.status.clone(), reason.clone())
+    }
+
+    #[test]
+    fn a_report_reconciles_while_its_operation_runs_and_stalls_when_it_failed() {
+        assert_eq!(
+            kstatus(report(OperationPhase::Installing, Some(false))),
+            ("True".into(), "False".into(), "Installing".into()),
+            "a new operation after a failed one is in progress, not stalled"
+        );
+        assert_eq!(
+            kstatus(report(OperationPhase::WaitingForReboot, Some(true))).2,
+            "WaitingForReboot"
+        );
+        assert_eq!(
+            kstatus(report(OperationPhase::Failed, Some(false))),
+            ("False".into(), "True".into(), "InstallFailed".into())
+        );
+        assert_eq!(
+            kstatus(report(OperationPhase::Succeeded, Some(true))),
+            ("False".into(), "False".into(), "Current".into())
+        );
     }
 }

@@ -1,4 +1,5 @@
-//! kstatus-style conditions (`Ready`, `Progressing`, `Degraded`, `Open`) on `meta/v1` Condition.
+//! Conditions on `meta/v1` Condition: `Ready`, `Progressing`, `Degraded`, `Open`, and the two
+//! kstatus reads (`Reconciling`, `Stalled`, see [`Health`]).
 //!
 //! Status writes are skipped when nothing changed, so these helpers keep `lastTransitionTime`
 //! when a condition's status is unchanged and compare conditions ignoring timestamps.
@@ -14,6 +15,10 @@ pub const PROGRESSING: &str = "Progressing";
 pub const DEGRADED: &str = "Degraded";
 /// Condition type (MaintenanceWindow): a window is open now.
 pub const OPEN: &str = "Open";
+/// Condition type (kstatus, abnormal-true): the controller is still working toward the spec.
+pub const RECONCILING: &str = "Reconciling";
+/// Condition type (kstatus, abnormal-true): the object cannot progress without a change.
+pub const STALLED: &str = "Stalled";
 
 /// Status value of a condition.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -81,6 +86,97 @@ pub fn set_condition(conditions: &mut Vec<Condition>, mut new: Condition) -> boo
             conditions.sort_by(|a, b| a.type_.cmp(&b.type_));
             true
         }
+    }
+}
+
+/// An object's health as kstatus (`sigs.k8s.io/cli-utils/pkg/kstatus`, read by kpt, Config
+/// Sync and Flux) understands it, written as its two abnormal-true conditions: `Reconciling`
+/// True while the controller works toward the spec (kstatus `InProgress`), `Stalled` True when
+/// the object cannot progress without a change (kstatus `Failed`), both False when it is current.
+/// Each kind decides which of its states is which (docs/gitops.md).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Health {
+    /// Neither: the object is what its spec asks (kstatus `Current`).
+    Current,
+    /// Work toward the spec is under way.
+    Reconciling {
+        /// CamelCase reason.
+        reason: String,
+        /// What is under way.
+        message: String,
+    },
+    /// No progress is possible without a change to this or another object.
+    Stalled {
+        /// CamelCase reason.
+        reason: String,
+        /// What is wrong and what to change.
+        message: String,
+    },
+}
+
+impl Health {
+    /// Reconciling with `reason` and `message`.
+    pub fn reconciling(reason: &str, message: impl Into<String>) -> Self {
+        Health::Reconciling {
+            reason: reason.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Stalled with `reason` and `message`.
+    pub fn stalled(reason: &str, message: impl Into<String>) -> Self {
+        Health::Stalled {
+            reason: reason.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Write `health` as the `Reconciling` and `Stalled` conditions (the one that applies True with
+/// the health's reason, the other False), both stamped with `observed_generation`. Returns true
+/// when anything but timestamps changed.
+pub fn set_health(
+    conditions: &mut Vec<Condition>,
+    health: &Health,
+    observed_generation: Option<i64>,
+    now: Timestamp,
+) -> bool {
+    let (reconciling, stalled) = match health {
+        Health::Current => (
+            (ConditionStatus::False, "Current", "nothing left to do"),
+            (ConditionStatus::False, "Current", "not stalled"),
+        ),
+        Health::Reconciling { reason, message } => (
+            (ConditionStatus::True, reason.as_str(), message.as_str()),
+            (ConditionStatus::False, "Reconciling", "not stalled"),
+        ),
+        Health::Stalled { reason, message } => (
+            (
+                ConditionStatus::False,
+                "Stalled",
+                "the controller waits for a change",
+            ),
+            (ConditionStatus::True, reason.as_str(), message.as_str()),
+        ),
+    };
+    let mut changed = false;
+    for (type_, (status, reason, message)) in [(RECONCILING, reconciling), (STALLED, stalled)] {
+        changed |= set_condition(
+            conditions,
+            new_condition(type_, status, reason, message, observed_generation, now),
+        );
+    }
+    changed
+}
+
+/// The health of a kind whose reconcile is one synchronous evaluation of its spec (PatchBaseline,
+/// MaintenanceWindow): Stalled with Ready's reason and message while Ready is not True (only a
+/// spec change helps), Current otherwise. Nothing stays in progress between reconciles; a spec
+/// change not yet observed shows as `observedGeneration` behind `metadata.generation`.
+pub fn health_from_ready(conditions: &[Condition]) -> Health {
+    match find(conditions, READY) {
+        Some(r) if r.status != "True" => Health::stalled(&r.reason, r.message.clone()),
+        _ => Health::Current,
     }
 }
 
@@ -221,6 +317,44 @@ mod tests {
             &mut conds,
             new_condition(READY, ConditionStatus::True, "Valid", "ok", Some(2), t0)
         ));
+    }
+
+    #[test]
+    fn health_sets_exactly_one_abnormal_condition_true() {
+        let t0 = ts("2026-01-01T00:00:00Z");
+        let status_of = |conds: &[Condition], t: &str| find(conds, t).map(|c| c.status.clone());
+        let mut conds = vec![];
+        assert!(set_health(
+            &mut conds,
+            &Health::reconciling("Rollout", "patching nodes"),
+            Some(3),
+            t0
+        ));
+        assert_eq!(status_of(&conds, RECONCILING).as_deref(), Some("True"));
+        assert_eq!(status_of(&conds, STALLED).as_deref(), Some("False"));
+        assert_eq!(find(&conds, RECONCILING).expect("set").reason, "Rollout");
+        assert!(conds.iter().all(|c| c.observed_generation == Some(3)));
+
+        assert!(set_health(
+            &mut conds,
+            &Health::stalled("ErrorBudgetExceeded", "3 of 4 nodes failed"),
+            Some(3),
+            t0
+        ));
+        assert_eq!(status_of(&conds, RECONCILING).as_deref(), Some("False"));
+        assert_eq!(status_of(&conds, STALLED).as_deref(), Some("True"));
+        assert_eq!(
+            find(&conds, STALLED).expect("set").message,
+            "3 of 4 nodes failed"
+        );
+
+        assert!(set_health(&mut conds, &Health::Current, Some(4), t0));
+        assert!(!is_true(&conds, RECONCILING) && !is_true(&conds, STALLED));
+        assert!(
+            !set_health(&mut conds, &Health::Current, Some(4), t0),
+            "the same health again is no change"
+        );
+        assert!(set_health(&mut conds, &Health::Current, Some(5), t0));
     }
 
     #[test]

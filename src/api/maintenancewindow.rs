@@ -19,13 +19,15 @@ const SCHEDULE_SHAPE_MESSAGE: &str = "schedule must be cron(min hour dom month d
     version = "v1alpha1",
     kind = "MaintenanceWindow",
     plural = "maintenancewindows",
-    shortname = "mw",
+    shortname = "npmw",
+    doc = "When installs may disrupt nodes: a schedule (AWS `cron(...)`, `rate(...)`, `at(...)` or plain cron) in a time zone, a duration, a cutoff after which no new node starts, and exclusions. PatchPolicies name windows in `spec.install.maintenanceWindowRefs`. Written by users; the controller writes the status (open now, the next windows, conditions).",
     category = "nodepatch",
     status = "MaintenanceWindowStatus",
     printcolumn = r#"{"name":"Schedule","type":"string","jsonPath":".spec.schedule"}"#,
     printcolumn = r#"{"name":"TimeZone","type":"string","jsonPath":".spec.timeZone"}"#,
     printcolumn = r#"{"name":"Open","type":"boolean","jsonPath":".status.open"}"#,
     printcolumn = r#"{"name":"Next","type":"string","format":"date-time","jsonPath":".status.nextWindows[0].start"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -124,7 +126,8 @@ pub struct MaintenanceWindowStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 3))]
     pub next_windows: Vec<WindowBounds>,
-    /// Ready (schedule valid) and Open.
+    /// Ready (schedule valid; reason Suspended when `spec.suspend`), Open, and kstatus's
+    /// Reconciling and Stalled: Stalled True while the window is invalid, both False otherwise.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -18,6 +18,7 @@ pub const MAX_REPORTED_PATCHES: usize = 500;
     kind = "NodePatchReport",
     plural = "nodepatchreports",
     shortname = "npr",
+    doc = "The patch state of one node, named after it and written only by that node's agent: operating system, baseline used, last operation, compliance verdict, missing patches, and whether a reboot is needed.",
     category = "nodepatch",
     status = "NodePatchReportStatus",
     printcolumn = r#"{"name":"OS","type":"string","jsonPath":".status.os.id"}"#,
@@ -26,6 +27,7 @@ pub const MAX_REPORTED_PATCHES: usize = 500;
     printcolumn = r#"{"name":"Level","type":"string","jsonPath":".status.complianceLevel"}"#,
     printcolumn = r#"{"name":"Missing","type":"integer","jsonPath":".status.counts.missing"}"#,
     printcolumn = r#"{"name":"Reboot","type":"boolean","jsonPath":".status.rebootRequired"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Last Scan","type":"date","jsonPath":".status.lastScanTime"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -179,7 +181,8 @@ pub struct NodePatchReportStatus {
     /// Last successful install.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_install_time: Option<Time>,
-    /// Ready: the agent could read the node's package state.
+    /// Ready: the agent could read the node's package state. kstatus's Reconciling is True while
+    /// an operation is under way, Stalled True while Ready is False (the last operation failed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

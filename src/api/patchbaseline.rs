@@ -26,7 +26,8 @@ pub const FILTER_VALUE_PATTERN: &str = r"^[A-Za-z0-9*_][A-Za-z0-9._+:~^*@/-]{0,6
     version = "v1alpha1",
     kind = "PatchBaseline",
     plural = "patchbaselines",
-    shortname = "pb",
+    shortname = "npbl",
+    doc = "What may be installed on nodes of one operating system: approval rules (classification, severity and age filters, as in AWS Systems Manager Patch Manager), approved and rejected patch lists, and alternative patch sources. PatchPolicies name the baselines they use; `default: true` makes one the default of its operating system. Written by users; the controller writes the status (validity, content hash, nodes evaluated with it).",
     category = "nodepatch",
     status = "PatchBaselineStatus",
     printcolumn = r#"{"name":"OS","type":"string","jsonPath":".spec.operatingSystem"}"#,
@@ -34,6 +35,7 @@ pub const FILTER_VALUE_PATTERN: &str = r"^[A-Za-z0-9*_][A-Za-z0-9._+:~^*@/-]{0,6
     printcolumn = r#"{"name":"Rules","type":"integer","jsonPath":".status.rules"}"#,
     printcolumn = r#"{"name":"Compliant","type":"integer","jsonPath":".status.nodes.compliant"}"#,
     printcolumn = r#"{"name":"NonCompliant","type":"integer","jsonPath":".status.nodes.nonCompliant"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -427,7 +429,8 @@ pub struct PatchBaselineStatus {
     /// Content hash of the resolved baseline (what a new run would snapshot).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hash: Option<String>,
-    /// Ready: the baseline is valid and usable.
+    /// Ready: the baseline is valid and usable. kstatus's Stalled is True while it is not (an
+    /// invalid spec or a second default for the OS); Reconciling is always False.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -19,7 +19,8 @@ pub const DEFAULT_SCAN_SCHEDULE: &str = "cron(0 1 * * ? *)";
     version = "v1alpha1",
     kind = "PatchPolicy",
     plural = "patchpolicies",
-    shortname = "pp",
+    shortname = "nppol",
+    doc = "Where and how fast nodes are patched: a node selector, the PatchBaselines per operating system, a scan schedule, install maintenance windows and reboot option, rollout limits (concurrency, error budget) and drain settings. The controller starts PatchRuns from it and rolls their results up into its status (compliance counts, active run, conditions).",
     category = "nodepatch",
     status = "PatchPolicyStatus",
     printcolumn = r#"{"name":"Nodes","type":"integer","jsonPath":".status.nodes.total"}"#,
@@ -306,7 +307,9 @@ pub struct PatchPolicyStatus {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[schemars(length(max = 100))]
     pub conflicts: Vec<PolicyConflict>,
-    /// Ready, Progressing, Degraded.
+    /// Ready (references valid; reason Suspended when `spec.suspend`), Progressing (a run is
+    /// active), Degraded, and kstatus's Reconciling and Stalled: Stalled True while the policy is
+    /// not Ready or has node conflicts, both False otherwise (an active run is not Reconciling).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

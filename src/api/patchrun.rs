@@ -18,7 +18,8 @@ use super::patchpolicy::InstallHooks;
     version = "v1alpha1",
     kind = "PatchRun",
     plural = "patchruns",
-    shortname = "pr",
+    shortname = "nprun",
+    doc = r#"One execution of a PatchPolicy: operation Scan, Install or Preview over its nodes, in waves within the policy's limits. Created by the controller on schedule or by a user ("patch now", trigger Manual); creating one can reboot nodes. The controller writes its status (targets, baseline snapshots, per-node outcome); set `spec.cancel` to stop it."#,
     category = "nodepatch",
     status = "PatchRunStatus",
     validation = Rule::new("self.spec.policyRef == oldSelf.spec.policyRef && self.spec.operation == oldSelf.spec.operation && self.spec.trigger == oldSelf.spec.trigger && has(self.spec.rebootOption) == has(oldSelf.spec.rebootOption) && (!has(self.spec.rebootOption) || self.spec.rebootOption == oldSelf.spec.rebootOption) && has(self.spec.nodes) == has(oldSelf.spec.nodes) && (!has(self.spec.nodes) || self.spec.nodes == oldSelf.spec.nodes) && has(self.spec.preview) == has(oldSelf.spec.preview)").message("spec is immutable except spec.cancel: create a new PatchRun instead").field_path(".spec"),
@@ -29,9 +30,13 @@ use super::patchpolicy::InstallHooks;
     printcolumn = r#"{"name":"Policy","type":"string","jsonPath":".spec.policyRef"}"#,
     printcolumn = r#"{"name":"Operation","type":"string","jsonPath":".spec.operation"}"#,
     printcolumn = r#"{"name":"Phase","type":"string","jsonPath":".status.phase"}"#,
+    printcolumn = r#"{"name":"Ready","type":"string","jsonPath":".status.conditions[?(@.type==\"Ready\")].status"}"#,
+    printcolumn = r#"{"name":"Reason","type":"string","description":"reason of the Progressing condition: Rollout, WaitingForActiveRun, Suspended, Canceling while running; the phase or the failure once finished","jsonPath":".status.conditions[?(@.type==\"Progressing\")].reason"}"#,
     printcolumn = r#"{"name":"Succeeded","type":"integer","jsonPath":".status.nodes.succeeded"}"#,
     printcolumn = r#"{"name":"Failed","type":"integer","jsonPath":".status.nodes.failed"}"#,
     printcolumn = r#"{"name":"Total","type":"integer","jsonPath":".status.nodes.total"}"#,
+    printcolumn = r#"{"name":"Start","type":"date","jsonPath":".status.startTime"}"#,
+    printcolumn = r#"{"name":"End","type":"date","jsonPath":".status.completionTime"}"#,
     printcolumn = r#"{"name":"Age","type":"date","jsonPath":".metadata.creationTimestamp"}"#
 )]
 #[serde(rename_all = "camelCase")]
@@ -192,7 +197,8 @@ pub struct PatchRunStatus {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(max = 4096))]
     pub message: Option<String>,
-    /// Ready, Progressing, Degraded.
+    /// Ready, Progressing, Degraded, and kstatus's Reconciling (True while Pending or Running)
+    /// and Stalled (True once Halted, Failed or TimedOut).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     #[x_kube(merge_strategy = ListMerge::Map(vec!["type".into()]))]
     pub conditions: Vec<Condition>,

@@ -185,8 +185,9 @@ fn parse_document<T: DeserializeOwned>(text: &str) -> Result<T, (String, String)
     crate::cli::yaml::from_str_with_path(text)
 }
 
-/// The human-readable verdict.
-fn table(e: &Evaluation, now: Timestamp) -> String {
+/// The human-readable verdict: the summary lines, one row per candidate with what approved or
+/// rejected it, and the non-compliant patches. `kubectl nodepatch why` prints the same trace.
+pub fn table(e: &Evaluation, now: Timestamp) -> String {
     let s = &e.status;
     let c = &s.counts;
     let mut out = String::new();

@@ -4,4 +4,4 @@ pub mod baseline_arg;
 pub mod evaluate;
 pub mod scan;
 pub mod windows;
-mod yaml;
+pub(crate) mod yaml;

@@ -16,7 +16,7 @@ use kube::{Resource, ResourceExt};
 use super::context::Context;
 use super::error::{Error, Result};
 use super::harness;
-use crate::api::conditions::{self, ConditionStatus, new_condition, set_condition};
+use crate::api::conditions::{self, ConditionStatus, new_condition, set_condition, set_health};
 use crate::api::{MaintenanceWindow, MaintenanceWindowSpec, MaintenanceWindowStatus};
 use crate::api::{OpenWindowStatus, WindowBounds};
 use crate::schedule::Schedule;
@@ -144,13 +144,21 @@ pub fn plan_window_status(
         Ok(def) => {
             let current = def.window_at(now);
             let next = def.next_windows(now, NEXT_WINDOWS);
+            let (reason, message) = if spec.suspend {
+                (
+                    "Suspended",
+                    "schedule is valid; spec.suspend is true: no window opens",
+                )
+            } else {
+                ("Valid", "schedule is valid")
+            };
             set_condition(
                 &mut conditions,
                 new_condition(
                     conditions::READY,
                     ConditionStatus::True,
-                    "Valid",
-                    "schedule is valid",
+                    reason,
+                    message,
                     generation,
                     now,
                 ),
@@ -214,6 +222,10 @@ pub fn plan_window_status(
         }
     };
     let (open, current_window, next_windows) = status_core;
+    // kstatus (docs/gitops.md): Stalled while invalid, else Current (open, closed, excluded or
+    // suspended alike).
+    let health = conditions::health_from_ready(&conditions);
+    set_health(&mut conditions, &health, generation, now);
     let status = MaintenanceWindowStatus {
         observed_generation: generation,
         open,
@@ -519,6 +531,13 @@ mod tests {
         assert_eq!(ready.observed_generation, Some(3));
         assert_eq!(plan.requeue_at, None);
         assert_eq!(plan.events.len(), 1);
+        let stalled = conditions::find(&plan.status.conditions, conditions::STALLED)
+            .expect("stalled condition");
+        assert_eq!(
+            (stalled.status.as_str(), stalled.reason.as_str()),
+            ("True", "InvalidSchedule")
+        );
+        assert_eq!(stalled.observed_generation, Some(3));
         let again = plan_window_status(
             &s,
             Some(3),
@@ -551,5 +570,15 @@ mod tests {
         assert!(plan.status.next_windows.is_empty());
         let open = conditions::find(&plan.status.conditions, conditions::OPEN).expect("open");
         assert_eq!(open.reason, "Suspended");
+        let ready = conditions::find(&plan.status.conditions, conditions::READY).expect("ready");
+        assert_eq!(
+            (ready.status.as_str(), ready.reason.as_str()),
+            ("True", "Suspended")
+        );
+        assert!(
+            !conditions::is_true(&plan.status.conditions, conditions::STALLED)
+                && !conditions::is_true(&plan.status.conditions, conditions::RECONCILING),
+            "a suspended window is Current for kstatus"
+        );
     }
 }

@@ -14,7 +14,7 @@ use kube::runtime::watcher;
 use super::context::Context;
 use super::error::Result;
 use super::harness;
-use crate::api::conditions::{self, new_condition, set_condition};
+use crate::api::conditions::{self, new_condition, set_condition, set_health};
 use crate::api::{
     Compliance, NodeComplianceCounts, NodePatchReport, PatchBaseline, PatchBaselineStatus,
 };
@@ -69,6 +69,10 @@ pub fn plan_baseline_status<'a>(
             now,
         ),
     );
+    // kstatus (docs/gitops.md): an invalid baseline (or a second default) is Stalled until a
+    // spec changes; a valid one is Current.
+    let health = conditions::health_from_ready(&conditions);
+    set_health(&mut conditions, &health, generation, now);
     let mut nodes = NodeComplianceCounts::default();
     for report in reports {
         let Some(status) = &report.status else {
@@ -182,6 +186,13 @@ mod tests {
         assert_eq!(s.rules, 1);
         assert!(s.hash.is_some());
         assert!(conditions::is_true(&s.conditions, conditions::READY));
+        assert!(!conditions::is_true(&s.conditions, conditions::STALLED));
+        assert!(!conditions::is_true(&s.conditions, conditions::RECONCILING));
+        assert!(
+            conditions::find(&s.conditions, conditions::STALLED)
+                .is_some_and(|c| c.observed_generation == Some(1)),
+            "Stalled is written, False, for the current generation"
+        );
     }
 
     #[test]
@@ -194,6 +205,12 @@ mod tests {
             assert_eq!(
                 (ready.status.as_str(), ready.reason.as_str()),
                 ("False", "DuplicateDefault")
+            );
+            let stalled = conditions::find(&s.conditions, conditions::STALLED).expect("stalled");
+            assert_eq!(
+                (stalled.status.as_str(), stalled.reason.as_str()),
+                ("True", "DuplicateDefault"),
+                "kstatus reads it Failed until one default is unmarked"
             );
         }
     }

@@ -19,7 +19,7 @@ pub mod schedule;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 
-use crate::api::conditions::set_condition;
+use crate::api::conditions::{set_condition, set_health};
 use crate::api::{Operation, PatchPolicyStatus};
 
 use model::Wake;
@@ -37,7 +37,10 @@ pub fn plan_policy(view: &PolicyView<'_>, now: Timestamp) -> PolicyPlan {
     let mut wake = Wake::new(now);
 
     let refs = references::check(view, now);
-    set_condition(&mut conditions, refs.ready_condition(generation, now));
+    set_condition(
+        &mut conditions,
+        refs.ready_condition(policy.spec.suspend, generation, now),
+    );
     for d in &refs.windows {
         if let Some(b) = d.next_boundary(now) {
             wake.at(b);
@@ -59,6 +62,8 @@ pub fn plan_policy(view: &PolicyView<'_>, now: Timestamp) -> PolicyPlan {
     for c in rollup.conditions {
         set_condition(&mut conditions, c);
     }
+    let health = rollup::health(&conditions);
+    set_health(&mut conditions, &health, generation, now);
     let status = PatchPolicyStatus {
         observed_generation: generation,
         nodes: rollup.nodes,

@@ -28,9 +28,19 @@ impl References {
         self.problems.is_empty()
     }
 
-    /// The `Ready` condition: the first problem's reason, every problem's message.
-    pub fn ready_condition(&self, generation: Option<i64>, now: Timestamp) -> Condition {
+    /// The `Ready` condition: the first problem's reason, every problem's message; a valid
+    /// policy that is `suspended` is Ready with reason `Suspended`.
+    pub fn ready_condition(
+        &self,
+        suspended: bool,
+        generation: Option<i64>,
+        now: Timestamp,
+    ) -> Condition {
         let (reason, message) = match self.problems.first() {
+            None if suspended => (
+                "Suspended",
+                "references and schedules are valid; spec.suspend is true: no run starts and an active run pauses between waves".to_string(),
+            ),
             None => ("Valid", "references and schedules are valid".to_string()),
             Some((r, _)) => (
                 *r,

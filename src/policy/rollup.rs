@@ -10,7 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::{Condition, Time};
 use k8s_openapi::jiff::Timestamp;
 
 use super::model::{MemberReport, NewRun, PolicyView, RunRecord, condition};
-use crate::api::conditions;
+use crate::api::conditions::{self, Health};
 use crate::api::{
     Compliance, ComplianceLevel, NodeComplianceCounts, NodePatchReportStatus, Operation,
     PolicyConflict, RunPhase, SeverityCounts,
@@ -141,6 +141,25 @@ fn degraded(conflicting: usize, last_finished: Option<RunPhase>) -> (bool, &'sta
             "Healthy",
             "no conflicts; the last run did not fail".to_string(),
         )
+    }
+}
+
+/// The kstatus health of a policy from its other conditions (docs/gitops.md): Stalled while it
+/// is not Ready (an invalid or missing reference: it starts nothing until one is fixed) or has
+/// node conflicts (those nodes are skipped until a selector changes); otherwise Current. An
+/// active run does not make the policy Reconciling: every scheduled scan would flap GitOps
+/// tools, and the run reports its own progress. A last run that failed stays in `Degraded`:
+/// the next run retries without a change.
+pub fn health(conditions: &[Condition]) -> Health {
+    let find = |t: &str| conditions::find(conditions, t);
+    if let Some(ready) = find(conditions::READY).filter(|c| c.status != "True") {
+        return Health::stalled(&ready.reason, ready.message.clone());
+    }
+    match find(conditions::DEGRADED) {
+        Some(d) if d.status == "True" && d.reason == "NodeConflicts" => {
+            Health::stalled(&d.reason, d.message.clone())
+        }
+        _ => Health::Current,
     }
 }
 

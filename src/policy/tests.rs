@@ -273,3 +273,68 @@ fn conflicts_are_reported_and_degrade_the_policy() {
     ));
     assert!(plan.events.iter().any(|e| e.reason() == "NodeConflict"));
 }
+
+/// The kstatus conditions of a plan: (Reconciling status, Stalled status and reason).
+fn kstatus(plan: &PolicyPlan) -> (String, String, String) {
+    let of = |t: &str| conditions::find(&plan.status.conditions, t).expect("kstatus condition");
+    let (r, s) = (of(conditions::RECONCILING), of(conditions::STALLED));
+    assert_eq!(r.observed_generation, plan.status.observed_generation);
+    (r.status.clone(), s.status.clone(), s.reason.clone())
+}
+
+#[test]
+fn a_policy_is_stalled_by_bad_references_and_conflicts_and_current_otherwise() {
+    let now = ts("2026-11-26T10:00:00Z");
+    let broken = policy(json!({"nodeSelector": {}, "baselineRefs": ["nope"]}));
+    let plan = plan_policy(&view(&broken, vec![], vec![]), now);
+    assert_eq!(
+        kstatus(&plan),
+        ("False".into(), "True".into(), "BaselineNotFound".into())
+    );
+
+    let p = policy(json!({"nodeSelector": {}}));
+    let mut v = view(&p, vec![], vec![]);
+    v.conflicts = vec![PolicyConflict {
+        node: "n3".into(),
+        other_policy: "gpu".into(),
+    }];
+    assert_eq!(
+        kstatus(&plan_policy(&v, now)),
+        ("False".into(), "True".into(), "NodeConflicts".into())
+    );
+
+    // A failed last run and an active run leave the policy Current: the next run retries on
+    // its own, and the run reports its own progress.
+    let halted = run(
+        "r1",
+        "Scan",
+        "Schedule",
+        "2026-11-25T01:00:00Z",
+        Some(RunPhase::Halted),
+    );
+    let active = run("r2", "Scan", "Schedule", "2026-11-26T09:00:00Z", None);
+    let plan = plan_policy(&view(&p, vec![&halted, &active], vec![]), now);
+    assert!(conditions::is_true(
+        &plan.status.conditions,
+        conditions::PROGRESSING
+    ));
+    assert_eq!(
+        kstatus(&plan),
+        ("False".into(), "False".into(), "Current".into())
+    );
+}
+
+#[test]
+fn a_suspended_policy_is_ready_with_reason_suspended_and_not_stalled() {
+    let p = policy(json!({"nodeSelector": {}, "suspend": true}));
+    let plan = plan_policy(&view(&p, vec![], vec![]), ts("2026-11-26T10:00:00Z"));
+    let ready = conditions::find(&plan.status.conditions, conditions::READY).expect("ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("True", "Suspended")
+    );
+    assert_eq!(
+        kstatus(&plan),
+        ("False".into(), "False".into(), "Current".into())
+    );
+}

@@ -287,7 +287,8 @@ pub fn debian_baseline(name: &str, extra: serde_json::Value) -> PatchBaseline {
 pub async fn setup(client: &Client, log_dir: &std::path::Path) -> (String, PathBuf) {
     super::ensure_crds(client).await;
     let pp = PostParams::default();
-    for ns in ["nodepatch-system", "nodepatch-agents"] {
+    let agent_namespace = super::config_agent_namespace();
+    for ns in ["nodepatch-system", agent_namespace.as_str()] {
         let namespace: Namespace =
             serde_json::from_value(json!({"metadata": {"name": ns}})).expect("ns");
         let _ = Api::<Namespace>::all(client.clone())
@@ -312,5 +313,5 @@ pub async fn setup(client: &Client, log_dir: &std::path::Path) -> (String, PathB
         .expect("token");
     std::fs::create_dir_all(log_dir).expect("log dir");
     let kubeconfig = super::podrunner::token_kubeconfig(log_dir, "nodepatch-controller", &token);
-    ("nodepatch-agents".to_string(), kubeconfig)
+    (agent_namespace, kubeconfig)
 }

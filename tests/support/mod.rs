@@ -395,6 +395,15 @@ pub fn config_rbac_object(kind: &str, name: &str) -> serde_json::Value {
     panic!("no {kind} {name} in config/rbac/rbac.yaml");
 }
 
+/// The agent namespace of the generated kustomize tree (the namespace of its agent
+/// ServiceAccount): kustomize installs controller and agents in one namespace.
+pub fn config_agent_namespace() -> String {
+    config_rbac_object("ServiceAccount", "nodepatch-agent")["metadata"]["namespace"]
+        .as_str()
+        .expect("the agent ServiceAccount has a namespace")
+        .to_string()
+}
+
 /// Server-side apply any object given as JSON (kind resolved by discovery).
 pub async fn apply_json(client: &Client, value: serde_json::Value) {
     use kube::ResourceExt;

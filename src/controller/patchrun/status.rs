@@ -8,7 +8,9 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
 use kube::runtime::events::EventType;
 
-use crate::api::conditions::{self, ConditionStatus, new_condition, set_condition};
+use crate::api::conditions::{
+    self, ConditionStatus, Health, new_condition, set_condition, set_health,
+};
 use crate::api::{
     FailedNode, NodePatchReport, Operation, OperationPhase, PatchRunStatus, RebootOption,
     RunNodeCounts, RunPhase, RunTarget, TargetState,
@@ -56,7 +58,7 @@ pub fn failed_status(
             now,
         ),
     );
-    status
+    with_health(status, now)
 }
 
 /// The status of a run waiting for its policy's active run to finish.
@@ -79,7 +81,7 @@ pub fn waiting_status(
             now,
         ),
     );
-    status
+    with_health(status, now)
 }
 
 /// The status of a run that has not started while its policy is suspended.
@@ -103,7 +105,7 @@ pub fn suspended_status(
             now,
         ),
     );
-    status
+    with_health(status, now)
 }
 
 /// The status of a run canceled before it started: `Canceled`, no node touched.
@@ -118,20 +120,18 @@ pub fn canceled_before_start_status(
     status.phase = RunPhase::Canceled;
     status.completion_time = Some(Time(now));
     status.message = Some(format!("{note} before it started"));
-    for type_ in [conditions::READY, conditions::PROGRESSING] {
+    // Ready stays True: a canceled run is what its spec asks for (kstatus falls back to Ready
+    // when neither Reconciling nor Stalled is True, and would wait forever on a False one).
+    for (type_, state) in [
+        (conditions::READY, ConditionStatus::True),
+        (conditions::PROGRESSING, ConditionStatus::False),
+    ] {
         set_condition(
             &mut status.conditions,
-            new_condition(
-                type_,
-                ConditionStatus::False,
-                "Canceled",
-                note,
-                generation,
-                now,
-            ),
+            new_condition(type_, state, "Canceled", note, generation, now),
         );
     }
-    status
+    with_health(status, now)
 }
 
 /// The status of a run that starts: Running over the planned targets and snapshots.
@@ -175,6 +175,46 @@ pub fn started_status(
             generation,
             now,
         ),
+    );
+    with_health(status, now)
+}
+
+/// The kstatus health of a run (docs/gitops.md): Pending and Running runs are Reconciling (the
+/// reason is Progressing's: `Rollout`, `WaitingForActiveRun`, `Suspended`, `Canceling`, or
+/// `Pending` before the controller decided); Halted, Failed and TimedOut runs are Stalled (they
+/// never continue; TimedOut leaves nodes for the next window's run); Succeeded and Canceled runs
+/// are Current (done as asked; failed nodes within the error budget stay in `Degraded`).
+pub fn run_health(status: &PatchRunStatus) -> Health {
+    let of = |type_: &str| conditions::find(&status.conditions, type_);
+    let message = || status.message.clone().unwrap_or_default();
+    match status.phase {
+        RunPhase::Pending | RunPhase::Running => match of(conditions::PROGRESSING) {
+            Some(p) => Health::reconciling(&p.reason, p.message.clone()),
+            None => Health::reconciling("Pending", "the controller has not started the run yet"),
+        },
+        RunPhase::Halted => Health::stalled(
+            "ErrorBudgetExceeded",
+            of(conditions::DEGRADED)
+                .map(|d| d.message.clone())
+                .unwrap_or_else(message),
+        ),
+        RunPhase::Failed => match of(conditions::READY) {
+            Some(r) if r.status == "False" => Health::stalled(&r.reason, r.message.clone()),
+            _ => Health::stalled("Failed", message()),
+        },
+        RunPhase::TimedOut => Health::stalled("TimedOut", message()),
+        RunPhase::Succeeded | RunPhase::Canceled => Health::Current,
+    }
+}
+
+/// `status` with its `Reconciling` and `Stalled` conditions set from [`run_health`].
+fn with_health(mut status: PatchRunStatus, now: Timestamp) -> PatchRunStatus {
+    let health = run_health(&status);
+    set_health(
+        &mut status.conditions,
+        &health,
+        status.observed_generation,
+        now,
     );
     status
 }
@@ -281,7 +321,7 @@ pub fn stepped_status(
             now,
         ),
     );
-    status
+    with_health(status, now)
 }
 
 /// The settings a step's status reports against.
@@ -819,6 +859,73 @@ mod tests {
                 .expect("progressing")
                 .reason,
             "WaitingForActiveRun"
+        );
+    }
+
+    #[test]
+    fn a_runs_kstatus_health_follows_its_phase() {
+        let now = Timestamp::UNIX_EPOCH;
+        let health = |s: &PatchRunStatus| {
+            let of = |t: &str| {
+                let c = conditions::find(&s.conditions, t).expect("kstatus condition");
+                assert_eq!(c.observed_generation, s.observed_generation, "{t}");
+                (c.status.clone(), c.reason.clone())
+            };
+            (of(conditions::RECONCILING), of(conditions::STALLED))
+        };
+        let t = |r: &str| ("True".to_string(), r.to_string());
+        let f = |r: &str| ("False".to_string(), r.to_string());
+
+        let waiting = waiting_status(None, Some(1), now);
+        assert_eq!(
+            health(&waiting),
+            (t("WaitingForActiveRun"), f("Reconciling"))
+        );
+        let held = suspended_status(None, "prod", Some(1), now);
+        assert_eq!(health(&held), (t("Suspended"), f("Reconciling")));
+
+        let counts = RunNodeCounts {
+            total: 2,
+            failed: 2,
+            ..Default::default()
+        };
+        let step = |phase, hold: &Hold| {
+            stepped_status(
+                &waiting,
+                &plan(phase, counts.clone()),
+                &BTreeMap::new(),
+                &StatusLimits {
+                    max_errors: 1,
+                    reboot_option: RebootOption::NoReboot,
+                    hold,
+                },
+                Some(2),
+                now,
+            )
+        };
+        let running = step(RunPhase::Running, &Hold::Proceed);
+        assert_eq!(health(&running), (t("Rollout"), f("Reconciling")));
+        let halted = step(RunPhase::Halted, &Hold::Proceed);
+        assert_eq!(health(&halted), (f("Stalled"), t("ErrorBudgetExceeded")));
+        let stalled = conditions::find(&halted.conditions, conditions::STALLED).expect("set");
+        assert!(
+            stalled.message.contains("2 of 2 nodes failed"),
+            "{}",
+            stalled.message
+        );
+        let timed_out = step(RunPhase::TimedOut, &Hold::Proceed);
+        assert_eq!(health(&timed_out), (f("Stalled"), t("TimedOut")));
+        let succeeded = step(RunPhase::Succeeded, &Hold::Proceed);
+        assert_eq!(health(&succeeded), (f("Current"), f("Current")));
+
+        let failed = failed_status(Some(&running), Some(2), "PolicyNotFound", "gone", now);
+        assert_eq!(health(&failed), (f("Stalled"), t("PolicyNotFound")));
+
+        let canceled = canceled_before_start_status(Some(&held), Some(3), "canceled by bob", now);
+        assert_eq!(health(&canceled), (f("Current"), f("Current")));
+        assert!(
+            conditions::is_true(&canceled.conditions, conditions::READY),
+            "a canceled run is not left Ready=False (kstatus would wait on it)"
         );
     }
 }
