@@ -9,7 +9,7 @@ set -euo pipefail
 # generator (scripts/chart-readme.py); lua5.4: the Argo CD health checks (tests/gitops_health.rs).
 # musl-tools, gcc-aarch64-linux-gnu (+ its libc headers): the image's static binaries for x86_64
 # and aarch64; qemu-user-static runs the aarch64 one in tests/static_binary.rs.
-PACKAGES=(debootstrap dpkg-dev apt-utils python3-apt python3-yaml rpm python3-rpm createrepo-c dnf zypper openssl curl jq musl-tools file lua5.4
+PACKAGES=(debootstrap dpkg-dev apt-utils python3-apt python3-yaml rpm python3-rpm createrepo-c dnf zypper openssl curl jq musl-tools file lua5.4 prometheus
   gcc-aarch64-linux-gnu libc6-dev-arm64-cross qemu-user-static)
 
 # The static (musl) binaries of the container image are built and tested by `make test`.

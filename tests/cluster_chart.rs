@@ -454,8 +454,9 @@ async fn rendered_chart_and_kustomize_tree_are_accepted_by_the_apiserver() {
     );
     let out = dry_run_apply(&all);
     for object in [
-        "servicemonitor.monitoring.coreos.com/",
-        "prometheusrule.monitoring.coreos.com/",
+        "servicemonitor.monitoring.coreos.com/nodepatch-test-controller",
+        "prometheusrule.monitoring.coreos.com/nodepatch-test",
+        "configmap/nodepatch-test-dashboard",
         "poddisruptionbudget.policy/nodepatch-test-controller",
         "deployment.apps/nodepatch-test-controller",
     ] {

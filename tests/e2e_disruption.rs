@@ -153,6 +153,32 @@ async fn events_by(client: &Client, run: &str) -> BTreeSet<String> {
         .collect()
 }
 
+/// The value of `nodepatch_leader` a controller serves.
+fn leader_gauge(controller: &ControllerProcess) -> Option<i64> {
+    let metrics = controller.http_get("/metrics")?;
+    metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("nodepatch_leader ")?.trim().parse().ok())
+}
+
+/// The reasons of the Events regarding the Node `node`, published by nodepatch.
+async fn node_event_reasons(client: &Client, node: &str) -> BTreeSet<String> {
+    Api::<KubeEvent>::all(client.clone())
+        .list(&ListParams::default())
+        .await
+        .expect("events")
+        .items
+        .into_iter()
+        .filter(|e| {
+            e.regarding.as_ref().is_some_and(|r| {
+                r.kind.as_deref() == Some("Node") && r.name.as_deref() == Some(node)
+            })
+        })
+        .filter(|e| e.reporting_controller.as_deref() == Some(nodepatch::api::CONTROLLER_MANAGER))
+        .filter_map(|e| e.reason)
+        .collect()
+}
+
 /// How many times dpkg upgraded `package` in `root` (its log).
 fn upgrades_in_dpkg_log(root: &std::path::Path, package: &str) -> usize {
     let log = std::fs::read_to_string(root.join("var/log/dpkg.log")).unwrap_or_default();
@@ -492,6 +518,53 @@ async fn drains_reboots_survives_crashes_and_elects_a_leader() {
         1,
         "the protected pod still runs"
     );
+    // The per-node Events are also on the Nodes (what `kubectl describe node` lists).
+    for (node, reasons) in [
+        (
+            &needs,
+            &["Draining", "RebootRequested", "Rebooted", "Uncordoned"][..],
+        ),
+        (&blocked, &["Draining", "NodeFailed"][..]),
+    ] {
+        support::eventually_true(Duration::from_secs(30), "run Events on the Node", || {
+            let client = client.clone();
+            async move {
+                let on_node = node_event_reasons(&client, node).await;
+                reasons.iter().all(|r| on_node.contains(*r))
+            }
+        })
+        .await;
+    }
+    // What a user sees: `kubectl describe node` lists them (it matches the Node's UID).
+    let describe = std::process::Command::new(support::tool("kubectl"))
+        .arg("--kubeconfig")
+        .arg(support::kubeconfig_path())
+        .args(["describe", "node", needs.as_str()])
+        .output()
+        .expect("kubectl describe node");
+    let describe = String::from_utf8_lossy(&describe.stdout);
+    for reason in ["RebootRequested", "Rebooted", "Uncordoned"] {
+        assert!(
+            describe.contains(reason),
+            "kubectl describe node {needs} shows no {reason}:\n{describe}"
+        );
+    }
+    // The drains and the reboot are counted: one eviction, refusals by the db PDB until the
+    // drain timed out, one reboot.
+    let metrics = controller.http_get("/metrics").expect("GET /metrics");
+    let counter = |series: &str| -> f64 {
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no {series} in:\n{metrics}"))
+    };
+    assert!(counter(r#"nodepatch_evictions_total{result="evicted"}"#) >= 1.0);
+    assert!(counter(r#"nodepatch_evictions_total{result="refused"}"#) >= 1.0);
+    assert_eq!(
+        counter(r#"nodepatch_drain_failures_total{reason="DrainTimeout"}"#),
+        1.0
+    );
+    assert_eq!(counter("nodepatch_node_reboots_total"), 1.0);
     drop(controller);
 
     // ---- 3. Kill the controller at 4 points of a 4-node run, maxConcurrency 1.
@@ -647,6 +720,22 @@ async fn drains_reboots_survives_crashes_and_elects_a_leader() {
         BTreeSet::from([leader_instance.clone()]),
         "only the leader writes"
     );
+    // `nodepatch_leader` says which replica runs the reconcilers.
+    let (leader_proc, follower_proc) = if leader_instance == "replica-a" {
+        (&a, &b)
+    } else {
+        (&b, &a)
+    };
+    assert_eq!(
+        leader_gauge(leader_proc),
+        Some(1),
+        "the leader's nodepatch_leader"
+    );
+    assert_eq!(
+        leader_gauge(follower_proc),
+        Some(0),
+        "the follower's nodepatch_leader"
+    );
     // Kill the leader (no release: it just dies).
     let killed_at = Instant::now();
     if leader_instance == "replica-a" {
@@ -665,6 +754,12 @@ async fn drains_reboots_survives_crashes_and_elects_a_leader() {
     );
     let new_instance = second.split('_').next().expect("instance").to_string();
     assert_ne!(new_instance, leader_instance);
+    let survivor = if new_instance == "replica-a" { &a } else { &b };
+    support::eventually_true(Duration::from_secs(15), "the new leader's gauge", || {
+        let up = leader_gauge(survivor) == Some(1);
+        async move { up }
+    })
+    .await;
     let run = wait_run(
         &client,
         &policy,

@@ -13,6 +13,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector;
 use kube::api::{Api, DeleteParams, EvictParams, ListParams};
 use kube::{Client, ResourceExt};
 
+use super::metrics::Metrics;
 use crate::api::DrainSpec;
 use crate::rollout::targeting::selector_matches;
 use crate::rollout::{DrainProgress, PodRef};
@@ -220,22 +221,27 @@ pub fn eviction_params(options: &DrainOptions) -> EvictParams {
 /// Evict `pods` through the Eviction API; returns the refusals (`namespace/name: message`,
 /// e.g. a PodDisruptionBudget that does not allow it now: retried on the next step). A pod
 /// already gone is no refusal. `eviction_client` must not retry 429 answers itself (see
-/// `Context::eviction_client`).
+/// `Context::eviction_client`). Each answer is counted in `evictions_total` (evicted, refused,
+/// gone); a transport error ends the call uncounted and fails the step.
 pub async fn evict(
     eviction_client: &Client,
     pods: &[PodRef],
     options: &DrainOptions,
+    metrics: &Metrics,
 ) -> Result<Vec<String>, kube::Error> {
     let mut refused = vec![];
     for pod in pods {
         let ns: Api<Pod> = Api::namespaced(eviction_client.clone(), &pod.namespace);
         let params = eviction_params(options);
         match ns.evict(&pod.name, &params).await {
-            Ok(_) => {}
+            Ok(_) => metrics.count_eviction("evicted"),
             // Already gone.
-            Err(kube::Error::Api(s)) if s.code == 404 => {}
+            Err(kube::Error::Api(s)) if s.code == 404 => metrics.count_eviction("gone"),
             // 429: a PodDisruptionBudget does not allow it now; retried next step.
-            Err(kube::Error::Api(s)) => refused.push(format!("{pod}: {}", s.message)),
+            Err(kube::Error::Api(s)) => {
+                metrics.count_eviction("refused");
+                refused.push(format!("{pod}: {}", s.message));
+            }
             Err(e) => return Err(e),
         }
     }

@@ -364,6 +364,7 @@ async fn publish(ctx: &Context, mw: &MaintenanceWindow, event: &WindowEvent) {
 pub async fn run(ctx: Arc<Context>) {
     let api: Api<MaintenanceWindow> = Api::all(ctx.client.clone());
     let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    ctx.metrics.watch_windows(controller.store());
     harness::drive(KIND, controller.run(reconcile, harness::error_policy, ctx)).await;
 }
 

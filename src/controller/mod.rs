@@ -45,7 +45,11 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         args.agent,
     ));
 
-    let http = tokio::spawn(serve_http(args.metrics_addr, metrics, ready.clone()));
+    let http = tokio::spawn(serve_http(
+        args.metrics_addr,
+        metrics.clone(),
+        ready.clone(),
+    ));
     let stores_task = tokio::spawn(drive_stores);
     // Planners read the caches: act only once they hold the whole cluster.
     stores.ready().await;
@@ -79,6 +83,8 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         tracing::info!(%identity, "elected leader");
         leadership = Some((leader, task));
     }
+    // Without election this replica is the only one and always runs the reconcilers.
+    metrics.leader.set(1);
     tracing::info!("caches synced; starting reconcilers");
     let controllers = async {
         tokio::join!(
@@ -103,6 +109,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         res = http => tracing::error!(?res, "http server stopped"),
         _ = lost => {
             tracing::error!("leader election lost: stopping so that only the new leader writes");
+            metrics.leader.set(0);
             lost_lease = true;
         }
         _ = shutdown_signal() => tracing::info!("shutting down"),

@@ -20,8 +20,10 @@ use serde_json::json;
 use super::context::Context;
 use super::error::{Error, Result};
 use super::harness;
+use super::metrics::{PolicySignals, level_label};
 use crate::api::conditions;
 use crate::api::{MaintenanceWindow, NodePatchReport, PatchPolicy, PatchRun};
+use crate::policy::rollup::{fleet_signals, missing_since};
 use crate::policy::{
     MemberReport, NewRun, PolicyPlan, PolicyView, RunRecord, WindowRef, plan_policy,
 };
@@ -42,6 +44,7 @@ async fn reconcile_inner(policy: &PatchPolicy, ctx: &Context) -> Result<Action> 
     let view = observe(policy, &name, windows, ctx);
     let plan = plan_policy(&view, now);
     act(policy, &name, &plan, ctx).await?;
+    ctx.metrics.set_policy_signals(&name, policy_signals(&view));
     refresh_metrics(ctx);
     refresh_left_cordoned(ctx).await?;
     let wait: Duration = plan
@@ -112,10 +115,14 @@ fn observe<'a>(
         .filter_map(|node| {
             let r = ctx.stores.reports.get(&ObjectRef::new(node))?;
             let s = r.status.as_ref()?;
+            let created = r.metadata.creation_timestamp.as_ref().map(|t| t.0);
             Some(MemberReport {
                 node: node.clone(),
                 compliance: s.compliance,
                 missing: s.non_compliant_by_severity.clone(),
+                reboot_required: s.reboot_required,
+                last_scan: s.last_scan_time.as_ref().map(|t| t.0),
+                missing_since: missing_since(s, created),
             })
         })
         .collect();
@@ -205,14 +212,45 @@ fn scheduled_run(policy: &PatchPolicy, name: &str, new: &NewRun) -> Result<Patch
     })
 }
 
+/// The metrics' signals of the policy `view` shows, from its members' reports.
+fn policy_signals(view: &PolicyView<'_>) -> PolicySignals {
+    let f = fleet_signals(&view.members, &view.reports);
+    PolicySignals {
+        reboot_required: f.reboot_required,
+        last_scan: f.oldest_last_scan,
+        noncompliant_since: f
+            .missing_since
+            .into_iter()
+            .map(|(level, t)| (level_label(level), t))
+            .collect(),
+    }
+}
+
 /// Rebuild the per-policy and per-phase gauges from the caches (deleted policies drop out).
 fn refresh_metrics(ctx: &Context) {
-    use super::metrics::{PhaseLabels, PolicyComplianceLabels, PolicyLabels, PolicySeverityLabels};
+    use super::metrics::{
+        PhaseLabels, PolicyComplianceLabels, PolicyLabels, PolicyLevelLabels, StateLabels,
+        target_state_label,
+    };
+    use crate::api::{RunPhase, TargetState};
+    const TARGET_STATES: [TargetState; 9] = [
+        TargetState::Pending,
+        TargetState::InProgress,
+        TargetState::Draining,
+        TargetState::Rebooting,
+        TargetState::Verifying,
+        TargetState::Succeeded,
+        TargetState::SucceededRebootRequired,
+        TargetState::Failed,
+        TargetState::Skipped,
+    ];
     let m = &ctx.metrics;
+    let policies = ctx.stores.policies.state();
+    m.refresh_policy_signals(policies.iter().filter_map(|p| p.metadata.name.as_deref()));
     m.policy_nodes.clear();
     m.policy_missing.clear();
     m.policy_last_run_halted.clear();
-    for p in ctx.stores.policies.state() {
+    for p in &policies {
         let Some(s) = &p.status else { continue };
         let policy = p.name_any();
         let nodes = [
@@ -239,11 +277,11 @@ fn refresh_metrics(ctx: &Context) {
             ("informational", sev.informational),
             ("unspecified", sev.unspecified),
         ];
-        for (severity, n) in levels {
+        for (compliance_level, n) in levels {
             m.policy_missing
-                .get_or_create(&PolicySeverityLabels {
+                .get_or_create(&PolicyLevelLabels {
                     policy: policy.clone(),
-                    severity,
+                    compliance_level,
                 })
                 .set(i64::from(n));
         }
@@ -254,6 +292,16 @@ fn refresh_metrics(ctx: &Context) {
             .set(i64::from(halted));
     }
     m.runs.clear();
+    m.run_nodes.clear();
+    // Every state is exposed, at 0 when no running run has a node in it, so per-state queries
+    // answer on an idle fleet too.
+    for state in TARGET_STATES {
+        m.run_nodes
+            .get_or_create(&StateLabels {
+                state: target_state_label(state),
+            })
+            .set(0);
+    }
     for r in ctx.stores.runs.state() {
         let phase = r.status.as_ref().map(|s| s.phase).unwrap_or_default();
         m.runs
@@ -261,6 +309,16 @@ fn refresh_metrics(ctx: &Context) {
                 phase: phase.as_str(),
             })
             .inc();
+        if phase != RunPhase::Running {
+            continue;
+        }
+        for t in r.status.iter().flat_map(|s| s.targets.iter()) {
+            m.run_nodes
+                .get_or_create(&StateLabels {
+                    state: target_state_label(t.state),
+                })
+                .inc();
+        }
     }
 }
 

@@ -1,15 +1,15 @@
 //! The plain values the policy planners read and return: the view, the plan, runs, windows,
 //! reports, Events, and the wake-up bookkeeping they share.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
 
 use crate::api::conditions::new_condition;
 use crate::api::{
-    Compliance, OperatingSystem, Operation, PatchPolicy, PatchPolicyStatus, PatchRun,
-    PolicyConflict, RunPhase, RunTrigger, SeverityCounts,
+    Compliance, ComplianceLevel, OperatingSystem, Operation, PatchPolicy, PatchPolicyStatus,
+    PatchRun, PolicyConflict, RunPhase, RunTrigger, SeverityCounts,
 };
 use crate::schedule::window::WindowDefinition;
 
@@ -144,8 +144,15 @@ pub struct MemberReport {
     pub node: String,
     /// Its compliance.
     pub compliance: Compliance,
-    /// Missing patches by severity.
+    /// Missing patches by compliance level.
     pub missing: SeverityCounts,
+    /// A reboot is needed to activate installed updates.
+    pub reboot_required: bool,
+    /// The node's last successful scan.
+    pub last_scan: Option<Timestamp>,
+    /// Per compliance level with non-compliant patches, since when the oldest of them has been
+    /// missing ([`super::rollup::missing_since`]).
+    pub missing_since: BTreeMap<ComplianceLevel, Timestamp>,
 }
 
 /// What the planner sees.

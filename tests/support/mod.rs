@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod fleet;
+pub mod monitoring;
 pub mod podrunner;
 
 pub mod reports;

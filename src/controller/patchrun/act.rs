@@ -151,6 +151,8 @@ pub(super) async fn publish(
 
 /// Publish an Event about `run`, related to `node` when it concerns one: Events are merged into a
 /// series by (reason, regarding, related), so per-node Events need the node to stay distinct.
+/// An Event concerning a node is also published regarding the Node (related to the run), so
+/// `kubectl describe node` and `kubectl events --for node/<name>` show its patching.
 pub(super) async fn publish_about(
     ctx: &Context,
     run: &PatchRun,
@@ -159,20 +161,47 @@ pub(super) async fn publish_about(
     reason: &str,
     note: String,
 ) {
+    let note = status::event_note(note);
+    let run_ref = run.object_ref(&());
+    let node_ref = node.map(|n| node_reference(ctx, n));
     let ev = Event {
         type_,
         reason: reason.into(),
-        note: Some(status::event_note(note)),
+        note: Some(note.clone()),
         action: "Rollout".into(),
-        secondary: node.map(|n| k8s_openapi::api::core::v1::ObjectReference {
-            api_version: Some("v1".into()),
-            kind: Some("Node".into()),
-            name: Some(n.to_string()),
-            ..Default::default()
-        }),
+        secondary: node_ref.clone(),
     };
-    if let Err(e) = ctx.recorder.publish(&ev, &run.object_ref(&())).await {
+    if let Err(e) = ctx.recorder.publish(&ev, &run_ref).await {
         tracing::warn!(run = %run.name_any(), error = %e, "publishing event failed");
+    }
+    let Some(node_ref) = node_ref else { return };
+    let ev = Event {
+        type_,
+        reason: reason.into(),
+        note: Some(note),
+        action: "Rollout".into(),
+        secondary: Some(run_ref),
+    };
+    if let Err(e) = ctx.recorder.publish(&ev, &node_ref).await {
+        tracing::warn!(run = %run.name_any(), node = ?node_ref.name, error = %e, "publishing node event failed");
+    }
+}
+
+/// A reference to the Node `name`, with its UID from the Node cache when known (else the name,
+/// the kubelet's convention, which `kubectl describe node` also searches for).
+fn node_reference(ctx: &Context, name: &str) -> k8s_openapi::api::core::v1::ObjectReference {
+    let uid = ctx
+        .stores
+        .nodes
+        .get(&kube::runtime::reflector::ObjectRef::new(name))
+        .and_then(|n| n.metadata.uid.clone())
+        .unwrap_or_else(|| name.to_string());
+    k8s_openapi::api::core::v1::ObjectReference {
+        api_version: Some("v1".into()),
+        kind: Some("Node".into()),
+        name: Some(name.to_string()),
+        uid: Some(uid),
+        ..Default::default()
     }
 }
 

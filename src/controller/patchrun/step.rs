@@ -31,6 +31,7 @@ use crate::controller::context::Context;
 use crate::controller::drain::{DrainOptions, drain_progress, evict, pods_on, survey};
 use crate::controller::error::Result;
 use crate::controller::harness;
+use crate::controller::metrics::DRAIN_FAILURE_REASONS;
 use crate::rollout::record::{preview_summary, record_node_changes};
 use crate::rollout::targeting::{is_excluded, selector_matches};
 use crate::rollout::{
@@ -136,6 +137,14 @@ pub(super) async fn step(
 
     // Act.
     apply_plan(ctx, run, name, &old, &status, &plan, &settings.drain).await?;
+    // Counted once the status recording the failure is written (a step that fails before
+    // repeats the transition and counts it then).
+    for reason in drain_failures(&old.targets, &status.targets) {
+        ctx.metrics.count_drain_failure(reason);
+    }
+    ctx.metrics
+        .reboots
+        .inc_by(rebooted(&old.targets, &status.targets));
     for event in &plan.events {
         let text = event_text(event, &plan.counts, settings.reboot_option);
         publish_about(
@@ -154,6 +163,36 @@ pub(super) async fn step(
         return Ok(Action::await_change());
     }
     Ok(next_look(&plan, now))
+}
+
+/// The reasons of the drains this step failed: targets Draining before and Failed now with one
+/// of [`DRAIN_FAILURE_REASONS`]. Pure.
+fn drain_failures(old: &[RunTarget], new: &[RunTarget]) -> Vec<&'static str> {
+    new.iter()
+        .filter(|t| t.state == TargetState::Failed)
+        .filter(|t| {
+            old.iter()
+                .any(|o| o.node == t.node && o.state == TargetState::Draining)
+        })
+        .filter_map(|t| {
+            DRAIN_FAILURE_REASONS
+                .iter()
+                .find(|r| t.reason.as_deref() == Some(**r))
+                .copied()
+        })
+        .collect()
+}
+
+/// How many targets this step saw back from their reboot: Rebooting before, Verifying now (the
+/// `Rebooted` Event). Pure.
+fn rebooted(old: &[RunTarget], new: &[RunTarget]) -> u64 {
+    new.iter()
+        .filter(|t| t.state == TargetState::Verifying)
+        .filter(|t| {
+            old.iter()
+                .any(|o| o.node == t.node && o.state == TargetState::Rebooting)
+        })
+        .count() as u64
 }
 
 /// What the run keeps of its nodes' results, read from their reports in the cache: an install's
@@ -374,7 +413,7 @@ async fn apply_plan(
             RolloutAction::Label(node) => label_unless_taken(ctx, node, name).await?,
             RolloutAction::Unlabel(node) => set_run_label(ctx, node, None).await?,
             RolloutAction::Evict { node, pods } => {
-                let refused = evict(&ctx.eviction_client, pods, drain).await?;
+                let refused = evict(&ctx.eviction_client, pods, drain, &ctx.metrics).await?;
                 let mut refusals = ctx
                     .eviction_refusals
                     .lock()
@@ -574,6 +613,45 @@ mod tests {
             serde_json::from_value(run).expect("run"),
             serde_json::from_value(policy).expect("policy"),
         )
+    }
+
+    #[test]
+    fn only_drains_failing_and_reboots_ending_in_this_step_are_counted() {
+        let t = |node: &str, state: TargetState, reason: Option<&str>| RunTarget {
+            node: node.into(),
+            state,
+            reason: reason.map(Into::into),
+            ..Default::default()
+        };
+        let old = vec![
+            t("a", TargetState::Draining, None),
+            t("b", TargetState::Draining, None),
+            t("c", TargetState::Failed, Some("DrainTimeout")),
+            t("d", TargetState::Rebooting, None),
+        ];
+        let new = vec![
+            t("a", TargetState::Failed, Some("DrainTimeout")),
+            t("b", TargetState::Failed, Some("DrainFailed")),
+            // Failed in an earlier step: already counted.
+            t("c", TargetState::Failed, Some("DrainTimeout")),
+            // Not a drain failure.
+            t("d", TargetState::Failed, Some("RebootTimeout")),
+        ];
+        assert_eq!(
+            drain_failures(&old, &new),
+            vec!["DrainTimeout", "DrainFailed"]
+        );
+        let old = vec![
+            t("a", TargetState::Rebooting, None),
+            t("b", TargetState::Rebooting, None),
+            t("c", TargetState::Verifying, None),
+        ];
+        let new = vec![
+            t("a", TargetState::Verifying, None),
+            t("b", TargetState::Rebooting, None),
+            t("c", TargetState::Verifying, None),
+        ];
+        assert_eq!(rebooted(&old, &new), 1, "only a came back in this step");
     }
 
     #[test]
