@@ -123,6 +123,15 @@ async fn delete_and_wait<K>(api: &Api<K>, name: &str)
 where
     K: kube::Resource + Clone + DeserializeOwned + std::fmt::Debug,
 {
+    // The fixture is this test's own object: a finalizer a controller of another test added
+    // (and can no longer remove, having exited) must not keep it alive.
+    let _ = api
+        .patch(
+            name,
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await;
     let _ = api.delete(name, &DeleteParams::default()).await;
     support::eventually_true(Duration::from_secs(30), &format!("{name} gone"), || {
         let api = api.clone();
@@ -324,6 +333,45 @@ async fn read_commands_print_the_golden_files_and_missing_things_are_named() {
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     let out = plugin(&["why", "plugin-web-1"]);
     assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+
+    remove_fleet(&client).await;
+}
+
+/// Delete the golden fleet (and the runs the commands created for its policies), so the
+/// controllers of tests that run after this one on the same cluster never act on it.
+async fn remove_fleet(client: &Client) {
+    let runs: Api<PatchRun> = Api::all(client.clone());
+    let text = std::fs::read_to_string(fixtures().join("fleet.yaml")).expect("fleet.yaml");
+    let docs: Vec<Value> = serde_saphyr::from_multiple(&text).expect("fleet.yaml parses");
+    let policies: BTreeSet<String> = docs
+        .iter()
+        .filter(|d| d["kind"] == "PatchPolicy")
+        .filter_map(|d| d["metadata"]["name"].as_str().map(String::from))
+        .collect();
+    for r in runs.list(&ListParams::default()).await.expect("runs").items {
+        if policies.contains(&r.spec.policy_ref) {
+            delete_and_wait(&runs, &r.name_any()).await;
+        }
+    }
+    for doc in docs.iter().filter(|d| !d.is_null()) {
+        let name = doc["metadata"]["name"].as_str().expect("name");
+        match doc["kind"].as_str().expect("kind") {
+            "Node" => delete_and_wait(&Api::<Node>::all(client.clone()), name).await,
+            "PatchBaseline" => {
+                delete_and_wait(&Api::<PatchBaseline>::all(client.clone()), name).await
+            }
+            "MaintenanceWindow" => {
+                delete_and_wait(&Api::<MaintenanceWindow>::all(client.clone()), name).await
+            }
+            "PatchPolicy" => delete_and_wait(&Api::<PatchPolicy>::all(client.clone()), name).await,
+            "PatchRun" => delete_and_wait(&runs, name).await,
+            "NodePatchReport" => {
+                delete_and_wait(&Api::<NodePatchReport>::all(client.clone()), name).await
+            }
+            // Events expire on their own and no controller acts on them.
+            _ => {}
+        }
+    }
 }
 
 const DRAFT: &str = "apiVersion: nodepatch.dev/v1alpha1
