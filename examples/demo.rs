@@ -166,6 +166,9 @@ async fn main() -> anyhow::Result<()> {
             "--namespace",
             "nodepatch-system",
             "--create-namespace",
+            // The chart templates the CRDs; on a cluster where tests applied them already,
+            // the release adopts them instead of failing.
+            "--take-ownership",
         ])
         .args(["--set", "controller.replicas=0"]))?;
     println!(
