@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use super::args::HistoryArgs;
 use super::connection::list_all;
 use super::error::PluginError;
-use super::output::{Column, Row, Shown, col, opt, render, time_text};
+use super::output::{Column, Row, Shown, col, opt, render, time_text, version_change};
 use crate::api::{NodeChanges, PackageChange, PatchPolicy, PatchRun, REQUESTED_BY_ANNOTATION};
 
 /// Reason of the Event holding a finished run's audit record.
@@ -179,14 +179,7 @@ impl Row for ChangeRow {
             col("PACKAGE", "name", Shown::Always, |r| r.name.clone()),
             col("ARCH", "arch", Shown::Always, |r| r.arch.clone()),
             col("CHANGE", "", Shown::TableOnly, |r| {
-                let v = |s: &str| {
-                    if s.is_empty() {
-                        "-".to_string()
-                    } else {
-                        s.to_string()
-                    }
-                };
-                format!("{} → {}", v(&r.from_version), v(&r.to_version))
+                version_change(&r.from_version, &r.to_version)
             }),
             col("FROM", "fromVersion", Shown::DataOnly, |r| {
                 r.from_version.clone()

@@ -168,6 +168,12 @@ pub fn csv_field(field: &str) -> String {
     }
 }
 
+/// A `from → to` version cell, `-` for a side that is absent (not installed, removed).
+pub fn version_change(from: &str, to: &str) -> String {
+    let shown = |v: &str| if v.is_empty() { "-" } else { v }.to_string();
+    format!("{} → {}", shown(from), shown(to))
+}
+
 /// An optional text cell, empty when absent.
 pub fn opt(value: Option<&str>) -> String {
     value.unwrap_or_default().to_string()

@@ -17,7 +17,7 @@ use serde_json::json;
 use super::args::{DocumentFormat, PreviewArgs};
 use super::connection::{get_named, list_all, node_labels};
 use super::error::PluginError;
-use super::output::{Column, Row, Shown, align, col, opt, table, yaml};
+use super::output::{Column, Row, Shown, align, col, opt, table, version_change, yaml};
 use super::patch_now::{generate_name, wait_for};
 use super::report::policy_nodes;
 use crate::api::{
@@ -184,19 +184,7 @@ impl Row for PreviewPatchRow {
             col("PATCH", "name", Shown::Always, |r| r.name.clone()),
             col("ARCH", "arch", Shown::Always, |r| r.arch.clone()),
             col("VERSION", "", Shown::TableOnly, |r| {
-                format!(
-                    "{} → {}",
-                    if r.installed_version.is_empty() {
-                        "-"
-                    } else {
-                        &r.installed_version
-                    },
-                    if r.available_version.is_empty() {
-                        "-"
-                    } else {
-                        &r.available_version
-                    }
-                )
+                version_change(&r.installed_version, &r.available_version)
             }),
             col("INSTALLED", "installedVersion", Shown::DataOnly, |r| {
                 r.installed_version.clone()

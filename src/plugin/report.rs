@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::args::{ReportArgs, StateFilter};
 use super::connection::{get_named, list_all, node_labels};
 use super::error::PluginError;
-use super::output::{Column, Row, Shown, col, opt, render, time_text};
+use super::output::{Column, Row, Shown, col, opt, render, time_text, version_change};
 use crate::api::{Compliance, NodePatchReport, PatchPolicy, PatchState, PatchStatus};
 use crate::rollout::targeting::{SelectorError, is_excluded, selector_matches};
 
@@ -140,19 +140,7 @@ impl Row for PatchRow {
             col("PATCH", "name", Shown::Always, |r| r.name.clone()),
             col("ARCH", "arch", Shown::Wide, |r| r.arch.clone()),
             col("VERSION", "", Shown::TableOnly, |r| {
-                format!(
-                    "{} → {}",
-                    if r.installed_version.is_empty() {
-                        "-"
-                    } else {
-                        &r.installed_version
-                    },
-                    if r.available_version.is_empty() {
-                        "-"
-                    } else {
-                        &r.available_version
-                    }
-                )
+                version_change(&r.installed_version, &r.available_version)
             }),
             col("INSTALLED", "installedVersion", Shown::DataOnly, |r| {
                 r.installed_version.clone()
