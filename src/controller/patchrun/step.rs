@@ -199,29 +199,38 @@ fn rebooted(old: &[RunTarget], new: &[RunTarget]) -> u64 {
 /// package changes (once per node, when its report shows the finished install of this run) and
 /// a preview's fleet totals.
 fn record_results(ctx: &Context, run: &PatchRun, name: &str, status: &mut PatchRunStatus) {
-    let reports: Vec<_> = status
-        .targets
-        .iter()
-        .filter(|t| t.state != TargetState::Pending)
-        .filter_map(|t| ctx.stores.reports.get(&ObjectRef::new(&t.node)))
-        .collect();
+    let report_of = |node: &str| ctx.stores.reports.get(&ObjectRef::new(node));
     match run.spec.operation {
         Operation::Install => {
-            for report in &reports {
+            // Each node is recorded once: skip those already in the run's status before any
+            // cache lookup, so a step stays linear in the targets however many are recorded.
+            let recorded: std::collections::HashSet<String> =
+                status.changes.iter().map(|c| c.node.clone()).collect();
+            let finished: Vec<String> = status
+                .targets
+                .iter()
+                .filter(|t| t.state != TargetState::Pending && !recorded.contains(&t.node))
+                .map(|t| t.node.clone())
+                .collect();
+            for node in finished {
+                let Some(report) = report_of(&node) else {
+                    continue;
+                };
                 let Some(op) = report.status.as_ref().and_then(|s| s.operation.as_ref()) else {
                     continue;
                 };
                 if op.run == name && op.phase.is_finished() {
-                    record_node_changes(
-                        status,
-                        &report.name_any(),
-                        &op.changes,
-                        op.changes_omitted,
-                    );
+                    record_node_changes(status, &node, &op.changes, op.changes_omitted);
                 }
             }
         }
         Operation::Preview => {
+            let reports: Vec<_> = status
+                .targets
+                .iter()
+                .filter(|t| t.state != TargetState::Pending)
+                .filter_map(|t| report_of(&t.node))
+                .collect();
             let results = reports
                 .iter()
                 .filter_map(|r| r.status.as_ref().and_then(|s| s.preview.as_ref()));
