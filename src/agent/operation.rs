@@ -111,6 +111,28 @@ pub fn with_report_health(
     status
 }
 
+impl BaselineChoice {
+    /// The resolved baseline for a node running `os`: the chosen one, or that OS's predefined
+    /// baseline (an error carries its category and message).
+    fn resolve_for(
+        &self,
+        os: crate::api::OperatingSystem,
+    ) -> Result<ResolvedBaseline, (&'static str, String)> {
+        match self {
+            BaselineChoice::Resolved(b) => Ok((**b).clone()),
+            BaselineChoice::PredefinedForNode => {
+                let predefined = predefined_for(os);
+                ResolvedBaseline::resolve(predefined.name.clone(), &predefined.spec).map_err(|e| {
+                    (
+                        e.category(),
+                        format!("predefined baseline {}: {e}", predefined.name),
+                    )
+                })
+            }
+        }
+    }
+}
+
 /// Cut a message to the CRD's limit on a character boundary.
 pub fn bound_message(mut message: String) -> String {
     if message.chars().count() > MAX_MESSAGE_CHARS {
@@ -242,21 +264,9 @@ pub fn run_operation(
         return draft.failed("UnsupportedPackageFamily", error, clock());
     };
     let backend = Backend::for_family(family, &request.backends);
-    let baseline = match baseline {
-        BaselineChoice::Resolved(b) => (**b).clone(),
-        BaselineChoice::PredefinedForNode => {
-            let predefined = predefined_for(operating_system);
-            match ResolvedBaseline::resolve(predefined.name.clone(), &predefined.spec) {
-                Ok(b) => b,
-                Err(e) => {
-                    return draft.failed(
-                        e.category(),
-                        format!("predefined baseline {}: {e}", predefined.name),
-                        clock(),
-                    );
-                }
-            }
-        }
+    let baseline = match baseline.resolve_for(operating_system) {
+        Ok(b) => b,
+        Err((category, message)) => return draft.failed(category, message, clock()),
     };
     if baseline.operating_system() != operating_system {
         let error = format!(
@@ -334,15 +344,9 @@ pub fn run_preview(
             operating_system.as_str()
         ));
     };
-    let current = match current {
-        BaselineChoice::Resolved(b) => (**b).clone(),
-        BaselineChoice::PredefinedForNode => {
-            let predefined = predefined_for(operating_system);
-            match ResolvedBaseline::resolve(predefined.name.clone(), &predefined.spec) {
-                Ok(b) => b,
-                Err(e) => return fail(format!("predefined baseline {}: {e}", predefined.name)),
-            }
-        }
+    let current = match current.resolve_for(operating_system) {
+        Ok(b) => b,
+        Err((_, message)) => return fail(message),
     };
     let repositories = match repositories_for(&draft.spec().sources, &detected.product(), family) {
         Ok(r) => r,
