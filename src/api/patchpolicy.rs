@@ -197,7 +197,12 @@ pub struct RolloutSpec {
     #[serde(default = "default_soak_time")]
     #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
     pub soak_time: String,
-    /// A node not done within this time (from entering the run) is Failed. Default 1h.
+    /// A node not done within this time (from entering the run) is Failed. Default 2h. For a
+    /// policy with `install`, it must cover the agent's worst case for one node's install
+    /// (the hooks' timeouts + refresh 10m + transaction 1h + repair 15m + scans 5m), else the
+    /// policy is not Ready (reason InvalidRollout) and its install runs fail at start. A node
+    /// whose agent is still installing at the timeout is Failed but keeps its agent until
+    /// the transaction ends.
     #[serde(default = "default_node_timeout")]
     #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
     pub node_timeout: String,
@@ -213,7 +218,7 @@ fn default_soak_time() -> String {
     "0s".to_string()
 }
 fn default_node_timeout() -> String {
-    "1h".to_string()
+    "2h".to_string()
 }
 
 impl Default for RolloutSpec {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use super::common::{NAME_PATTERN, OperatingSystem, Operation, RebootOption};
 use super::nodepatchreport::PackageChange;
 use super::patchbaseline::PatchBaselineSpec;
-use super::patchpolicy::InstallHooks;
+use super::patchpolicy::{DrainSpec, InstallHooks, RolloutSpec};
 
 /// One execution of a policy. Created by the controller on schedule, or by a user to
 /// "patch now" (trigger Manual: runs at once, windows ignored, rollout limits kept).
@@ -170,6 +170,15 @@ pub struct PatchRunStatus {
     /// does not change them. Agents read them from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hooks: Option<InstallHooks>,
+    /// The policy's rollout settings in force for this run (concurrency, error budget,
+    /// topology, soak, node timeout), fixed at start like the reboot option: editing the
+    /// policy mid-run neither changes nor fails the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutSpec>,
+    /// The policy's drain settings in force for an install run, fixed at start (see
+    /// `rollout`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub drain: Option<DrainSpec>,
     /// Node counts by outcome.
     #[serde(default)]
     pub nodes: RunNodeCounts,

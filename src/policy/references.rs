@@ -123,6 +123,18 @@ pub fn check(view: &PolicyView<'_>, now: Timestamp) -> References {
             WindowRef::Defined(d) => windows.push(d.as_ref().clone()),
         }
     }
+    if let Some(install) = &policy.spec.install {
+        let hooks = crate::api::InstallHooks {
+            pre_install: install.pre_install.clone(),
+            post_install: install.post_install.clone(),
+        };
+        if let Err(e) = crate::rollout::budget::check_node_timeout(
+            &policy.spec.rollout.node_timeout,
+            Some(&hooks),
+        ) {
+            problems.push(("InvalidRollout", e.to_string()));
+        }
+    }
     References {
         problems,
         scan,

@@ -220,6 +220,45 @@ fn missing_references_make_the_policy_not_ready_and_start_nothing() {
 }
 
 #[test]
+fn a_node_timeout_shorter_than_the_agents_install_makes_the_policy_not_ready() {
+    let window = || vec![("w".to_string(), window("cron(0 2 * * ? *)"))];
+    let short = policy(json!({
+        "nodeSelector": {},
+        "rollout": {"nodeTimeout": "30m"},
+        "install": {"maintenanceWindowRefs": ["w"]},
+    }));
+    let plan = plan_policy(&view(&short, vec![], window()), ts("2026-11-26T10:00:00Z"));
+    let ready = conditions::find(&plan.status.conditions, conditions::READY).expect("ready");
+    assert_eq!(
+        (ready.status.as_str(), ready.reason.as_str()),
+        ("False", "InvalidRollout")
+    );
+    assert!(
+        ready
+            .message
+            .starts_with("spec.rollout.nodeTimeout: 30m is shorter than the agent's worst case"),
+        "{}",
+        ready.message
+    );
+    assert_eq!(plan.create, None);
+    // The default covers it; a scan-only policy has no install to cover.
+    let default = policy(json!({"nodeSelector": {}, "install": {"maintenanceWindowRefs": ["w"]}}));
+    let plan = plan_policy(
+        &view(&default, vec![], window()),
+        ts("2026-11-26T10:00:00Z"),
+    );
+    let ready = conditions::find(&plan.status.conditions, conditions::READY).expect("ready");
+    assert_eq!(ready.status, "True", "{}", ready.message);
+    let scan_only = policy(json!({"nodeSelector": {}, "rollout": {"nodeTimeout": "30m"}}));
+    let plan = plan_policy(
+        &view(&scan_only, vec![], vec![]),
+        ts("2026-11-26T10:00:00Z"),
+    );
+    let ready = conditions::find(&plan.status.conditions, conditions::READY).expect("ready");
+    assert_eq!(ready.status, "True", "{}", ready.message);
+}
+
+#[test]
 fn history_beyond_the_limit_is_pruned_oldest_first() {
     let p = policy(json!({"nodeSelector": {}, "historyLimit": 2}));
     let r1 = run(

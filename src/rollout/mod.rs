@@ -13,6 +13,8 @@
 //! - scheduled installs: no new node after the window's cutoff; CancelTask also cancels
 //!   in-flight nodes that have not started installing; a closed window with nodes left ends the
 //!   run TimedOut (the next window's run picks them up);
+//! - canceled, or the window closed: a node still draining stops there (uncordoned, Skipped,
+//!   still needing its reboot); a node already told to reboot finishes its sequence;
 //! - `rebootOption: RebootIfNeeded`: a node whose install needs a reboot goes InProgress →
 //!   Draining (cordoned, only if it was schedulable; the planner asks the reconciler to evict
 //!   the pods it observed, retried every step until none is left) →
@@ -23,6 +25,7 @@
 //!   no reboot is never cordoned.
 
 pub mod baseline;
+pub mod budget;
 pub mod cordons;
 pub mod record;
 pub mod start;
@@ -218,6 +221,9 @@ pub struct NodeObservation {
     pub conflicting: bool,
     /// The agent's progress for this run.
     pub progress: AgentProgress,
+    /// The agent's report says a package transaction of this run is under way (phase
+    /// Installing): the node keeps its label, and so its agent, until it ends ([`keeps_agent`]).
+    pub installing: bool,
     /// Boot ID under which the agent finished its latest operation for this run.
     pub report_boot_id: Option<String>,
     /// The Node's boot ID, readiness and cordon.
@@ -382,6 +388,9 @@ fn finish(target: &mut RunTarget, state: TargetState, reason: Option<String>, no
 /// How often a node in the reboot sequence is looked at (evictions retried, the Node's boot ID
 /// read): these changes do not all wake the run.
 pub const REBOOT_POLL: SignedDuration = SignedDuration::from_secs(2);
+/// How often a node held for its agent's transaction ([`keeps_agent`]) is looked at without
+/// an event.
+pub const AGENT_HOLD_POLL: SignedDuration = SignedDuration::from_secs(30);
 
 /// Decide the next step of a run. `observed` holds every target node by name (a missing entry
 /// means the node is gone).
@@ -406,7 +415,10 @@ pub fn plan_rollout(
     for t in targets.iter_mut() {
         let obs = observed.get(&t.node).unwrap_or(&gone);
         if t.state.is_done() {
-            if obs.labelled {
+            if keeps_agent(t, obs.installing, limits.node_timeout, now) {
+                // The report's change wakes the run; this only bounds the hold.
+                wake(now + AGENT_HOLD_POLL);
+            } else if obs.labelled {
                 actions.push(RolloutAction::Unlabel(t.node.clone()));
             }
             continue;
@@ -438,6 +450,29 @@ pub fn plan_rollout(
         if !in_flight(t.state) {
             continue;
         }
+        // Canceled, or the window closed: a node still draining is not rebooted after all. Its
+        // install is done; the drain stops, what the run cordoned is uncordoned, and the node
+        // leaves the run still needing its reboot (the next run's install reboots it).
+        let stop = match (run.hold, window) {
+            (RunHold::Canceled, _) => Some("Canceled"),
+            (_, WindowState::Closed) => Some("WindowClosed"),
+            _ => None,
+        };
+        if let (TargetState::Draining, Some(reason)) = (t.state, stop) {
+            let mut step = NodeStep::default();
+            uncordon(t, &mut step);
+            t.message = Some(format!(
+                "installed, but the run stopped ({reason}) before its reboot: the drain was abandoned and the node still needs a reboot"
+            ));
+            finish(t, TargetState::Skipped, Some(reason.into()), now);
+            actions.extend(step.actions);
+            events.extend(step.events);
+            wave_done_now = true;
+            if obs.labelled {
+                actions.push(RolloutAction::Unlabel(t.node.clone()));
+            }
+            continue;
+        }
         let step = advance(t, obs, limits, now);
         actions.extend(step.actions);
         events.extend(step.events);
@@ -446,7 +481,7 @@ pub fn plan_rollout(
         }
         if t.state.is_done() {
             wave_done_now = true;
-            if obs.labelled {
+            if obs.labelled && !keeps_agent(t, obs.installing, limits.node_timeout, now) {
                 actions.push(RolloutAction::Unlabel(t.node.clone()));
             }
         } else if !obs.labelled {
@@ -580,6 +615,24 @@ pub fn plan_rollout(
     }
 }
 
+/// Whether a node the run is done with (or that timed out) keeps its label, and so its agent
+/// pod, because its report says a package transaction of this run is under way: removing the
+/// label, or the run's DaemonSet, would kill the agent and with it dpkg or rpm mid-way. The
+/// hold lasts at most another `nodeTimeout` past the node's own (which covers the agent's worst
+/// case, [`budget`]), so an agent that died without a word cannot hold a run forever.
+pub fn keeps_agent(
+    target: &RunTarget,
+    installing: bool,
+    node_timeout: SignedDuration,
+    now: Timestamp,
+) -> bool {
+    installing
+        && target
+            .start_time
+            .as_ref()
+            .is_none_or(|s| now < s.0 + node_timeout + node_timeout)
+}
+
 /// What one in-flight node's step decided.
 #[derive(Default)]
 struct NodeStep {
@@ -683,7 +736,13 @@ fn advance(
                 let started = t.start_time.as_ref().map(|s| s.0).unwrap_or(now);
                 let deadline = started + limits.node_timeout;
                 if now >= deadline {
-                    fail(t, &mut step, "NodeTimeout", None, now);
+                    let why = obs.installing.then(|| {
+                        format!(
+                            "the agent was still installing after nodeTimeout {}; it keeps running on the node until its package transaction ends (at most another {})",
+                            limits.node_timeout, limits.node_timeout
+                        )
+                    });
+                    fail(t, &mut step, "NodeTimeout", why, now);
                 } else {
                     step.wake = Some(deadline);
                 }

@@ -351,6 +351,75 @@ fn node_timeout_fails_the_node() {
 }
 
 #[test]
+fn a_node_timing_out_mid_transaction_keeps_its_agent_until_the_transaction_ends() {
+    let run = run_of(&[("a", None)]);
+    let l = limits(1, 0);
+    let p1 = unconstrained(&run, &l, &observe(&run, &BTreeMap::new()), t0());
+    let run = apply(&p1);
+    let mut o = obs(AgentProgress::Installing, true);
+    o.installing = true;
+    let at = t0() + SignedDuration::from_hours(1);
+    let p2 = unconstrained(&run, &l, &one("a", o.clone()), at);
+    assert_eq!(p2.targets[0].state, TargetState::Failed);
+    assert_eq!(p2.targets[0].reason.as_deref(), Some("NodeTimeout"));
+    assert!(
+        p2.targets[0]
+            .message
+            .as_deref()
+            .is_some_and(|m| m.contains("still installing")),
+        "{:?}",
+        p2.targets[0].message
+    );
+    assert!(
+        !p2.actions.contains(&RolloutAction::Unlabel("a".into())),
+        "the label (and so the agent) stays while dpkg runs: {:?}",
+        p2.actions
+    );
+    // Still installing a while later: still held.
+    let run = apply(&p2);
+    let p3 = unconstrained(
+        &run,
+        &l,
+        &one("a", o.clone()),
+        at + SignedDuration::from_mins(10),
+    );
+    assert!(!p3.actions.contains(&RolloutAction::Unlabel("a".into())));
+    // The transaction ended: the label goes.
+    let done = obs(AgentProgress::Failed, true);
+    let p4 = unconstrained(
+        &run,
+        &l,
+        &one("a", done),
+        at + SignedDuration::from_mins(11),
+    );
+    assert!(p4.actions.contains(&RolloutAction::Unlabel("a".into())));
+    // An agent that never reports again holds the node at most another nodeTimeout.
+    let p5 = unconstrained(&run, &l, &one("a", o), at + SignedDuration::from_hours(1));
+    assert!(p5.actions.contains(&RolloutAction::Unlabel("a".into())));
+}
+
+#[test]
+fn keeps_agent_only_while_installing_and_within_twice_the_node_timeout() {
+    let mut t = initial_targets([("a".to_string(), None)]).remove(0);
+    let hour = SignedDuration::from_hours(1);
+    assert!(keeps_agent(&t, true, hour, t0()), "no start time: held");
+    t.start_time = Some(k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(t0()));
+    assert!(keeps_agent(
+        &t,
+        true,
+        hour,
+        t0() + SignedDuration::from_mins(119)
+    ));
+    assert!(!keeps_agent(
+        &t,
+        true,
+        hour,
+        t0() + SignedDuration::from_mins(120)
+    ));
+    assert!(!keeps_agent(&t, false, hour, t0()));
+}
+
+#[test]
 fn no_new_nodes_after_cutoff_and_run_times_out_with_the_rest_listed() {
     let run = run_of(&[("a", None), ("b", None), ("c", None)]);
     let cutoff_at = t0() + SignedDuration::from_mins(30);
@@ -1199,4 +1268,82 @@ fn an_agents_own_failure_reason_fails_the_target_with_it_and_counts_toward_max_e
         t0(),
     );
     assert_eq!(p3.targets[0].reason.as_deref(), Some("AgentFailed"));
+}
+
+#[test]
+fn a_cancel_or_a_closed_window_stops_a_drain_and_uncordons_what_the_run_cordoned() {
+    for (hold, window, reason) in [
+        (RunHold::Canceled, WindowState::Unconstrained, "Canceled"),
+        (RunHold::Proceed, WindowState::Closed, "WindowClosed"),
+    ] {
+        let (_, plan) = installed_needing_reboot(false);
+        assert_eq!(plan.targets[0].state, TargetState::Draining);
+        assert!(plan.targets[0].cordoned, "the run cordoned it");
+        let mut run = apply(&plan);
+        run.hold = hold;
+        let mut o = obs(AgentProgress::NotStarted, true);
+        o.health = health("b1", true, true);
+        o.drain = DrainProgress::Pending("waiting for ns/web to terminate".into());
+        o.evict = vec![PodRef {
+            namespace: "ns".into(),
+            name: "web".into(),
+        }];
+        let plan = plan_rollout(
+            &run,
+            &reboot_limits(),
+            &one("a", o),
+            window,
+            t0() + SignedDuration::from_secs(70),
+        );
+        let t = &plan.targets[0];
+        assert_eq!(
+            (t.state, t.reason.as_deref()),
+            (TargetState::Skipped, Some(reason))
+        );
+        assert!(!t.cordoned);
+        assert!(
+            plan.actions.contains(&RolloutAction::Uncordon("a".into())),
+            "{:?}",
+            plan.actions
+        );
+        assert!(plan.actions.contains(&RolloutAction::Unlabel("a".into())));
+        assert!(
+            !plan
+                .actions
+                .iter()
+                .any(|a| matches!(a, RolloutAction::Evict { .. })),
+            "nothing more is evicted: {:?}",
+            plan.actions
+        );
+        assert!(plan.phase.is_finished(), "{:?}", plan.phase);
+    }
+}
+
+#[test]
+fn a_blocked_drain_evicts_nothing_even_when_other_pods_could_go() {
+    let (_, plan) = installed_needing_reboot(false);
+    let run = apply(&plan);
+    let mut o = obs(AgentProgress::NotStarted, true);
+    o.health = health("b1", true, true);
+    o.drain = DrainProgress::Blocked("pod ns/bare is not managed by a controller".into());
+    o.evict = vec![PodRef {
+        namespace: "ns".into(),
+        name: "web".into(),
+    }];
+    let plan = unconstrained(
+        &run,
+        &reboot_limits(),
+        &one("a", o),
+        t0() + SignedDuration::from_secs(70),
+    );
+    assert_eq!(plan.targets[0].reason.as_deref(), Some("DrainFailed"));
+    assert!(
+        !plan
+            .actions
+            .iter()
+            .any(|a| matches!(a, RolloutAction::Evict { .. })),
+        "{:?}",
+        plan.actions
+    );
+    assert!(plan.actions.contains(&RolloutAction::Uncordon("a".into())));
 }

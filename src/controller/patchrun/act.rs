@@ -12,24 +12,40 @@ use serde_json::json;
 
 use super::daemonset::daemonset_name;
 use super::status;
-use crate::api::{Compliance, NodePatchReport, PatchPolicy, PatchRun, RUN_LABEL, RebootOption};
+use kube::runtime::reflector::ObjectRef;
+
+use crate::api::{
+    Compliance, NodePatchReport, OperationPhase, PatchPolicy, PatchRun, RUN_LABEL, RebootOption,
+};
 use crate::controller::context::Context;
 use crate::controller::error::{Error, Result};
 use crate::controller::harness;
 use crate::rollout::cordons::cordoned_in_flight;
+use crate::rollout::keeps_agent;
 use crate::rollout::record::{record_json, run_record};
 
 pub(super) const KIND: &str = "PatchRun";
 
-/// Remove the run label from every node carrying it and delete the run DaemonSet.
-pub(super) async fn cleanup(run: &PatchRun, ctx: &Context) -> Result<()> {
+/// Remove the run label from every node carrying it and delete the run DaemonSet. Nodes whose
+/// agent reports a package transaction of this run under way ([`installs_under_way`]) keep their
+/// label and the DaemonSet stays: removing either would kill dpkg or rpm mid-way. Returns
+/// whether cleanup is complete (false: look again later; the report's change wakes the run).
+pub(super) async fn cleanup(run: &PatchRun, ctx: &Context) -> Result<bool> {
     let name = run.name_any();
+    let held = installs_under_way(ctx, run, Timestamp::now());
     let nodes: Api<Node> = Api::all(ctx.client.clone());
     let labelled = nodes
         .list_metadata(&ListParams::default().labels(&format!("{RUN_LABEL}={name}")))
         .await?;
     for node in labelled.items {
-        set_run_label(ctx, &node.name_any(), None).await?;
+        let node = node.name_any();
+        if !held.contains(&node) {
+            set_run_label(ctx, &node, None).await?;
+        }
+    }
+    if !held.is_empty() {
+        tracing::info!(run = %name, nodes = ?held, "cleanup waits for package transactions under way");
+        return Ok(false);
     }
     let ds: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ctx.agent.namespace);
     match ds
@@ -40,7 +56,47 @@ pub(super) async fn cleanup(run: &PatchRun, ctx: &Context) -> Result<()> {
         Err(kube::Error::Api(s)) if s.code == 404 => {}
         Err(e) => return Err(e.into()),
     }
-    Ok(())
+    Ok(true)
+}
+
+/// How long to wait before looking again at a cleanup held by a transaction under way.
+pub(super) const CLEANUP_HOLD_POLL: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// The run's nodes whose agent reports one of its package transactions under way (report phase
+/// Installing for this run), within the hold's bound ([`keeps_agent`]), from the report cache.
+pub(super) fn installs_under_way(ctx: &Context, run: &PatchRun, now: Timestamp) -> Vec<String> {
+    let Some(status) = run.status.as_ref() else {
+        return Vec::new();
+    };
+    let name = run.name_any();
+    let node_timeout = status
+        .rollout
+        .as_ref()
+        .and_then(|r| crate::schedule::duration::parse_duration(&r.node_timeout).ok())
+        .unwrap_or(k8s_openapi::jiff::SignedDuration::from_hours(2));
+    status
+        .targets
+        .iter()
+        .filter(|t| t.state != crate::api::TargetState::Pending)
+        .filter(|t| {
+            let report = ctx.stores.reports.get(&ObjectRef::new(&t.node));
+            keeps_agent(
+                t,
+                installing_for(report.as_deref(), &name),
+                node_timeout,
+                now,
+            )
+        })
+        .map(|t| t.node.clone())
+        .collect()
+}
+
+/// Whether `report` says a package transaction of `run` is under way (phase Installing).
+pub fn installing_for(report: Option<&NodePatchReport>, run: &str) -> bool {
+    report
+        .and_then(|r| r.status.as_ref())
+        .and_then(|s| s.operation.as_ref())
+        .is_some_and(|op| op.run == run && op.phase == OperationPhase::Installing)
 }
 
 /// Uncordon the nodes an aborted run holds mid-sequence ([`cordoned_in_flight`]); returns the
@@ -81,7 +137,9 @@ pub(super) async fn fail_run(
     harness::apply_status(ctx, KIND, run, &status).await?;
     publish(ctx, run, EventType::Warning, reason, message).await;
     audit(ctx, run, &status).await;
-    cleanup(run, ctx).await?;
+    if !cleanup(run, ctx).await? {
+        return Ok(Action::requeue(CLEANUP_HOLD_POLL));
+    }
     Ok(Action::await_change())
 }
 

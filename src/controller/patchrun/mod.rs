@@ -50,6 +50,18 @@ pub async fn reconcile(run: Arc<PatchRun>, ctx: Arc<Context>) -> Result<Action> 
             }
         }
     });
+    // A run deleted while an agent is mid-transaction keeps its finalizer (and so its
+    // DaemonSet and that node's label) until the transaction ends: deleting them would kill
+    // dpkg or rpm half-way. The report's change wakes the run.
+    let deleting = run.metadata.deletion_timestamp.is_some()
+        && run.finalizers().iter().any(|f| f == RUN_FINALIZER);
+    if deleting {
+        let held = act::installs_under_way(&ctx, &run, k8s_openapi::jiff::Timestamp::now());
+        if !held.is_empty() {
+            tracing::info!(run = %run.name_any(), nodes = ?held, "deleted run waits for package transactions under way");
+            return Ok(Action::requeue(act::CLEANUP_HOLD_POLL));
+        }
+    }
     harness::instrumented(KIND, run.as_ref(), &ctx, async {
         reconcile.await.map_err(|e| match e {
             kube::runtime::finalizer::Error::ApplyFailed(e)
@@ -78,7 +90,9 @@ async fn apply(cached: &PatchRun, ctx: &Context) -> Result<Action> {
     let status = run.status.clone().unwrap_or_default();
     if status.phase.is_finished() {
         // Idempotent: a controller that died between ending a run and cleaning up finishes here.
-        cleanup(run, ctx).await?;
+        if !cleanup(run, ctx).await? {
+            return Ok(Action::requeue(act::CLEANUP_HOLD_POLL));
+        }
         return Ok(Action::await_change());
     }
     // A run created right after its policy may reach us before the policy reaches the cache:

@@ -98,8 +98,24 @@ pub(super) async fn start(run: &PatchRun, policy: &PatchPolicy, ctx: &Context) -
         run.metadata.generation,
         now,
     );
-    // Hooks are fixed with the snapshots: a policy edit mid-run does not change them.
+    // Hooks, rollout and drain settings are fixed with the snapshots: a policy edit mid-run
+    // neither changes nor fails the run. Checked here, before anything is touched.
     status.hooks = run_hooks(run.spec.operation, &policy.spec);
+    status.rollout = Some(policy.spec.rollout.clone());
+    status.drain = (run.spec.operation == Operation::Install).then(|| policy.spec.drain.clone());
+    if let Err((reason, message)) =
+        super::step::step_settings(run, policy, &status, status.targets.len() as u32)
+    {
+        return fail_run(ctx, run, reason, message).await;
+    }
+    if run.spec.operation == Operation::Install
+        && let Err(e) = crate::rollout::budget::check_node_timeout(
+            &policy.spec.rollout.node_timeout,
+            status.hooks.as_ref(),
+        )
+    {
+        return fail_run(ctx, run, "InvalidRollout", e.to_string()).await;
+    }
 
     // Act: status first, then the DaemonSet, then the Event.
     harness::apply_status(ctx, KIND, run, &status).await?;

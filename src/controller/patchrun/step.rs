@@ -44,8 +44,8 @@ const IN_FLIGHT_POLL: Duration = Duration::from_secs(5);
 /// How often an idle run is looked at.
 const IDLE_POLL: Duration = Duration::from_secs(300);
 
-/// The policy's settings as this step applies them.
-struct StepSettings {
+/// The run's settings as this step applies them.
+pub(super) struct StepSettings {
     reboot_option: RebootOption,
     /// Nodes that need a reboot are rebooted (install runs with `RebootIfNeeded`).
     reboots: bool,
@@ -53,26 +53,30 @@ struct StepSettings {
     drain: DrainOptions,
 }
 
-/// Resolve the settings of a run of `total` nodes; an error is the run's failure (reason,
-/// message).
-fn step_settings(
+/// Resolve the settings of a run of `total` nodes from those its status fixed at start (the
+/// policy's, for a run started before they were recorded); an error is the run's failure
+/// (reason, message).
+pub(super) fn step_settings(
     run: &PatchRun,
     policy: &PatchPolicy,
+    status: &PatchRunStatus,
     total: u32,
 ) -> std::result::Result<StepSettings, (&'static str, String)> {
+    let rollout = status.rollout.as_ref().unwrap_or(&policy.spec.rollout);
+    let drain_spec = status.drain.as_ref().unwrap_or(&policy.spec.drain);
     let reboot_option = reboot_option_of(run, policy);
     let reboots =
         run.spec.operation == Operation::Install && reboot_option == RebootOption::RebootIfNeeded;
-    let limits = RolloutLimits::resolve(&policy.spec.rollout, total)
+    let limits = RolloutLimits::resolve(rollout, total)
         .and_then(|l| {
             if reboots {
-                l.with_reboot(&policy.spec.drain)
+                l.with_reboot(drain_spec)
             } else {
                 Ok(l)
             }
         })
         .map_err(|e| ("InvalidRollout", e.to_string()))?;
-    let drain = match DrainOptions::from_spec(&policy.spec.drain) {
+    let drain = match DrainOptions::from_spec(drain_spec) {
         Ok(o) => o,
         Err(e) if reboots => return Err(("InvalidDrain", e)),
         Err(_) => DrainOptions::default(),
@@ -96,7 +100,7 @@ pub(super) async fn step(
     let now = Timestamp::now();
 
     // Observe.
-    let settings = match step_settings(run, policy, old.targets.len() as u32) {
+    let settings = match step_settings(run, policy, &old, old.targets.len() as u32) {
         Ok(s) => s,
         Err((reason, message)) => return fail_run(ctx, run, reason, message).await,
     };
@@ -159,7 +163,9 @@ pub(super) async fn step(
     }
     if plan.phase.is_finished() {
         audit(ctx, run, &status).await;
-        cleanup(run, ctx).await?;
+        if !cleanup(run, ctx).await? {
+            return Ok(Action::requeue(super::act::CLEANUP_HOLD_POLL));
+        }
         return Ok(Action::await_change());
     }
     Ok(next_look(&plan, now))
@@ -335,6 +341,7 @@ async fn observe_target(
         excluded,
         conflicting,
         progress,
+        installing: super::act::installing_for(report.as_deref(), name),
         report_boot_id: finished_boot_id(report.as_deref(), name),
         agent_failure: agent_failure_of(report.as_deref(), name),
         ..NodeObservation::default()
@@ -668,19 +675,49 @@ mod tests {
         // The run says NoReboot under a RebootIfNeeded policy: nothing is rebooted (so never
         // cordoned or drained), and the reverse turns the reboot sequence on.
         let (run, policy) = run_and_policy(Some("NoReboot"), "RebootIfNeeded");
-        let s = step_settings(&run, &policy, 3).unwrap_or_else(|(r, m)| panic!("{r}: {m}"));
+        let s = step_settings(&run, &policy, &PatchRunStatus::default(), 3)
+            .unwrap_or_else(|(r, m)| panic!("{r}: {m}"));
         assert_eq!(s.reboot_option, RebootOption::NoReboot);
         assert!(!s.reboots && !s.limits.reboot_if_needed);
         let (run, policy) = run_and_policy(Some("RebootIfNeeded"), "NoReboot");
-        let s = step_settings(&run, &policy, 3).unwrap_or_else(|(r, m)| panic!("{r}: {m}"));
+        let s = step_settings(&run, &policy, &PatchRunStatus::default(), 3)
+            .unwrap_or_else(|(r, m)| panic!("{r}: {m}"));
         assert!(s.reboots && s.limits.reboot_if_needed);
         let (run, policy) = run_and_policy(None, "RebootIfNeeded");
-        let s = step_settings(&run, &policy, 3).unwrap_or_else(|(r, m)| panic!("{r}: {m}"));
+        let s = step_settings(&run, &policy, &PatchRunStatus::default(), 3)
+            .unwrap_or_else(|(r, m)| panic!("{r}: {m}"));
         assert_eq!(
             s.reboot_option,
             RebootOption::RebootIfNeeded,
             "the policy's when the run sets none"
         );
+    }
+
+    #[test]
+    fn the_rollout_and_drain_settings_fixed_at_start_win_over_a_policy_edited_since() {
+        let (run, mut policy) = run_and_policy(None, "RebootIfNeeded");
+        let mut fixed = PatchRunStatus {
+            rollout: Some(policy.spec.rollout.clone()),
+            drain: Some(policy.spec.drain.clone()),
+            ..Default::default()
+        };
+        fixed.rollout.as_mut().expect("rollout").max_concurrency =
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::Int(2);
+        fixed.drain.as_mut().expect("drain").timeout = "7m".into();
+        // Edited mid-run: a value the run cannot use, and another drain timeout.
+        policy.spec.rollout.max_concurrency =
+            k8s_openapi::apimachinery::pkg::util::intstr::IntOrString::String("bad".into());
+        policy.spec.drain.timeout = "1m".into();
+        let s =
+            step_settings(&run, &policy, &fixed, 10).unwrap_or_else(|(r, m)| panic!("{r}: {m}"));
+        assert_eq!(s.limits.max_concurrency, 2);
+        assert_eq!(
+            s.limits.drain_timeout,
+            k8s_openapi::jiff::SignedDuration::from_mins(7)
+        );
+        // A run started before the settings were recorded reads the policy (and fails on it).
+        let old = step_settings(&run, &policy, &PatchRunStatus::default(), 10);
+        assert!(matches!(old, Err(("InvalidRollout", _))));
     }
 
     #[test]
