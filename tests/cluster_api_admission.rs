@@ -650,6 +650,67 @@ fn invalid_corpus() -> Vec<Case> {
             json!("ten"),
             "spec.rollout.maxConcurrency",
         ),
+        // Integers and int-or-percent strings beyond what the controller's types hold (an
+        // int-or-string integer is an i32) are refused here rather than failing the run later.
+        case(
+            PP,
+            "maxConcurrency 5000000000 as a string",
+            "/rollout/maxConcurrency",
+            json!("5000000000"),
+            "spec.rollout.maxConcurrency",
+        ),
+        case(
+            PP,
+            "maxConcurrency 5000000000 as an integer",
+            "/rollout/maxConcurrency",
+            json!(5_000_000_000_i64),
+            "spec.rollout.maxConcurrency",
+        ),
+        case(
+            PP,
+            "maxConcurrency with a 30-digit string",
+            "/rollout/maxConcurrency",
+            json!("1".repeat(30)),
+            "spec.rollout.maxConcurrency",
+        ),
+        case(
+            PP,
+            "maxErrors 5000000000 as an integer",
+            "/rollout/maxErrors",
+            json!(5_000_000_000_i64),
+            "spec.rollout.maxErrors",
+        ),
+        case(
+            PP,
+            "maxErrors 5000000000 as a string",
+            "/rollout/maxErrors",
+            json!("5000000000"),
+            "spec.rollout.maxErrors",
+        ),
+        case(
+            PP,
+            "historyLimit beyond u32",
+            "/historyLimit",
+            json!(4_294_967_296_i64),
+            "spec.historyLimit",
+        ),
+        with_message(
+            case(
+                PP,
+                "gracePeriod beyond u32 seconds",
+                "/drain/gracePeriod",
+                json!("4294967296s"),
+                "spec.drain.gracePeriod",
+            ),
+            "gracePeriod must be at most",
+        ),
+        case(
+            PP,
+            "gracePeriod beyond Go's duration range",
+            "/drain/gracePeriod",
+            json!("9999999999999h"),
+            "spec.drain.gracePeriod",
+        ),
         case(
             PP,
             "negative maxErrors",
@@ -1174,4 +1235,114 @@ async fn alternative_patch_sources_in_the_documented_shape_are_accepted() {
             .await
             .unwrap_or_else(|e| panic!("{os} {configuration:?} rejected: {e}"));
     }
+}
+
+/// Status integers are bounded like the Rust types that read them (u32 counts, non-negative
+/// generations): an agent cannot write `counts.failed: 4294967296` into its own report, which
+/// the controller could not decode. The largest value the type holds is accepted.
+#[tokio::test]
+async fn status_integers_beyond_their_rust_types_are_rejected_naming_the_field() {
+    let Some(client) = support::cluster().await else {
+        return;
+    };
+    support::ensure_crds(&client).await;
+    let cases: [(&str, Value, &str, &str); 6] = [
+        (
+            "NodePatchReport",
+            json!({}),
+            "/counts/failed",
+            "status.counts.failed",
+        ),
+        (
+            "NodePatchReport",
+            json!({}),
+            "/nonCompliantBySeverity/critical",
+            "status.nonCompliantBySeverity.critical",
+        ),
+        (
+            "PatchRun",
+            valid_spec("PatchRun"),
+            "/nodes/failed",
+            "status.nodes.failed",
+        ),
+        (
+            "PatchPolicy",
+            valid_spec("PatchPolicy"),
+            "/nodes/total",
+            "status.nodes.total",
+        ),
+        (
+            "PatchBaseline",
+            valid_spec("PatchBaseline"),
+            "/rules",
+            "status.rules",
+        ),
+        (
+            "MaintenanceWindow",
+            valid_spec("MaintenanceWindow"),
+            "/observedGeneration",
+            "status.observedGeneration",
+        ),
+    ];
+    let mut failures = vec![];
+    let mut created = vec![];
+    for (kind, spec, pointer, field) in cases {
+        let api = dynamic_api(&client, kind);
+        let name = support::unique_name("status-bounds");
+        api.create(&PostParams::default(), &object(kind, &name, spec))
+            .await
+            .unwrap_or_else(|e| panic!("create {kind}: {e}"));
+        created.push((kind, name.clone()));
+        let (parent, last) = pointer.rsplit_once('/').expect("pointer");
+        let status_with = |value: Value| {
+            let mut status = json!({});
+            let mut at = &mut status;
+            for part in parent.split('/').filter(|p| !p.is_empty()) {
+                at = &mut at[part];
+            }
+            at[last] = value;
+            json!({ "status": status })
+        };
+        let bad = if field.ends_with("observedGeneration") {
+            json!(-1)
+        } else {
+            json!(4_294_967_296_i64)
+        };
+        match api
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(status_with(bad)),
+            )
+            .await
+        {
+            Ok(_) => failures.push(format!("{kind} {field}: out-of-range value accepted")),
+            Err(kube::Error::Api(status))
+                if status.code == 422 && status.message.contains(field) => {}
+            Err(e) => failures.push(format!("{kind} {field}: expected 422 naming it, got {e}")),
+        }
+        let largest = if field.ends_with("observedGeneration") {
+            json!(i64::MAX)
+        } else {
+            json!(u32::MAX)
+        };
+        if let Err(e) = api
+            .patch_status(
+                &name,
+                &PatchParams::default(),
+                &Patch::Merge(status_with(largest)),
+            )
+            .await
+        {
+            failures.push(format!(
+                "{kind} {field}: the type's largest value refused: {e}"
+            ));
+        }
+    }
+    for (kind, name) in created {
+        let _ = dynamic_api(&client, kind)
+            .delete(&name, &Default::default())
+            .await;
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
 }

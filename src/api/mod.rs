@@ -60,7 +60,7 @@ pub fn crds() -> Vec<CustomResourceDefinition> {
         PatchRun::crd(),
     ]
     .into_iter()
-    .map(without_unknown_formats)
+    .map(with_integer_bounds)
     .map(without_snapshot_source_rules)
     .collect()
 }
@@ -98,28 +98,56 @@ fn without_snapshot_source_rules(crd: CustomResourceDefinition) -> CustomResourc
     serde_json::from_value(value).expect("CRD deserialises after removing the source rules")
 }
 
-/// schemars marks unsigned integers `format: uint32` / `uint8`, which the apiserver does not know
-/// and warns about on every apply; the `minimum: 0` it also emits carries the meaning.
-fn without_unknown_formats(crd: CustomResourceDefinition) -> CustomResourceDefinition {
-    fn strip(value: &mut serde_json::Value) {
+/// Bound every integer by the Rust type that decodes it, so a value no reader can decode is
+/// refused at admission (an agent writing `counts.failed: 4294967296` into its report would
+/// otherwise store an object the controller's watches cannot read). schemars marks unsigned
+/// integers `format: uint32` / `uint8` (with `minimum: 0`), which the apiserver does not know and
+/// warns about on every apply: the format is replaced by the type's `maximum` (a stricter bound
+/// written on the field stays). `observedGeneration` (an `i64` generation) gets `minimum: 0`.
+fn with_integer_bounds(crd: CustomResourceDefinition) -> CustomResourceDefinition {
+    fn bound(map: &mut serde_json::Map<String, serde_json::Value>, key: &str, limit: f64) {
+        let stricter = |old: f64| {
+            if key == "maximum" {
+                old.min(limit)
+            } else {
+                old.max(limit)
+            }
+        };
+        let value = map
+            .get(key)
+            .and_then(|v| v.as_f64())
+            .map_or(limit, stricter);
+        map.insert(key.to_string(), serde_json::json!(value));
+    }
+    fn walk(value: &mut serde_json::Value, field: &str) {
         match value {
             serde_json::Value::Object(map) => {
-                if map
+                let format = map
                     .get("format")
                     .and_then(|f| f.as_str())
-                    .is_some_and(|f| f.starts_with("uint"))
-                {
+                    .map(str::to_owned);
+                match format.as_deref() {
+                    Some("uint32") => bound(map, "maximum", f64::from(u32::MAX)),
+                    Some("uint16") => bound(map, "maximum", f64::from(u16::MAX)),
+                    Some("uint8") => bound(map, "maximum", f64::from(u8::MAX)),
+                    Some("int64") if field == "observedGeneration" => bound(map, "minimum", 0.0),
+                    _ => {}
+                }
+                if format.as_deref().is_some_and(|f| f.starts_with("uint")) {
+                    bound(map, "minimum", 0.0);
                     map.remove("format");
                 }
-                map.values_mut().for_each(strip);
+                for (key, child) in map.iter_mut() {
+                    walk(child, key);
+                }
             }
-            serde_json::Value::Array(items) => items.iter_mut().for_each(strip),
+            serde_json::Value::Array(items) => items.iter_mut().for_each(|v| walk(v, field)),
             _ => {}
         }
     }
     let mut value = serde_json::to_value(&crd).expect("CRD serialises");
-    strip(&mut value);
-    serde_json::from_value(value).expect("CRD deserialises after removing formats")
+    walk(&mut value, "");
+    serde_json::from_value(value).expect("CRD deserialises after bounding integers")
 }
 
 /// One CRD as a YAML document starting with `---`.

@@ -178,15 +178,16 @@ pub struct InstallHooks {
 #[derive(KubeSchema, Clone, Debug, Deserialize, Serialize, PartialEq)]
 #[serde(rename_all = "camelCase")]
 pub struct RolloutSpec {
-    /// Most nodes in progress at once: an integer ≥ 1 or a percentage of the run's nodes
-    /// (`10%`, rounded down, at least 1 node).
+    /// Most nodes in progress at once: an integer from 1 to 2147483647 or a percentage of the
+    /// run's nodes (`10%`, rounded down, at least 1 node).
     #[serde(default = "default_max_concurrency")]
-    #[x_kube(validation = Rule::new("type(self) == int ? self >= 1 : self.matches('^([1-9][0-9]*|[1-9][0-9]?%|100%)$')").message("maxConcurrency must be an integer >= 1 or a percentage 1%-100% (e.g. 10%)"))]
+    #[x_kube(validation = Rule::new("type(self) == int ? self >= 1 && self <= 2147483647 : self.matches('^([1-9][0-9]{0,9}|[1-9][0-9]?%|100%)$') && (self.endsWith('%') || int(self) <= 2147483647)").message("maxConcurrency must be an integer 1-2147483647 or a percentage 1%-100% (e.g. 10%)"))]
     pub max_concurrency: IntOrString,
-    /// Failed nodes tolerated: an integer ≥ 0 or a percentage of the run's nodes. When more
-    /// nodes fail, the run is Halted: no new nodes start and in-flight nodes finish.
+    /// Failed nodes tolerated: an integer from 0 to 2147483647 or a percentage of the run's
+    /// nodes. When more nodes fail, the run is Halted: no new nodes start and in-flight nodes
+    /// finish.
     #[serde(default = "default_max_errors")]
-    #[x_kube(validation = Rule::new("type(self) == int ? self >= 0 : self.matches('^([0-9]|[1-9][0-9]+|[0-9]%|[1-9][0-9]%|100%)$')").message("maxErrors must be an integer >= 0 or a percentage 0%-100% (e.g. 1 or 5%)"))]
+    #[x_kube(validation = Rule::new("type(self) == int ? self >= 0 && self <= 2147483647 : self.matches('^([0-9]|[1-9][0-9]{1,9}|[0-9]%|[1-9][0-9]%|100%)$') && (self.endsWith('%') || int(self) <= 2147483647)").message("maxErrors must be an integer 0-2147483647 or a percentage 0%-100% (e.g. 1 or 5%)"))]
     pub max_errors: IntOrString,
     /// Patch one value of this node label at a time (e.g. `topology.kubernetes.io/zone`),
     /// smallest group first.
@@ -244,9 +245,11 @@ pub struct DrainSpec {
     #[serde(default = "default_drain_timeout")]
     #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
     pub timeout: String,
-    /// Override each pod's terminationGracePeriodSeconds when evicting.
+    /// Override each pod's terminationGracePeriodSeconds when evicting (at most 4294967295s,
+    /// the most the Eviction request carries).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
+    #[x_kube(validation = Rule::new("duration(self) <= duration('4294967295s')").message("gracePeriod must be at most 4294967295s"))]
     pub grace_period: Option<String>,
     /// Evict pods using emptyDir volumes (their data is lost). Default true.
     #[serde(default = "default_true")]

@@ -26,6 +26,15 @@ pub struct ControllerArgs {
     /// Leader election between replicas.
     #[command(flatten)]
     pub leader: LeaderElection,
+    /// Seconds a watch may fail without progress, or a reconcile run, before /healthz fails
+    /// (so the kubelet restarts a stalled controller).
+    #[arg(
+        long,
+        env = "NODEPATCH_HEALTH_STALL_SECONDS",
+        default_value_t = 300,
+        value_parser = clap::value_parser!(u64).range(1..)
+    )]
+    pub health_stall_seconds: u64,
 }
 
 /// Leader election with a coordination.k8s.io Lease (through the `kube-lease-manager` crate):

@@ -44,6 +44,13 @@ impl DrainOptions {
             Some(text) => {
                 let d = crate::schedule::duration::parse_duration(text)
                     .map_err(|e| format!("spec.drain.gracePeriod: {e}"))?;
+                // The Eviction request carries a u32 of seconds: refuse what it cannot hold
+                // rather than wrap or clamp (admission refuses it too).
+                if d.as_secs() > i64::from(u32::MAX) {
+                    return Err(format!(
+                        "spec.drain.gracePeriod: '{text}' is more than 4294967295s"
+                    ));
+                }
                 Some(d.as_secs())
             }
         };
@@ -367,6 +374,25 @@ mod tests {
                 .grace_period_seconds,
             Some(30)
         );
+    }
+
+    #[test]
+    fn a_grace_period_beyond_u32_seconds_is_refused_not_wrapped() {
+        let spec: DrainSpec =
+            serde_json::from_value(json!({"gracePeriod": "4294967296s"})).expect("spec");
+        let err = DrainOptions::from_spec(&spec).expect_err("too large");
+        assert_eq!(
+            err,
+            "spec.drain.gracePeriod: '4294967296s' is more than 4294967295s"
+        );
+        let spec: DrainSpec =
+            serde_json::from_value(json!({"gracePeriod": "4294967295s"})).expect("spec");
+        let options = DrainOptions::from_spec(&spec).expect("largest value");
+        assert_eq!(options.grace_period_seconds, Some(i64::from(u32::MAX)));
+        let seconds = eviction_params(&options)
+            .delete_options
+            .and_then(|d| d.grace_period_seconds);
+        assert_eq!(seconds, Some(u32::MAX));
     }
 
     #[test]

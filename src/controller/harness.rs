@@ -62,7 +62,10 @@ where
     let name = obj.meta().name.clone().unwrap_or_default();
     let span = tracing::info_span!("reconcile", kind, name = %name);
     let started = Instant::now();
+    // In flight until it returns: a reconcile hung past the bound fails /healthz.
+    let in_flight = ctx.stores.health.reconcile_started(kind, started);
     let result = reconcile.instrument(span).await;
+    drop(in_flight);
     ctx.metrics.observe(
         kind,
         started.elapsed(),

@@ -7,10 +7,8 @@ use std::time::Duration;
 
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::{SignedDuration, Timestamp};
-use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::events::{Event, EventType};
-use kube::runtime::watcher;
 use kube::{Resource, ResourceExt};
 
 use super::context::Context;
@@ -362,8 +360,10 @@ async fn publish(ctx: &Context, mw: &MaintenanceWindow, event: &WindowEvent) {
 
 /// Run the MaintenanceWindow controller.
 pub async fn run(ctx: Arc<Context>) {
-    let api: Api<MaintenanceWindow> = Api::all(ctx.client.clone());
-    let controller = Controller::new(api, watcher::Config::default().any_semantic());
+    let (store, trigger) = ctx
+        .stores
+        .controller_watch::<MaintenanceWindow>(&ctx.client, "MaintenanceWindow/maintenancewindow");
+    let controller = Controller::for_stream(trigger, store);
     ctx.metrics.watch_windows(controller.store());
     harness::drive(KIND, controller.run(reconcile, harness::error_policy, ctx)).await;
 }

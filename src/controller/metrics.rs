@@ -99,6 +99,15 @@ pub struct ReasonLabels {
     pub reason: &'static str,
 }
 
+/// Every kind the controller watches and decodes (the five CRDs).
+pub const WATCHED_KINDS: [&str; 5] = [
+    "MaintenanceWindow",
+    "NodePatchReport",
+    "PatchBaseline",
+    "PatchPolicy",
+    "PatchRun",
+];
+
 /// Kinds the harness reconciles (their error counters exist from the start).
 pub const KINDS: [&str; 4] = [
     "MaintenanceWindow",
@@ -212,6 +221,8 @@ pub struct Metrics {
     /// Nodes a run is done with but left cordoned (failed in the reboot sequence), still
     /// unschedulable: what `NodepatchNodeStuckCordoned` alerts on.
     pub nodes_cordoned: Gauge,
+    /// Objects the controller's watches currently skip because they do not decode, by kind.
+    pub undecodable_objects: Family<KindLabels, Gauge>,
     registry: Registry,
 }
 
@@ -354,7 +365,19 @@ impl Default for Metrics {
             "Nodes a nodepatch run is done with but left cordoned (still unschedulable)",
             nodes_cordoned.clone(),
         );
+        let undecodable_objects = Family::<KindLabels, Gauge>::default();
+        for kind in WATCHED_KINDS {
+            undecodable_objects
+                .get_or_create(&KindLabels { kind })
+                .set(0);
+        }
+        registry.register(
+            "undecodable_objects",
+            "Objects skipped by the controller's watches because they do not decode, by kind",
+            undecodable_objects.clone(),
+        );
         Metrics {
+            undecodable_objects,
             reconciles,
             errors,
             duration,

@@ -6,12 +6,14 @@ pub mod context;
 pub mod drain;
 pub mod error;
 pub mod harness;
+pub mod health;
 pub mod maintenancewindow;
 pub mod metrics;
 pub mod patchbaseline;
 pub mod patchpolicy;
 pub mod patchrun;
 pub mod stores;
+pub mod watch;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -35,7 +37,20 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     tracing::info!(apiserver = %version.git_version, "connected");
     let metrics = Arc::new(Metrics::default());
     let ready = Arc::new(AtomicBool::new(false));
-    let (stores, drive_stores) = stores::Stores::start(&client);
+    let health = Arc::new(health::Health::new(std::time::Duration::from_secs(
+        args.health_stall_seconds,
+    )));
+    let undecodable = Arc::new(watch::Undecodable::new(
+        metrics.clone(),
+        kube::runtime::events::Recorder::new(
+            client.clone(),
+            kube::runtime::events::Reporter {
+                controller: crate::api::CONTROLLER_MANAGER.into(),
+                instance: Some(args.instance.clone()),
+            },
+        ),
+    ));
+    let (stores, drive_stores) = stores::Stores::start(&client, health.clone(), undecodable);
     let ctx = Arc::new(Context::new(
         client.clone(),
         eviction_client,
@@ -49,6 +64,7 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         args.metrics_addr,
         metrics.clone(),
         ready.clone(),
+        health,
     ));
     let stores_task = tokio::spawn(drive_stores);
     // Planners read the caches: act only once they hold the whole cluster.
@@ -148,6 +164,7 @@ async fn serve_http(
     addr: SocketAddr,
     metrics: Arc<Metrics>,
     ready: Arc<AtomicBool>,
+    health: Arc<health::Health>,
 ) -> anyhow::Result<()> {
     use axum::http::StatusCode;
     use axum::routing::get;
@@ -167,7 +184,23 @@ async fn serve_http(
                 }
             }),
         )
-        .route("/healthz", get(|| async { "ok" }))
+        // Live while every watch and reconcile makes progress (see `health`); the kubelet
+        // restarts the process otherwise.
+        .route(
+            "/healthz",
+            get(move || {
+                let health = health.clone();
+                async move {
+                    match health.check(std::time::Instant::now()) {
+                        Ok(()) => (StatusCode::OK, "ok".to_string()),
+                        Err(stall) => {
+                            tracing::error!(%stall, "liveness failing");
+                            (StatusCode::SERVICE_UNAVAILABLE, format!("stalled: {stall}"))
+                        }
+                    }
+                }
+            }),
+        )
         .route(
             "/readyz",
             get(move || {

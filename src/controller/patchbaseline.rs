@@ -6,10 +6,8 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 use kube::ResourceExt;
-use kube::api::Api;
 use kube::runtime::controller::{Action, Controller};
 use kube::runtime::reflector::ObjectRef;
-use kube::runtime::watcher;
 
 use super::context::Context;
 use super::error::Result;
@@ -125,17 +123,18 @@ pub async fn reconcile(baseline: Arc<PatchBaseline>, ctx: Arc<Context>) -> Resul
 
 /// Run the PatchBaseline controller; a report names the baseline it was evaluated with.
 pub async fn run(ctx: Arc<Context>) {
-    let api: Api<PatchBaseline> = Api::all(ctx.client.clone());
-    let reports: Api<NodePatchReport> = Api::all(ctx.client.clone());
-    let controller = Controller::new(api, watcher::Config::default().any_semantic()).watches(
-        reports,
-        watcher::Config::default().any_semantic(),
-        |r: NodePatchReport| {
+    let (store, trigger) = ctx
+        .stores
+        .controller_watch::<PatchBaseline>(&ctx.client, "PatchBaseline/patchbaseline");
+    let reports = ctx
+        .stores
+        .watch_objects::<NodePatchReport>(&ctx.client, "NodePatchReport/patchbaseline");
+    let controller =
+        Controller::for_stream(trigger, store).watches_stream(reports, |r: NodePatchReport| {
             r.status
                 .and_then(|s| s.baseline)
                 .map(|b| ObjectRef::<PatchBaseline>::new(&b.name))
-        },
-    );
+        });
     harness::drive(KIND, controller.run(reconcile, harness::error_policy, ctx)).await;
 }
 

@@ -366,26 +366,27 @@ async fn refresh_left_cordoned(ctx: &Context) -> Result<()> {
 /// Run the PatchPolicy controller. Its runs wake it (they are owned by it), and so do report
 /// changes (roll-ups), through the run that produced them.
 pub async fn run(ctx: Arc<Context>) {
-    let api: Api<PatchPolicy> = Api::all(ctx.client.clone());
+    let (policies, trigger) = ctx
+        .stores
+        .controller_watch::<PatchPolicy>(&ctx.client, "PatchPolicy/patchpolicy");
+    // Owned runs are watched as metadata only, which always decodes.
     let runs: Api<PatchRun> = Api::all(ctx.client.clone());
     let store = ctx.stores.runs.clone();
-    let reports: Api<NodePatchReport> = Api::all(ctx.client.clone());
-    let controller = Controller::new(api, watcher::Config::default().any_semantic())
+    let reports = ctx
+        .stores
+        .watch_objects::<NodePatchReport>(&ctx.client, "NodePatchReport/patchpolicy");
+    let controller = Controller::for_stream(trigger, policies)
         .owns(runs, watcher::Config::default().any_semantic())
-        .watches(
-            reports,
-            watcher::Config::default().any_semantic(),
-            move |r: NodePatchReport| {
-                let run = r
-                    .status
-                    .and_then(|s| s.operation)
-                    .map(|o| o.run)
-                    .filter(|r| !r.is_empty())?;
-                let run = store.get(&kube::runtime::reflector::ObjectRef::new(&run))?;
-                Some(kube::runtime::reflector::ObjectRef::<PatchPolicy>::new(
-                    &run.spec.policy_ref,
-                ))
-            },
-        );
+        .watches_stream(reports, move |r: NodePatchReport| {
+            let run = r
+                .status
+                .and_then(|s| s.operation)
+                .map(|o| o.run)
+                .filter(|r| !r.is_empty())?;
+            let run = store.get(&kube::runtime::reflector::ObjectRef::new(&run))?;
+            Some(kube::runtime::reflector::ObjectRef::<PatchPolicy>::new(
+                &run.spec.policy_ref,
+            ))
+        });
     harness::drive(KIND, controller.run(reconcile, harness::error_policy, ctx)).await;
 }

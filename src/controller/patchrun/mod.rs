@@ -194,10 +194,17 @@ async fn adopt(run: &PatchRun, policy: &PatchPolicy, ctx: &Context) -> Result<()
 /// Run the PatchRun controller. Agent progress (NodePatchReport changes) and DaemonSet changes
 /// wake the run they belong to.
 pub async fn run(ctx: Arc<Context>) {
-    let runs: Api<PatchRun> = Api::all(ctx.client.clone());
-    let reports: Api<NodePatchReport> = Api::all(ctx.client.clone());
+    let (runs, trigger) = ctx
+        .stores
+        .controller_watch::<PatchRun>(&ctx.client, "PatchRun/patchrun");
+    let policies = ctx
+        .stores
+        .watch_objects::<PatchPolicy>(&ctx.client, "PatchPolicy/patchrun");
+    let reports = ctx
+        .stores
+        .watch_objects::<NodePatchReport>(&ctx.client, "NodePatchReport/patchrun");
     let daemonsets: Api<DaemonSet> = Api::namespaced(ctx.client.clone(), &ctx.agent.namespace);
-    let controller = Controller::new(runs, watcher::Config::default().any_semantic())
+    let controller = Controller::for_stream(trigger, runs)
         // Not `owns`: that keys the (cluster-scoped) run by the DaemonSet's namespace, a second
         // key for the same run, which kube-runtime reconciles concurrently with the first.
         .watches(
@@ -210,27 +217,19 @@ pub async fn run(ctx: Arc<Context>) {
             },
         )
         // A policy's suspend (and its resume) must reach its runs at once.
-        .watches(
-            Api::<PatchPolicy>::all(ctx.client.clone()),
-            watcher::Config::default().any_semantic(),
-            |policy: PatchPolicy| {
-                policy
-                    .status
-                    .and_then(|s| s.active_run)
-                    .map(|r| ObjectRef::<PatchRun>::new(&r))
-            },
-        )
-        .watches(
-            reports,
-            watcher::Config::default().any_semantic(),
-            |report: NodePatchReport| {
-                let run = report
-                    .status
-                    .and_then(|s| s.operation)
-                    .map(|o| o.run)
-                    .filter(|r| !r.is_empty());
-                run.map(|r| ObjectRef::<PatchRun>::new(&r))
-            },
-        );
+        .watches_stream(policies, |policy: PatchPolicy| {
+            policy
+                .status
+                .and_then(|s| s.active_run)
+                .map(|r| ObjectRef::<PatchRun>::new(&r))
+        })
+        .watches_stream(reports, |report: NodePatchReport| {
+            let run = report
+                .status
+                .and_then(|s| s.operation)
+                .map(|o| o.run)
+                .filter(|r| !r.is_empty());
+            run.map(|r| ObjectRef::<PatchRun>::new(&r))
+        });
     harness::drive(KIND, controller.run(reconcile, harness::error_policy, ctx)).await;
 }
