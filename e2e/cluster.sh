@@ -5,11 +5,18 @@
 #   e2e/cluster.sh up      start (idempotent: a healthy running cluster is reused)
 #   e2e/cluster.sh down    stop every process by PID and delete the cluster's state
 #   e2e/cluster.sh status  exit 0 when the apiserver answers /readyz
+#   e2e/cluster.sh stop NAME / start NAME
+#                          stop one component (etcd, kube-apiserver) by PID, or start it again
+#                          with the same ports, data and flags (fault tests); start passes
+#                          $APISERVER_EXTRA_ARGS (split on spaces) to kube-apiserver
 #
 # State lives in .local/cluster (certificates, tokens, etcd data, pids, ports), logs in
 # .local/log, the admin kubeconfig in .local/kubeconfig. Ports are picked free at start.
 # NODES (default 3) fake nodes are created: Debian 12, Ubuntu 24.04, Rocky 9, then repeating,
 # alternating between zones zone-a and zone-b.
+# The apiserver writes an audit log (.local/log/audit.log) of the writes made by the
+# nodepatch-controller ServiceAccount only, with each token's credential ID, so a test can
+# tell two controller processes' writes apart (leader fencing).
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")" && pwd)
@@ -134,6 +141,73 @@ status:
 EOF
 }
 
+start_etcd() {
+  start_bg etcd "$bin/etcd" --name local --data-dir "$state/etcd" \
+    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
+    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
+    --initial-cluster "local=http://127.0.0.1:$ETCD_PEER_PORT" \
+    --unsafe-no-fsync --quota-backend-bytes=4294967296 --log-level=warn
+  wait_for etcd 30 curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$ETCD_PORT/health"
+}
+
+start_apiserver() {
+  cat >"$state/audit-policy.yaml" <<EOF
+apiVersion: audit.k8s.io/v1
+kind: Policy
+omitStages: [RequestReceived]
+rules:
+- level: Metadata
+  users: ["system:serviceaccount:nodepatch-system:nodepatch-controller"]
+  verbs: [create, update, patch, delete, deletecollection]
+- level: None
+EOF
+  local extra=()
+  # Word splitting is the point: flags of a fault test, e.g. "--watch-cache=false".
+  # shellcheck disable=SC2206
+  [[ -z ${APISERVER_EXTRA_ARGS:-} ]] || extra=($APISERVER_EXTRA_ARGS)
+  start_bg kube-apiserver "$bin/kube-apiserver" \
+    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
+    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
+    --tls-cert-file "$state/pki/apiserver.crt" --tls-private-key-file "$state/pki/apiserver.key" \
+    --client-ca-file "$state/pki/ca.crt" \
+    --token-auth-file "$state/tokens.csv" \
+    --authorization-mode Node,RBAC \
+    --service-account-issuer https://kubernetes.default.svc.cluster.local \
+    --service-account-key-file "$state/pki/sa.pub" \
+    --service-account-signing-key-file "$state/pki/sa.key" \
+    --service-cluster-ip-range 10.0.0.0/24 \
+    --endpoint-reconciler-type none \
+    --allow-privileged=true \
+    --profiling=false \
+    --audit-policy-file "$state/audit-policy.yaml" --audit-log-path "$logs/audit.log" \
+    --audit-log-maxsize 100 --audit-log-maxbackup 1 \
+    "${extra[@]}" \
+    --v=1
+  wait_for kube-apiserver 90 readyz
+}
+
+stop_one() { # name: stop one component by PID, keep its data
+  local pid deadline=$((SECONDS + 15))
+  [[ -f "$state/$1.pid" ]] || { log "$1 is not running"; return 0; }
+  pid=$(cat "$state/$1.pid")
+  kill "$pid" 2>/dev/null || true
+  while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.1; done
+  kill -9 "$pid" 2>/dev/null || true
+  rm -f "$state/$1.pid"
+}
+
+start_one() { # name: start a stopped component again with the cluster's ports and data
+  [[ -f "$state/env" ]] || { log "no cluster state: run up first"; exit 1; }
+  # shellcheck disable=SC1091
+  source "$state/env"
+  if pid_alive "$1"; then log "$1 already running"; return 0; fi
+  case $1 in
+    etcd) start_etcd ;;
+    kube-apiserver) start_apiserver ;;
+    *) log "start: unsupported component $1 (etcd, kube-apiserver)"; exit 2 ;;
+  esac
+}
+
 up() {
   mkdir -p "$state" "$logs"
   if readyz && pid_alive etcd && pid_alive kube-apiserver && pid_alive kube-controller-manager &&
@@ -168,29 +242,8 @@ EOF
   # shellcheck disable=SC1091
   source "$state/env"
 
-  start_bg etcd "$bin/etcd" --name local --data-dir "$state/etcd" \
-    --listen-client-urls "http://127.0.0.1:$ETCD_PORT" --advertise-client-urls "http://127.0.0.1:$ETCD_PORT" \
-    --listen-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" --initial-advertise-peer-urls "http://127.0.0.1:$ETCD_PEER_PORT" \
-    --initial-cluster "local=http://127.0.0.1:$ETCD_PEER_PORT" \
-    --unsafe-no-fsync --quota-backend-bytes=4294967296 --log-level=warn
-  wait_for etcd 30 curl -fs -o /dev/null --max-time 1 "http://127.0.0.1:$ETCD_PORT/health"
-
-  start_bg kube-apiserver "$bin/kube-apiserver" \
-    --etcd-servers "http://127.0.0.1:$ETCD_PORT" \
-    --bind-address 127.0.0.1 --advertise-address 127.0.0.1 --secure-port "$APISERVER_PORT" \
-    --tls-cert-file "$state/pki/apiserver.crt" --tls-private-key-file "$state/pki/apiserver.key" \
-    --client-ca-file "$state/pki/ca.crt" \
-    --token-auth-file "$state/tokens.csv" \
-    --authorization-mode Node,RBAC \
-    --service-account-issuer https://kubernetes.default.svc.cluster.local \
-    --service-account-key-file "$state/pki/sa.pub" \
-    --service-account-signing-key-file "$state/pki/sa.key" \
-    --service-cluster-ip-range 10.0.0.0/24 \
-    --endpoint-reconciler-type none \
-    --allow-privileged=true \
-    --profiling=false \
-    --v=1
-  wait_for kube-apiserver 90 readyz
+  start_etcd
+  start_apiserver
 
   write_kubeconfig "$kubeconfig" nodepatch-admin "$admin_token"
   write_kubeconfig "$state/kcm.kubeconfig" system:kube-controller-manager "$kcm_token"
@@ -249,5 +302,7 @@ case ${1:-} in
   up) up ;;
   down) down ;;
   status) readyz && log "apiserver ready" ;;
-  *) echo "usage: $0 up|down|status" >&2; exit 2 ;;
+  stop) stop_one "${2:?component}" ;;
+  start) start_one "${2:?component}" ;;
+  *) echo "usage: $0 up|down|status|stop NAME|start NAME" >&2; exit 2 ;;
 esac

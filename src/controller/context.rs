@@ -37,10 +37,10 @@ pub struct ControllerArgs {
     pub health_stall_seconds: u64,
 }
 
-/// Leader election with a coordination.k8s.io Lease (through the `kube-lease-manager` crate):
-/// every replica keeps its caches warm, only the lease holder runs the reconcilers, and a
-/// replica that loses the lease exits (its pod restarts as a follower), so writes only ever
-/// come from the holder.
+/// Leader election with a coordination.k8s.io Lease (`controller::leader`): every replica keeps
+/// its caches warm, only the lease holder runs the reconcilers, every write passes a fence that
+/// closes when the Lease was not renewed within the renew deadline, and a replica that loses the
+/// lease exits (its pod restarts as a follower), so writes only ever come from the holder.
 #[derive(Clone, Debug, clap::Args)]
 pub struct LeaderElection {
     /// Run the reconcilers only while holding the Lease (needed with more than one replica).
@@ -68,6 +68,14 @@ pub struct LeaderElection {
         default_value_t = 10
     )]
     pub lease_seconds: u64,
+    /// Seconds after a renewal was sent during which the leader may still write; past them
+    /// every write is refused and the process exits. Shorter than the lease (default: two
+    /// thirds of it): the difference keeps a frozen leader's writes apart from the new one's.
+    #[arg(
+        long = "leader-elect-renew-deadline-seconds",
+        env = "NODEPATCH_LEADER_ELECT_RENEW_DEADLINE_SECONDS"
+    )]
+    pub renew_deadline_seconds: Option<u64>,
 }
 
 /// Shared state of the reconcilers.

@@ -7,6 +7,7 @@ pub mod drain;
 pub mod error;
 pub mod harness;
 pub mod health;
+pub mod leader;
 pub mod maintenancewindow;
 pub mod metrics;
 pub mod patchbaseline;
@@ -28,10 +29,26 @@ pub use metrics::Metrics;
 /// Run the controller until SIGTERM/SIGINT.
 pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     let config = kube::Config::infer().await?;
-    let client = Client::try_from(config.clone())?;
+    let timing = match args.leader.enabled {
+        true => Some(
+            leader::LeaseTiming::from_flags(
+                args.leader.lease_seconds,
+                args.leader.renew_deadline_seconds,
+            )
+            .map_err(anyhow::Error::msg)?,
+        ),
+        false => None,
+    };
+    // Every write of the reconcilers passes the fence; only the Lease's own requests do not.
+    let fence = match timing {
+        Some(_) => leader::Fence::closed(),
+        None => leader::Fence::open(),
+    };
+    let lease_client = Client::try_from(config.clone())?;
+    let client = leader::fenced_client(config.clone(), &fence, timing.as_ref())?;
     let mut eviction_config = config;
     eviction_config.default_retry = false;
-    let eviction_client = Client::try_from(eviction_config)?;
+    let eviction_client = leader::fenced_client(eviction_config, &fence, timing.as_ref())?;
     // Fail fast, with a clear message, when the CRDs are not installed.
     let version = client.apiserver_version().await?;
     tracing::info!(apiserver = %version.git_version, "connected");
@@ -71,33 +88,27 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
     stores.ready().await;
     ready.store(true, Ordering::Relaxed);
     // With leader election, followers keep their caches warm and wait here.
-    let mut leadership = None;
-    if args.leader.enabled {
+    let mut elector = None;
+    if let Some(timing) = timing {
         let identity = format!("{}_{}", args.instance, std::process::id());
-        let duration = args.leader.lease_seconds.max(3);
-        let manager = kube_lease_manager::LeaseManagerBuilder::new(
-            client.clone(),
-            args.leader.lease_name.clone(),
-        )
-        .with_namespace(args.leader.lease_namespace.clone())
-        .with_identity(identity.clone())
-        .with_duration(duration)
-        .with_grace((duration / 3).max(1))
-        .build()
-        .await?;
-        let (mut leader, task) = manager.watch().await;
+        let leases = kube::Api::namespaced(lease_client, &args.leader.lease_namespace);
+        let candidate = leader::Elector::new(
+            leases,
+            &args.leader.lease_name,
+            &identity,
+            timing,
+            fence.clone(),
+        );
         tracing::info!(%identity, lease = %args.leader.lease_name, namespace = %args.leader.lease_namespace, "waiting to be elected leader");
         let elected = tokio::select! {
-            res = leader.wait_for(|l| *l) => { res?; true }
+            _ = candidate.acquire() => true,
             _ = shutdown_signal() => false,
         };
         if !elected {
-            drop(leader);
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
             return Ok(());
         }
         tracing::info!(%identity, "elected leader");
-        leadership = Some((leader, task));
+        elector = Some(candidate);
     }
     // Without election this replica is the only one and always runs the reconcilers.
     metrics.leader.set(1);
@@ -111,11 +122,9 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         )
     };
     let lost = async {
-        match &mut leadership {
-            Some((leader, _)) => {
-                let _ = leader.wait_for(|l| !*l).await;
-            }
-            None => std::future::pending::<()>().await,
+        match &elector {
+            Some(elector) => elector.hold().await,
+            None => std::future::pending().await,
         }
     };
     let mut lost_lease = false;
@@ -123,17 +132,17 @@ pub async fn run(args: ControllerArgs) -> anyhow::Result<()> {
         res = stores_task => tracing::error!(?res, "caches stopped"),
         _ = controllers => tracing::warn!("controllers stopped"),
         res = http => tracing::error!(?res, "http server stopped"),
-        _ = lost => {
-            tracing::error!("leader election lost: stopping so that only the new leader writes");
+        why = lost => {
+            // The fence is closed already: nothing this process still has queued is sent.
+            tracing::error!(reason = %why, "leader election lost: writes fenced, exiting so that only the new leader writes");
             metrics.leader.set(0);
             lost_lease = true;
         }
         _ = shutdown_signal() => tracing::info!("shutting down"),
     }
-    if let Some((leader, task)) = leadership {
-        // Closing the channel releases the Lease, so a follower takes over at once.
-        drop(leader);
-        let _ = tokio::time::timeout(std::time::Duration::from_secs(5), task).await;
+    if let Some(elector) = &elector {
+        // Releasing the Lease lets a follower take over at once (only while still fresh).
+        elector.release().await;
     }
     anyhow::ensure!(!lost_lease, "leader election lost");
     Ok(())

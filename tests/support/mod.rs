@@ -350,6 +350,11 @@ impl ControllerProcess {
         self.child.id()
     }
 
+    /// The exit status, if the process has exited.
+    pub fn try_wait(&mut self) -> Option<std::process::ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
     /// Kill the process (also done on drop).
     pub fn kill(&mut self) {
         let _ = self.child.kill();
