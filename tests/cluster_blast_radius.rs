@@ -273,6 +273,80 @@ async fn agent_token_reads_only_by_name_and_cannot_write_its_reports_metadata() 
             "{what}: refused as forbidden ({code}): {message}"
         );
     }
+    // RBAC refused those; the policy refuses them too, should a wider role ever grant the
+    // agent a patch of the object (grant one for the test).
+    let wider = support::unique_name("blast-agent-wider");
+    support::apply_json(
+        &client,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRole",
+               "metadata": {"name": wider},
+               "rules": [{"apiGroups": ["nodepatch.dev"], "resources": ["nodepatchreports"], "verbs": ["patch"]}]}),
+    )
+    .await;
+    support::apply_json(
+        &client,
+        json!({"apiVersion": "rbac.authorization.k8s.io/v1", "kind": "ClusterRoleBinding",
+               "metadata": {"name": wider},
+               "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": wider},
+               "subjects": [{"kind": "ServiceAccount", "name": AGENT_SA, "namespace": agent_ns}]}),
+    )
+    .await;
+    for (what, metadata, reason) in [
+        (
+            "add a finalizer",
+            json!({"finalizers": ["example.com/keep"]}),
+            "metadata.finalizers",
+        ),
+        (
+            "drop its owner",
+            json!({"ownerReferences": []}),
+            "metadata.ownerReferences",
+        ),
+    ] {
+        let message = support::eventually(
+            Duration::from_secs(20),
+            "the wider role reaches the authorizer",
+            || {
+                let reports = reports.clone();
+                let node_name = node_name.clone();
+                let metadata = metadata.clone();
+                async move {
+                    match reports
+                        .patch(
+                            &node_name,
+                            &PatchParams::default(),
+                            &Patch::Merge(json!({"metadata": metadata})),
+                        )
+                        .await
+                    {
+                        Err(kube::Error::Api(s))
+                            if s.message.contains("ValidatingAdmissionPolicy") =>
+                        {
+                            Some(s.message)
+                        }
+                        Ok(r) => panic!("{r:?}: the policy must refuse it"),
+                        Err(_) => None,
+                    }
+                }
+            },
+        )
+        .await;
+        assert!(message.contains(reason), "{what}: {message}");
+    }
+    let rbac = |kind: &str| {
+        Api::<kube::api::DynamicObject>::all_with(
+            client.clone(),
+            &kube::api::ApiResource::from_gvk(&kube::api::GroupVersionKind::gvk(
+                "rbac.authorization.k8s.io",
+                "v1",
+                kind,
+            )),
+        )
+    };
+    for kind in ["ClusterRoleBinding", "ClusterRole"] {
+        let _ = rbac(kind).delete(&wider, &DeleteParams::default()).await;
+    }
+
     // ...while its status stays writable (what the agent does).
     let status = json!({"apiVersion": "nodepatch.dev/v1alpha1", "kind": "NodePatchReport", "status": {"rebootRequired": false}});
     reports
@@ -435,17 +509,21 @@ async fn controller_token_creates_only_the_agent_daemonset() {
         .expect("the controller's own run DaemonSet is accepted");
 
     let host_etc = json!({"name": "etc", "hostPath": {"path": "/etc"}});
-    let cases: Vec<(&str, Value)> = vec![
+    // Each refused for its own reason (a CEL error would refuse them all alike).
+    let cases: Vec<(&str, &str, Value)> = vec![
         (
             "a command",
+            "`agent` subcommand",
             variant(&|pod| pod["containers"][0]["command"] = json!(["/bin/sh", "-c", "id"])),
         ),
         (
             "another subcommand",
+            "`agent` subcommand",
             variant(&|pod| pod["containers"][0]["args"][0] = json!("scan")),
         ),
         (
             "another reboot command",
+            "reboot command",
             variant(&|pod| {
                 let args = pod["containers"][0]["args"].as_array_mut().expect("args");
                 args.push(json!("--reboot-command=/bin/sh"));
@@ -453,6 +531,7 @@ async fn controller_token_creates_only_the_agent_daemonset() {
         ),
         (
             "a second container",
+            "exactly one container",
             variant(&|pod| {
                 let first = pod["containers"][0].clone();
                 let mut second = first.clone();
@@ -462,6 +541,7 @@ async fn controller_token_creates_only_the_agent_daemonset() {
         ),
         (
             "an init container",
+            "exactly one container",
             variant(&|pod| {
                 let mut init = pod["containers"][0].clone();
                 init["name"] = json!("init");
@@ -469,7 +549,16 @@ async fn controller_token_creates_only_the_agent_daemonset() {
             }),
         ),
         (
+            "a probe",
+            "no probes or lifecycle hooks",
+            variant(&|pod| {
+                pod["containers"][0]["livenessProbe"] =
+                    json!({"exec": {"command": ["nsenter", "-t", "1", "-m", "--", "sh"]}})
+            }),
+        ),
+        (
             "another hostPath",
+            "mount only",
             variant(&|pod| {
                 pod["volumes"]
                     .as_array_mut()
@@ -478,11 +567,21 @@ async fn controller_token_creates_only_the_agent_daemonset() {
             }),
         ),
         (
+            "the host's / writable",
+            "mount only",
+            variant(&|pod| {
+                pod["containers"][0]["volumeMounts"][0] =
+                    json!({"name": "host", "mountPath": "/host"})
+            }),
+        ),
+        (
             "another ServiceAccount",
+            "ServiceAccount",
             variant(&|pod| pod["serviceAccountName"] = json!("default")),
         ),
         (
             "a Secret in the environment",
+            "no Secrets",
             variant(&|pod| {
                 pod["containers"][0]["env"]
                     .as_array_mut()
@@ -492,18 +591,19 @@ async fn controller_token_creates_only_the_agent_daemonset() {
         ),
         (
             "the host network",
+            "host network",
             variant(&|pod| pod["hostNetwork"] = json!(true)),
         ),
     ];
-    for (what, ds) in cases {
+    for (what, reason, ds) in cases {
         let (code, message) = api_error(create(agent_ns.clone(), ds).await, what);
         assert!(
             code == 403 || code == 422,
             "{what}: refused as forbidden ({code}): {message}"
         );
         assert!(
-            message.contains("nodepatch-agent-daemonset"),
-            "{what}: {message}"
+            message.contains("nodepatch-agent-daemonset") && message.contains(reason),
+            "{what}: refused saying {reason:?}: {message}"
         );
     }
     // Outside the agent namespace RBAC already refuses it.
