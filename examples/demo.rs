@@ -170,7 +170,15 @@ async fn main() -> anyhow::Result<()> {
             // the release adopts them instead of failing.
             "--take-ownership",
         ])
-        .args(["--set", "controller.replicas=0"]))?;
+        .args(["--set", "controller.replicas=0"])
+        // The image the demo's controller gives its agents: the chart's DaemonSet admission
+        // policy pins the controller to it.
+        .args([
+            "--set",
+            "image.repository=nodepatch",
+            "--set",
+            "image.tag=demo",
+        ]))?;
     println!(
         "{}",
         sh(Command::new(support::tool("helm"))

@@ -76,7 +76,8 @@ cat >"$out/follow-overlay/replacements.yaml" <<'YAML'
 # the overlay's own `images:` and `namespace:`, so these copy the results into the places those
 # do not reach: the agent image and namespace the controller creates run DaemonSets with, and
 # the ServiceAccount usernames inside the admission policies' CEL (`system:serviceaccount:NS:SA`,
-# the third ':'-separated field).
+# the third ':'-separated field), and the agent image and namespace the DaemonSet policy pins
+# (`'VALUE'`, the second "'"-separated field).
 apiVersion: builtin
 kind: ReplacementTransformer
 metadata:
@@ -86,6 +87,9 @@ replacements:
     targets:
       - select: {kind: Deployment, name: nodepatch-controller}
         fieldPaths: ["spec.template.spec.containers.[name=controller].env.[name=NODEPATCH_AGENT_IMAGE].value"]
+      - select: {kind: ValidatingAdmissionPolicy, name: nodepatch-agent-daemonset}
+        fieldPaths: ["spec.variables.[name=agentImage].expression"]
+        options: {delimiter: "'", index: 1}
   - source: {kind: Deployment, name: nodepatch-controller, fieldPath: metadata.namespace}
     targets:
       - select: {kind: Deployment, name: nodepatch-controller}
@@ -96,6 +100,12 @@ replacements:
       - select: {kind: MutatingAdmissionPolicy, name: nodepatch-run-requested-by}
         fieldPaths: ["spec.variables.[name=requester].expression"]
         options: {delimiter: ":", index: 2}
+      - select: {kind: ValidatingAdmissionPolicy, name: nodepatch-agent-daemonset}
+        fieldPaths: ["spec.matchConditions.[name=is-nodepatch-controller].expression"]
+        options: {delimiter: ":", index: 2}
+      - select: {kind: ValidatingAdmissionPolicy, name: nodepatch-agent-daemonset}
+        fieldPaths: ["spec.variables.[name=agentNamespace].expression"]
+        options: {delimiter: "'", index: 1}
 YAML
 
 if [[ -n $check ]]; then

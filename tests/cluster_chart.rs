@@ -509,6 +509,34 @@ async fn rendered_chart_and_kustomize_tree_are_accepted_by_the_apiserver() {
             .contains("'system:serviceaccount:platform-patching:nodepatch-agent'"),
         "{own_report}"
     );
+    // The DaemonSet policy pins the overlay's image, namespace and controller, not the base's.
+    let daemonset_policy = object(
+        &overlaid,
+        "ValidatingAdmissionPolicy",
+        "nodepatch-agent-daemonset",
+    );
+    let variable = |name: &str| {
+        daemonset_policy["spec"]["variables"]
+            .as_array()
+            .expect("variables")
+            .iter()
+            .find(|v| v["name"] == name)
+            .and_then(|v| v["expression"].as_str())
+            .unwrap_or_else(|| panic!("no variable {name} in {daemonset_policy}"))
+            .to_string()
+    };
+    assert_eq!(
+        variable("agentImage"),
+        "'registry.example.com/mirror/nodepatch:0.1.0'"
+    );
+    assert_eq!(variable("agentNamespace"), "'platform-patching'");
+    assert!(
+        daemonset_policy["spec"]["matchConditions"][0]["expression"]
+            .as_str()
+            .expect("expression")
+            .contains("'system:serviceaccount:platform-patching:nodepatch-controller'"),
+        "{daemonset_policy}"
+    );
     let requested_by = object(
         &overlaid,
         "MutatingAdmissionPolicy",

@@ -90,10 +90,19 @@ pub struct AgentArgs {
     /// --host-root (test roots).
     #[arg(long, value_enum, default_value_t = HostExec::Nsenter)]
     pub host_exec: HostExec,
-    /// The host command that reboots the node, as an argv (run through --host-exec). The agent
-    /// runs it only when the PatchRun says so: its node's target is `Rebooting` (cordoned and
-    /// drained) for the boot the node is on.
-    #[arg(long, value_name = "ARGV", num_args = 1.., default_values = ["systemctl", "reboot"])]
+    /// The host command that reboots the node, one argv element per flag, in order (run
+    /// through --host-exec, never a shell): `--reboot-command=shutdown --reboot-command=-r
+    /// --reboot-command=now`. An element may start with `-`. The agent runs it only when the
+    /// PatchRun says so: its node's target is `Rebooting` (cordoned and drained) for the boot the
+    /// node is on.
+    #[arg(
+        long,
+        value_name = "ARG",
+        num_args = 1,
+        action = clap::ArgAction::Append,
+        allow_hyphen_values = true,
+        default_values = ["systemctl", "reboot"]
+    )]
     pub reboot_command: Vec<String>,
     /// Skip `apt-get update` before the operation.
     #[arg(long)]
@@ -766,6 +775,52 @@ async fn idle(exit_now: bool) -> anyhow::Result<()> {
 mod tests {
     use super::*;
     use crate::api::{ChangeResult, PackageChange};
+
+    #[derive(clap::Parser)]
+    struct Cli {
+        #[command(flatten)]
+        agent: AgentArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<AgentArgs, clap::Error> {
+        use clap::Parser;
+        let base = ["agent", "--operation", "Install", "--node-name", "n1"];
+        Cli::try_parse_from(base.iter().chain(args).copied()).map(|c| c.agent)
+    }
+
+    #[test]
+    fn reboot_commands_with_options_parse_one_argv_element_per_flag() {
+        assert_eq!(
+            parse(&[]).expect("defaults").reboot_command,
+            ["systemctl", "reboot"]
+        );
+        for argv in [
+            &["systemctl", "reboot", "--check-inhibitors=yes"][..],
+            &["shutdown", "-r", "now"],
+            &[
+                "/usr/local/sbin/safe-reboot",
+                "--reason",
+                "nodepatch, kernel",
+                "-v",
+            ],
+        ] {
+            let flags: Vec<String> = argv
+                .iter()
+                .map(|a| format!("--reboot-command={a}"))
+                .collect();
+            let mut args: Vec<&str> = flags.iter().map(String::as_str).collect();
+            // Flags after it are still the agent's own.
+            args.extend(["--run", "r1", "--poll-seconds", "2"]);
+            let parsed = parse(&args).unwrap_or_else(|e| panic!("{argv:?}: {e}"));
+            assert_eq!(parsed.reboot_command, argv);
+            assert_eq!(parsed.run.as_deref(), Some("r1"));
+            assert_eq!(parsed.poll_seconds, 2);
+        }
+        // The separate-value form takes exactly one element, even one starting with '-'.
+        let parsed = parse(&["--reboot-command", "shutdown", "--reboot-command", "-r"])
+            .expect("separate values");
+        assert_eq!(parsed.reboot_command, ["shutdown", "-r"]);
+    }
 
     #[test]
     fn a_confirming_scan_keeps_only_its_own_runs_install_changes() {

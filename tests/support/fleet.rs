@@ -65,13 +65,16 @@ impl Env {
         super::ControllerProcess::start_with_kubeconfig(name, kubeconfig, &args)
     }
 
-    /// Arguments of `nodepatch controller` for this fleet's agent namespace.
+    /// Arguments of `nodepatch controller` for this fleet's agent namespace. The agent image
+    /// is the generated tree's (the pod runner runs the local binary whatever the image): the
+    /// admission policy `nodepatch-agent-daemonset` applied by [`setup`] refuses any other.
     pub fn controller_args(&self) -> Vec<String> {
+        let image = config_agent_image();
         [
             "--agent-namespace",
             &self.namespace,
             "--agent-image",
-            "nodepatch:e2e",
+            &image,
             "--agent-service-account",
             "nodepatch-agent",
         ]
@@ -281,6 +284,24 @@ pub fn debian_baseline(name: &str, extra: serde_json::Value) -> PatchBaseline {
 }
 
 /// Install what the chart installs for RBAC (from the kustomize tree generated from it): the
+/// The agent image of the generated controller Deployment (`config/manager/manager.yaml`).
+pub fn config_agent_image() -> String {
+    let text = std::fs::read_to_string(super::repo_root().join("config/manager/manager.yaml"))
+        .expect("config/manager/manager.yaml");
+    let docs: Vec<serde_json::Value> = serde_saphyr::from_multiple(&text).expect("YAML");
+    docs.iter()
+        .filter(|d| d["kind"] == "Deployment")
+        .flat_map(|d| {
+            d["spec"]["template"]["spec"]["containers"][0]["env"]
+                .as_array()
+                .cloned()
+        })
+        .flatten()
+        .find(|e| e["name"] == "NODEPATCH_AGENT_IMAGE")
+        .and_then(|e| e["value"].as_str().map(str::to_string))
+        .expect("NODEPATCH_AGENT_IMAGE in the controller Deployment")
+}
+
 /// namespaces, ServiceAccounts, least-privilege roles and the agent admission policy. Returns
 /// the agent namespace and a kubeconfig for the controller's ServiceAccount (a TokenRequest
 /// token: no admin credentials in the controller's kubeconfig).

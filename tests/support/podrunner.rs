@@ -5,7 +5,7 @@
 //! bound to the pod, so RBAC (and the node claim) is exercised for real. When the pod goes away
 //! the agent process is killed, as the kubelet would.
 //!
-//! Reboots are simulated: agents get `--reboot-command touch /run/nodepatch-e2e-reboot`
+//! Reboots are simulated: agents get `--reboot-command=touch --reboot-command=/run/nodepatch-e2e-reboot`
 //! (run through chroot in the node's root). The runner sees that file, and does what a reboot
 //! does: kills the agent, empties the root's /run (a tmpfs), gives the Node a new
 //! `status.nodeInfo.bootID` with Ready False then True, and starts the agent again for the
@@ -315,13 +315,14 @@ async fn launch(
         "--host-exec".into(),
         "chroot".into(),
     ]);
-    // Last: --reboot-command takes the rest of the line.
-    args.extend(
-        ["--poll-seconds", "1", "--reboot-command", "touch"]
-            .iter()
-            .map(|s| s.to_string()),
-    );
-    args.push(format!("/{REBOOT_MARKER}"));
+    // The simulated reboot replaces the pod's reboot command (one flag per argv element).
+    args.retain(|a| !a.starts_with("--reboot-command"));
+    args.extend([
+        "--poll-seconds".to_string(),
+        "1".into(),
+        "--reboot-command=touch".into(),
+        format!("--reboot-command=/{REBOOT_MARKER}"),
+    ]);
     let log = std::fs::OpenOptions::new()
         .create(true)
         .append(true)

@@ -69,12 +69,16 @@ pub struct AgentSettings {
         default_value = ""
     )]
     pub priority_class: String,
-    /// The host command agents reboot with, comma-separated argv (empty: the agent's default,
-    /// `systemctl reboot`). Each element is one argv entry; nothing goes through a shell.
+    /// One argv element of the host command agents reboot with; repeat the flag for each, in
+    /// order (`--agent-reboot-command=shutdown --agent-reboot-command=-r
+    /// --agent-reboot-command=now`; none: the agent's default, `systemctl reboot`). Nothing
+    /// goes through a shell; an element may hold commas and start with `-`.
     #[arg(
         long = "agent-reboot-command",
-        env = "NODEPATCH_AGENT_REBOOT_COMMAND",
-        value_delimiter = ','
+        value_name = "ARG",
+        num_args = 1,
+        action = clap::ArgAction::Append,
+        allow_hyphen_values = true
     )]
     pub reboot_command: Vec<String>,
     /// Image pull secret of agent pods (a Secret in the agent namespace); repeat for several.
@@ -236,8 +240,15 @@ pub fn daemonset_name(run: &str) -> String {
     format!("{DAEMONSET_PREFIX}{run}")
 }
 
-/// The run DaemonSet: privileged, hostPID, host `/` at `/host`, tolerates every taint, selects
-/// nodes carrying the run label, owned by the run (garbage-collected with it).
+/// Where the agent keeps its state on the host: the one writable host directory of its pod.
+pub const AGENT_STATE_DIR: &str = "/var/lib/nodepatch";
+
+/// The run DaemonSet: privileged, hostPID, host `/` read-only at `/host` with the agent's state
+/// directory writable, tolerates every taint, selects nodes carrying the run label, owned by the
+/// run (garbage-collected with it). No seccomp profile: privileged containers run Unconfined
+/// whatever the profile says (docs/security.md). The admission policy
+/// `<fullname>-agent-daemonset` (charts/nodepatch/templates/admissionpolicy.yaml) accepts
+/// exactly this shape from the controller: keep them in step.
 pub fn run_daemonset(run: &PatchRun, settings: &AgentSettings) -> serde_json::Value {
     let name = run.name_any();
     let owner = run.controller_owner_ref(&());
@@ -256,9 +267,9 @@ pub fn run_daemonset(run: &PatchRun, settings: &AgentSettings) -> serde_json::Va
         .filter(|a| !a.is_empty())
         .collect();
     if !reboot.is_empty() {
-        // Last: it takes the rest of the line.
-        args.push("--reboot-command".into());
-        args.extend(reboot.into_iter().cloned());
+        // One flag per argv element, value attached: `-r` or `--check-inhibitors=yes` stay
+        // values of the agent's flag, never flags of their own.
+        args.extend(reboot.into_iter().map(|a| format!("--reboot-command={a}")));
     }
     let mut node_selector = serde_json::Map::new();
     for (key, value) in &settings.node_selector {
@@ -304,9 +315,17 @@ pub fn run_daemonset(run: &PatchRun, settings: &AgentSettings) -> serde_json::Va
             // enter the host's namespaces.
             "securityContext": {"privileged": true, "runAsUser": 0, "runAsNonRoot": false},
             "resources": resources,
-            "volumeMounts": [{"name": "host", "mountPath": "/host"}]
+            // The agent's own code writes only its state; package managers write the host
+            // through nsenter, in the host's mount namespace, not through this mount.
+            "volumeMounts": [
+                {"name": "host", "mountPath": "/host", "readOnly": true, "recursiveReadOnly": "IfPossible"},
+                {"name": "state", "mountPath": format!("/host{AGENT_STATE_DIR}")}
+            ]
         }],
-        "volumes": [{"name": "host", "hostPath": {"path": "/"}}]
+        "volumes": [
+            {"name": "host", "hostPath": {"path": "/", "type": "Directory"}},
+            {"name": "state", "hostPath": {"path": AGENT_STATE_DIR, "type": "DirectoryOrCreate"}}
+        ]
     });
     if !settings.priority_class.is_empty() {
         pod_spec["priorityClassName"] = json!(settings.priority_class);
@@ -405,10 +424,75 @@ mod tests {
         assert_eq!(
             args.as_array().expect("args")[7..],
             [
-                json!("--reboot-command"),
-                json!("/usr/local/sbin/safe-reboot"),
-                json!("--now")
+                json!("--reboot-command=/usr/local/sbin/safe-reboot"),
+                json!("--reboot-command=--now")
             ]
+        );
+    }
+
+    #[test]
+    fn reboot_commands_with_options_reach_the_agent_one_flag_per_element() {
+        for (flags, argv) in [
+            (
+                &[
+                    "--agent-reboot-command=systemctl",
+                    "--agent-reboot-command=reboot",
+                    "--agent-reboot-command=--check-inhibitors=yes",
+                ][..],
+                &["systemctl", "reboot", "--check-inhibitors=yes"][..],
+            ),
+            (
+                &[
+                    "--agent-reboot-command=shutdown",
+                    "--agent-reboot-command",
+                    "-r",
+                    "--agent-reboot-command=now",
+                ],
+                &["shutdown", "-r", "now"],
+            ),
+            (
+                &[
+                    "--agent-reboot-command=/sbin/safe-reboot",
+                    "--agent-reboot-command=--reason=a,b",
+                ],
+                &["/sbin/safe-reboot", "--reason=a,b"],
+            ),
+        ] {
+            let settings = parse(flags).unwrap_or_else(|e| panic!("{flags:?}: {e}"));
+            assert_eq!(settings.reboot_command, argv);
+            let ds = run_daemonset(&run(), &settings);
+            let args = ds["spec"]["template"]["spec"]["containers"][0]["args"]
+                .as_array()
+                .expect("args")
+                .clone();
+            let reboot: Vec<String> = argv
+                .iter()
+                .map(|a| format!("--reboot-command={a}"))
+                .collect();
+            assert_eq!(
+                args[7..],
+                reboot.iter().map(|a| json!(a)).collect::<Vec<_>>()
+            );
+        }
+    }
+
+    #[test]
+    fn agent_pods_mount_the_host_read_only_but_their_state_directory() {
+        let ds = run_daemonset(&run(), &parse(&[]).expect("no flags"));
+        let pod = &ds["spec"]["template"]["spec"];
+        assert_eq!(
+            pod["volumes"],
+            json!([
+                {"name": "host", "hostPath": {"path": "/", "type": "Directory"}},
+                {"name": "state", "hostPath": {"path": "/var/lib/nodepatch", "type": "DirectoryOrCreate"}}
+            ])
+        );
+        assert_eq!(
+            pod["containers"][0]["volumeMounts"],
+            json!([
+                {"name": "host", "mountPath": "/host", "readOnly": true, "recursiveReadOnly": "IfPossible"},
+                {"name": "state", "mountPath": "/host/var/lib/nodepatch"}
+            ])
         );
     }
 
