@@ -177,17 +177,22 @@ impl Fleet {
         )
     }
 
-    /// Every node of `run` was patched exactly once: one agent process for the run per node
+    /// Every node of `run` was patched exactly once: one agent pod for the run per node
     /// (a node labelled twice gets a second pod), at most one dpkg upgrade per package, and
     /// at least one upgrade on each.
     fn assert_patched_once(&self, run: &str, nodes: &[String]) {
         let spans = self.env.runner.spans();
         for node in nodes {
-            let agents = spans
+            // One pod per node (a node labelled twice would get a second one); its container
+            // may have been restarted (an agent that started while the API server was down
+            // exits and the kubelet starts it again), which the dpkg log below shows did not
+            // patch twice.
+            let pods: std::collections::BTreeSet<&str> = spans
                 .iter()
                 .filter(|s| &s.node == node && s.args.iter().any(|a| a == run))
-                .count();
-            assert_eq!(agents, 1, "{node}: one agent for {run}: {spans:?}");
+                .map(|s| s.pod.as_str())
+                .collect();
+            assert_eq!(pods.len(), 1, "{node}: one agent pod for {run}: {spans:?}");
             let log =
                 std::fs::read_to_string(self.env.root_of(node).path().join("var/log/dpkg.log"))
                     .unwrap_or_default();

@@ -371,8 +371,50 @@ async fn simulate_reboots(sim: RebootSimulation) {
         delays,
     } = sim;
     let nodes: Api<k8s_openapi::api::core::v1::Node> = Api::all(client.clone());
+    let mut crashes: BTreeMap<String, u32> = BTreeMap::new();
     loop {
         tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        // The kubelet restarts a DaemonSet pod's container that exits (restartPolicy Always),
+        // with a growing back-off: an agent that gives up (e.g. the API server was down when
+        // it started) runs again. The back-off here is 1 s doubling up to 8 s (the kubelet's
+        // starts at 10 s).
+        let exited: Vec<(String, Running)> = {
+            let mut children = children.lock().expect("children");
+            let running = running.lock().expect("running");
+            let gone: Vec<String> = children
+                .iter_mut()
+                .filter_map(|(k, c)| c.try_wait().ok().flatten().map(|_| k.clone()))
+                .collect();
+            gone.into_iter()
+                .filter_map(|k| {
+                    children.remove(&k);
+                    running.get(&k).map(|r| (k, r.clone()))
+                })
+                .collect()
+        };
+        for (pod_name, r) in exited {
+            if let Some(span) = spans
+                .lock()
+                .expect("spans")
+                .iter_mut()
+                .rev()
+                .find(|s| s.pod == pod_name && s.stopped.is_none())
+            {
+                span.stopped = Some(Instant::now());
+            }
+            let n = crashes.entry(pod_name.clone()).or_default();
+            let backoff = std::time::Duration::from_secs(1 << (*n).min(3));
+            *n += 1;
+            eprintln!("pod runner: agent of {pod_name} exited; restarting in {backoff:?}");
+            tokio::time::sleep(backoff).await;
+            if !running.lock().expect("running").contains_key(&pod_name) {
+                continue;
+            }
+            match launch(&client, &namespace, &r.pod, &r.node, &r.root, &log_dir).await {
+                Ok((child, args)) => started(&children, &spans, &pod_name, &r.node, child, args),
+                Err(e) => eprintln!("pod runner: restarting agent of {pod_name}: {e:#}"),
+            }
+        }
         let asked: Vec<(String, Running)> = running
             .lock()
             .expect("running")
