@@ -394,7 +394,9 @@ pub fn install(
     }
     let mut argv = vec!["apk".to_string(), "upgrade".to_string()];
     argv.extend(request.targets.iter().map(|t| t.name.clone()));
-    let command = HostCommand::new(argv).timeout(Duration::from_secs(3600));
+    let command = HostCommand::new(argv)
+        .timeout(Duration::from_secs(3600))
+        .as_transaction();
     let output = agent.executor.run(&command)?;
     report.runs.push(format!(
         "{} → {}",

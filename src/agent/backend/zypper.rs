@@ -225,7 +225,9 @@ pub fn install_command(arguments: &[String]) -> HostCommand {
     .map(|s| s.to_string())
     .collect();
     argv.extend(arguments.iter().cloned());
-    HostCommand::new(argv).timeout(Duration::from_secs(3600))
+    HostCommand::new(argv)
+        .timeout(Duration::from_secs(3600))
+        .as_transaction()
 }
 
 fn locked(command: &HostCommand, output: &CommandOutput) -> BackendError {

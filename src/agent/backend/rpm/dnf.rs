@@ -101,7 +101,9 @@ pub fn install_command(options: &[String], nevras: &[String], excludes: &[String
     // `--` ends dnf's options: nothing after it can be read as one.
     argv.push("--".into());
     argv.extend(nevras.iter().cloned());
-    HostCommand::new(argv).timeout(INSTALL_TIMEOUT)
+    HostCommand::new(argv)
+        .timeout(INSTALL_TIMEOUT)
+        .as_transaction()
 }
 
 /// Refresh the metadata cache (`options`: see [`refresh_command`]).
