@@ -7,8 +7,10 @@
 //! - a SIGTERM mid-transaction: the agent waits for it and writes its report;
 //! - an apt timeout is followed by `dpkg --configure -a`, and the report says so;
 //! - an upgrade that Breaks an installed package (a "container runtime") is Failed with apt's
-//!   reason instead of removing it (`--no-remove`);
-//! - the host's apt preferences still hold while Block replaces `Dir::Etc::Preferences`.
+//!   reason instead of removing it (`--no-remove`).
+//!
+//! (The host's apt preferences under Block: tests/agent_apt_install.rs,
+//! `block_install_keeps_the_host_preferences`.)
 //!
 //! The "agent" killed or stopped here is this test binary run again as a child process
 //! (`helper_agent_install`, ignored otherwise), running the agent's own
@@ -31,8 +33,8 @@ use nodepatch::agent::host::HostRoot;
 use nodepatch::agent::host::exec::ChrootExecutor;
 use nodepatch::agent::operation::{BaselineChoice, OperationRequest, run_operation};
 use nodepatch::api::{
-    Compliance, ComplianceLevel, NodePatchReportStatus, OperatingSystem, Operation,
-    OperationPhase, PatchBaselineSpec, PatchState, RejectedPatchesAction,
+    Compliance, ComplianceLevel, NodePatchReportStatus, OperatingSystem, Operation, OperationPhase,
+    PatchBaselineSpec, PatchState, RejectedPatchesAction,
 };
 use nodepatch::baseline::ResolvedBaseline;
 use support::reports::message;
@@ -49,16 +51,10 @@ const HELPER_ROOT_ENV: &str = "NODEPATCH_TEST_HELPER_ROOT";
 const HELPER_REPORT_ENV: &str = "NODEPATCH_TEST_HELPER_REPORT";
 
 /// The repository of these tests: `np-slow` (v2's preinst sleeps), `np-runtime` and `np-tool`
-/// (v2 Breaks every np-runtime there is), `np-dep` and `np-app2` (v2 needs np-dep v2).
+/// (v2 Breaks every np-runtime there is).
 fn suites() -> Vec<TestSuite> {
     let v1 = |name| TestPackage::new(name, "1.0-1");
-    let base = vec![
-        v1("np-slow"),
-        v1("np-runtime"),
-        v1("np-tool"),
-        v1("np-dep"),
-        v1("np-app2"),
-    ];
+    let base = vec![v1("np-slow"), v1("np-runtime"), v1("np-tool")];
     let updates = vec![
         TestPackage {
             preinst: Some(PREINST),
@@ -67,11 +63,6 @@ fn suites() -> Vec<TestSuite> {
         TestPackage {
             breaks: Some("np-runtime (<< 2.0)"),
             ..TestPackage::new("np-tool", "1.0-2")
-        },
-        TestPackage::new("np-dep", "2.0-1"),
-        TestPackage {
-            depends: Some("np-dep (>= 2.0-1)"),
-            ..TestPackage::new("np-app2", "2.0-1")
         },
     ];
     let suite = |dist, suite, packages| TestSuite {
@@ -107,15 +98,13 @@ fn root(test: &str) -> Option<DebianRoot> {
         "np-slow=1.0-1",
         "np-runtime=1.0-1",
         "np-tool=1.0-1",
-        "np-dep=1.0-1",
-        "np-app2=1.0-1",
     ]);
     root.set_sources(&["bookworm", "bookworm-updates"]);
     root.apt_get(&["update"]);
     Some(root)
 }
 
-fn baseline(approved: &[&str], block: &[&str]) -> BaselineChoice {
+fn baseline(approved: &[&str]) -> BaselineChoice {
     let spec = PatchBaselineSpec {
         operating_system: OperatingSystem::Debian,
         default: false,
@@ -125,12 +114,8 @@ fn baseline(approved: &[&str], block: &[&str]) -> BaselineChoice {
         approved_patches: approved.iter().map(|s| s.to_string()).collect(),
         approved_patches_compliance_level: ComplianceLevel::Medium,
         approved_patches_enable_non_security: true,
-        rejected_patches: block.iter().map(|s| s.to_string()).collect(),
-        rejected_patches_action: if block.is_empty() {
-            RejectedPatchesAction::AllowAsDependency
-        } else {
-            RejectedPatchesAction::Block
-        },
+        rejected_patches: Vec::new(),
+        rejected_patches_action: RejectedPatchesAction::AllowAsDependency,
         sources: Vec::new(),
     };
     BaselineChoice::Resolved(Box::new(
@@ -186,7 +171,7 @@ fn helper_agent_install() {
         .block_on(run_operation_through_sigterm(
             agent(Path::new(&root)),
             request,
-            baseline(&["np-slow"], &[]),
+            baseline(&["np-slow"]),
         ))
         .expect("operation");
     let body = serde_json::json!({"terminated": terminated, "status": status});
@@ -247,7 +232,10 @@ fn killing_the_agent_mid_unpack_leaves_dpkg_to_finish_and_the_next_agent_reports
         return;
     };
     let work = tempfile::tempdir().expect("tempdir");
-    let (report, log) = (work.path().join("report.json"), work.path().join("agent.log"));
+    let (report, log) = (
+        work.path().join("report.json"),
+        work.path().join("agent.log"),
+    );
     let mut agent_process = start_agent(root.path(), &report, &log);
     wait_for_unpack(&root, &mut agent_process, &log);
     // The agent's whole process group, as a container runtime kills a pod's processes.
@@ -284,7 +272,7 @@ fn killing_the_agent_mid_unpack_leaves_dpkg_to_finish_and_the_next_agent_reports
     let scan = operate(
         &root,
         Operation::Scan,
-        &baseline(&["np-slow"], &[]),
+        &baseline(&["np-slow"]),
         BackendSettings::default(),
     );
     assert_eq!(
@@ -295,7 +283,11 @@ fn killing_the_agent_mid_unpack_leaves_dpkg_to_finish_and_the_next_agent_reports
     );
     assert_eq!(scan.compliance, Compliance::Compliant, "{}", message(&scan));
     assert_eq!(
-        (scan.counts.installed, scan.counts.missing, scan.counts.failed),
+        (
+            scan.counts.installed,
+            scan.counts.missing,
+            scan.counts.failed
+        ),
         (1, 0, 0),
         "np-slow counts as installed: {:#?}",
         scan.counts
@@ -309,7 +301,10 @@ fn sigterm_lets_the_transaction_finish_and_the_agent_reports() {
         return;
     };
     let work = tempfile::tempdir().expect("tempdir");
-    let (report, log) = (work.path().join("report.json"), work.path().join("agent.log"));
+    let (report, log) = (
+        work.path().join("report.json"),
+        work.path().join("agent.log"),
+    );
     let mut agent_process = start_agent(root.path(), &report, &log);
     wait_for_unpack(&root, &mut agent_process, &log);
     let signalled = Instant::now();
@@ -320,7 +315,10 @@ fn sigterm_lets_the_transaction_finish_and_the_agent_reports() {
     );
     let exit = agent_process.wait().expect("wait");
     let log_text = std::fs::read_to_string(&log).unwrap_or_default();
-    assert!(exit.success(), "the agent failed after SIGTERM ({exit}): {log_text}");
+    assert!(
+        exit.success(),
+        "the agent failed after SIGTERM ({exit}): {log_text}"
+    );
     assert!(
         signalled.elapsed() >= Duration::from_secs(2),
         "the agent did not wait for the transaction: {log_text}"
@@ -334,7 +332,12 @@ fn sigterm_lets_the_transaction_finish_and_the_agent_reports() {
     assert_eq!(body["terminated"], true, "{body}");
     let status: NodePatchReportStatus =
         serde_json::from_value(body["status"].clone()).expect("status");
-    assert_eq!(status.compliance, Compliance::Compliant, "{}", message(&status));
+    assert_eq!(
+        status.compliance,
+        Compliance::Compliant,
+        "{}",
+        message(&status)
+    );
     assert_eq!(
         (status.counts.installed, status.counts.failed),
         (1, 0),
@@ -361,14 +364,13 @@ fn an_apt_timeout_is_followed_by_the_dpkg_repair_and_says_so() {
             ..AptCommands::default()
         },
     };
-    let status = operate(
-        &root,
-        Operation::Install,
-        &baseline(&["np-slow"], &[]),
-        backends,
-    );
+    let status = operate(&root, Operation::Install, &baseline(&["np-slow"]), backends);
     let msg = message(&status);
-    assert_eq!(patch_state(&status, "np-slow"), Some(PatchState::Failed), "{msg}");
+    assert_eq!(
+        patch_state(&status, "np-slow"),
+        Some(PatchState::Failed),
+        "{msg}"
+    );
     assert!(msg.contains("timed out"), "{msg}");
     assert!(
         msg.contains("dpkg --configure -a"),
@@ -391,7 +393,7 @@ fn an_upgrade_that_breaks_an_installed_package_fails_instead_of_removing_it() {
     let status = operate(
         &root,
         Operation::Install,
-        &baseline(&["np-tool"], &[]),
+        &baseline(&["np-tool"]),
         BackendSettings::default(),
     );
     let msg = message(&status);
@@ -401,43 +403,13 @@ fn an_upgrade_that_breaks_an_installed_package_fails_instead_of_removing_it() {
         "the runtime was removed: {msg}"
     );
     assert_eq!(root.installed_version("np-tool").as_deref(), Some("1.0-1"));
-    assert_eq!(patch_state(&status, "np-tool"), Some(PatchState::Failed), "{msg}");
+    assert_eq!(
+        patch_state(&status, "np-tool"),
+        Some(PatchState::Failed),
+        "{msg}"
+    );
     assert!(
         msg.contains("would remove np-runtime") && msg.contains("remove is disabled"),
         "apt's reason: {msg}"
-    );
-}
-
-#[test]
-fn the_hosts_apt_preferences_hold_while_block_replaces_the_preferences_file() {
-    let test = "the_hosts_apt_preferences_hold_while_block_replaces_the_preferences_file";
-    let Some(root) = root(test) else {
-        return;
-    };
-    // The host forbids np-dep 2.0-1; np-app2 2.0-1 needs it. Block (of an unrelated package)
-    // points apt at nodepatch's preferences file for the install: the host's pin must follow.
-    std::fs::write(
-        root.path().join("etc/apt/preferences"),
-        "Package: np-dep\nPin: version 2.0-1\nPin-Priority: -1\n",
-    )
-    .expect("write preferences");
-    let status = operate(
-        &root,
-        Operation::Install,
-        &baseline(&["np-app2", "np-slow"], &["np-unrelated"]),
-        BackendSettings::default(),
-    );
-    let msg = message(&status);
-    assert_eq!(
-        root.installed_version("np-dep").as_deref(),
-        Some("1.0-1"),
-        "the host's pin was ignored: {msg}"
-    );
-    assert_eq!(root.installed_version("np-app2").as_deref(), Some("1.0-1"));
-    assert_eq!(patch_state(&status, "np-app2"), Some(PatchState::Failed), "{msg}");
-    assert_eq!(
-        root.installed_version("np-slow").as_deref(),
-        Some("1.0-2"),
-        "{msg}"
     );
 }

@@ -569,8 +569,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         .operation
         .as_ref()
         .is_some_and(|op| op.phase == OperationPhase::Succeeded);
-    if interrupted_note.is_some()
-        && !interrupted_install_failed(status.compliance, scan_succeeded)
+    if interrupted_note.is_some() && !interrupted_install_failed(status.compliance, scan_succeeded)
     {
         earlier_install_failed = false;
         let mut record = interrupted_install(&run, current_boot(), Timestamp::now());
@@ -611,7 +610,9 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     if terminated {
-        tracing::info!("stopping after SIGTERM: the transaction finished and the report is written");
+        tracing::info!(
+            "stopping after SIGTERM: the transaction finished and the report is written"
+        );
         return Ok(());
     }
     if install_run {
@@ -698,7 +699,10 @@ pub fn recover_interrupted_install(
         ),
         Err(e) => format!("cannot check the package manager's lock: {e}; "),
     };
-    format!("{waited}{}", repair_package_database(root, executor, backends))
+    format!(
+        "{waited}{}",
+        repair_package_database(root, executor, backends)
+    )
 }
 
 /// Repair what an interrupted install left behind (apt: `dpkg --configure -a`), through the

@@ -65,7 +65,13 @@ impl NsenterExecutor {
             argv.push("--".into());
         } else if self.host_runs_systemd() {
             static NEXT: AtomicU64 = AtomicU64::new(0);
-            argv.extend(strings(&["--", "systemd-run", "--scope", "--collect", "--quiet"]));
+            argv.extend(strings(&[
+                "--",
+                "systemd-run",
+                "--scope",
+                "--collect",
+                "--quiet",
+            ]));
             argv.push(format!(
                 "--unit=nodepatch-tx-{}-{}-{}",
                 std::process::id(),

@@ -142,13 +142,21 @@ fn a_stopping_agent_starts_no_transaction_but_still_reads() {
     let stop = Arc::new(AtomicBool::new(false));
     let exec = super::command::StoppingExecutor::new(Arc::new(Direct), stop.clone());
     let transaction = HostCommand::new(["true"]).as_transaction();
-    assert!(exec.run(&transaction).expect("runs before the stop").success());
+    assert!(
+        exec.run(&transaction)
+            .expect("runs before the stop")
+            .success()
+    );
     stop.store(true, Ordering::SeqCst);
     assert!(matches!(
         exec.run(&transaction),
         Err(HostError::Stopping { .. })
     ));
-    assert!(exec.run(&HostCommand::new(["true"])).expect("a read").success());
+    assert!(
+        exec.run(&HostCommand::new(["true"]))
+            .expect("a read")
+            .success()
+    );
 }
 
 #[test]
@@ -263,26 +271,64 @@ fn nsenter_runs_transactions_in_a_systemd_scope_or_the_root_cgroup() {
     // No systemd on this host root: the root cgroup, entered by a fixed script.
     let argv = exec.host_argv(&install);
     let mut expected: Vec<String> = ns.iter().map(|s| s.to_string()).collect();
-    expected.extend(["-C", "--", "/bin/sh", "-c", ROOT_CGROUP_SCRIPT, "nodepatch-transaction"].map(String::from));
+    expected.extend(
+        [
+            "-C",
+            "--",
+            "/bin/sh",
+            "-c",
+            ROOT_CGROUP_SCRIPT,
+            "nodepatch-transaction",
+        ]
+        .map(String::from),
+    );
     expected.extend(install.argv.iter().cloned());
     assert_eq!(argv, expected);
 
     // With systemd: a transient scope with a unique unit name.
     std::fs::create_dir_all(dir.path().join("run/systemd/system")).expect("mkdir");
     let argv = exec.host_argv(&install);
-    assert_eq!(&argv[..13], &["nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--", "systemd-run", "--scope", "--collect", "--quiet"]);
+    assert_eq!(
+        &argv[..13],
+        &[
+            "nsenter",
+            "-t",
+            "1",
+            "-m",
+            "-u",
+            "-i",
+            "-n",
+            "-p",
+            "--",
+            "systemd-run",
+            "--scope",
+            "--collect",
+            "--quiet"
+        ]
+    );
     assert!(argv[13].starts_with("--unit=nodepatch-tx-"), "{argv:?}");
-    assert_ne!(argv[13], exec.host_argv(&install)[13], "unit names are unique");
+    assert_ne!(
+        argv[13],
+        exec.host_argv(&install)[13],
+        "unit names are unique"
+    );
     assert_eq!(argv[14], "--");
     assert_eq!(&argv[15..], install.argv.as_slice());
 }
 
-
 #[test]
 fn a_record_lock_held_by_another_process_is_seen_and_waited_for() {
     let (dir, root) = root_with(&["/var/lib/dpkg/lock-frontend"]);
-    assert!(!root.is_locked("/var/lib/dpkg/lock-frontend").expect("check"));
-    assert!(!root.is_locked("/var/lib/dpkg/absent").expect("absent is unlocked"));
+    assert!(
+        !root
+            .is_locked("/var/lib/dpkg/lock-frontend")
+            .expect("check")
+    );
+    assert!(
+        !root
+            .is_locked("/var/lib/dpkg/absent")
+            .expect("absent is unlocked")
+    );
     // dpkg and rpm take fcntl record locks, which a process does not conflict with itself
     // on: hold one in a forked child.
     let path = dir.path().join("var/lib/dpkg/lock-frontend");
@@ -305,7 +351,10 @@ fn a_record_lock_held_by_another_process_is_seen_and_waited_for() {
         }
     }
     std::thread::sleep(Duration::from_millis(300));
-    assert!(root.is_locked("/var/lib/dpkg/lock-frontend").expect("check"));
+    assert!(
+        root.is_locked("/var/lib/dpkg/lock-frontend")
+            .expect("check")
+    );
     assert!(
         !root
             .wait_until_unlocked(&["/var/lib/dpkg/lock-frontend"], Duration::from_millis(100))

@@ -432,7 +432,11 @@ pub fn removed_packages(text: &str) -> Vec<String> {
                 continue;
             }
             for word in line.split_whitespace() {
-                let name = word.trim_end_matches('*').split(':').next().unwrap_or_default();
+                let name = word
+                    .trim_end_matches('*')
+                    .split(':')
+                    .next()
+                    .unwrap_or_default();
                 if is_valid_package_name(name) && !names.iter().any(|n| n == name) {
                     names.push(name.to_string());
                 }
@@ -627,13 +631,12 @@ fn install_with_retries(
             }
             continue;
         }
-        let removals = if output.stdout.contains(REMOVE_DISABLED)
-            || output.stderr.contains(REMOVE_DISABLED)
-        {
-            removed_packages(&format!("{}\n{}", output.stdout, output.stderr))
-        } else {
-            Vec::new()
-        };
+        let removals =
+            if output.stdout.contains(REMOVE_DISABLED) || output.stderr.contains(REMOVE_DISABLED) {
+                removed_packages(&format!("{}\n{}", output.stdout, output.stderr))
+            } else {
+                Vec::new()
+            };
         if !removals.is_empty() && batch.len() == 1 {
             // apt's solution for this one package removes others: never (--no-remove).
             let t = batch[0].clone();
