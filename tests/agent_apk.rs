@@ -22,9 +22,10 @@ fn fixture(name: &str) -> PathBuf {
 fn alpine_root(with_secdb: bool) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path();
-    for d in ["etc", "lib/apk/db", "var/lib/nodepatch/secdb"] {
+    for d in ["etc/apk", "lib/apk/db", "var/lib/nodepatch/secdb"] {
         std::fs::create_dir_all(root.join(d)).expect("mkdir");
     }
+    std::fs::write(root.join("etc/apk/world"), "alpine-base\nmusl\n").expect("world");
     std::fs::copy(fixture("os-release"), root.join("etc/os-release")).expect("os-release");
     std::fs::copy(fixture("installed"), root.join("lib/apk/db/installed")).expect("installed");
     if with_secdb {
@@ -60,25 +61,49 @@ impl HostExecutor for FakeApk {
         match argv.as_slice() {
             ["apk", "update"] => Ok(ok(String::new())),
             ["apk", "version", "-l", "<"] => Ok(ok(listing)),
-            ["apk", "upgrade", names @ ..] => {
-                let db_path = self.root.join("lib/apk/db/installed");
-                let mut db = std::fs::read_to_string(&db_path).expect("db");
-                for line in listing.lines().skip(1) {
-                    let mut f = line.split_whitespace();
-                    let (Some(pkgver), Some(_), Some(new)) = (f.next(), f.next(), f.next()) else {
-                        continue;
-                    };
-                    let (name, old) =
-                        nodepatch::agent::backend::apk::split_name_version(pkgver).expect("split");
-                    if names.contains(&name) {
-                        db = db.replace(
-                            &format!("P:{name}\nV:{old}\n"),
-                            &format!("P:{name}\nV:{new}\n"),
-                        );
+            // What apk would do: each spec's upgrade, and (the fake's one dependency) musl's
+            // upgrade pulls in a zlib upgrade.
+            ["apk", "add", "--simulate", "--", specs @ ..] => {
+                let mut lines = Vec::new();
+                for spec in specs {
+                    let (name, version) = spec.split_once('=').expect("name=version");
+                    lines.push(format!("Upgrading {name} (old -> {version})"));
+                    if name == "musl" {
+                        lines.push("Upgrading zlib (1.3.1-r0 -> 1.3.1-r1)".to_string());
                     }
                 }
+                let n = lines.len();
+                let text: String = lines
+                    .iter()
+                    .enumerate()
+                    .map(|(i, l)| format!("({}/{n}) {l}\n", i + 1))
+                    .collect();
+                Ok(ok(text))
+            }
+            // `apk add name=version…`: exactly those versions, each recorded in the world file
+            // with its version as apk does.
+            ["apk", "add", "--", specs @ ..] => {
+                let db_path = self.root.join("lib/apk/db/installed");
+                let mut db = std::fs::read_to_string(&db_path).expect("db");
+                let world_path = self.root.join("etc/apk/world");
+                let mut world = std::fs::read_to_string(&world_path).unwrap_or_default();
+                for spec in specs {
+                    let (name, version) = spec.split_once('=').expect("name=version");
+                    let installed = listing.lines().skip(1).find_map(|line| {
+                        let pkgver = line.split_whitespace().next()?;
+                        let (n, old) = nodepatch::agent::backend::apk::split_name_version(pkgver)?;
+                        (n == name).then(|| old.to_string())
+                    });
+                    let old = installed.expect("an installed package of the fixture");
+                    db = db.replace(
+                        &format!("P:{name}\nV:{old}\n"),
+                        &format!("P:{name}\nV:{version}\n"),
+                    );
+                    world.push_str(&format!("{spec}\n"));
+                }
                 std::fs::write(&db_path, db).expect("write db");
-                Ok(ok(format!("OK: upgraded {}\n", names.join(" "))))
+                std::fs::write(&world_path, world).expect("write world");
+                Ok(ok(format!("OK: added {}\n", specs.join(" "))))
             }
             _ => Err(HostError::InvalidCommand {
                 argv: command.argv.clone(),
@@ -93,6 +118,14 @@ impl HostExecutor for FakeApk {
 }
 
 fn operate(root: &Path, operation: Operation) -> (NodePatchReportStatus, Vec<Vec<String>>) {
+    operate_with(root, operation, &BaselineChoice::PredefinedForNode)
+}
+
+fn operate_with(
+    root: &Path,
+    operation: Operation,
+    baseline: &BaselineChoice,
+) -> (NodePatchReportStatus, Vec<Vec<String>>) {
     let fake = Arc::new(FakeApk {
         root: root.to_path_buf(),
         calls: Mutex::new(Vec::new()),
@@ -105,7 +138,7 @@ fn operate(root: &Path, operation: Operation) -> (NodePatchReportStatus, Vec<Vec
     let status = run_operation(
         &agent,
         &OperationRequest::new(operation, "test-run"),
-        &BaselineChoice::PredefinedForNode,
+        baseline,
         &|| now,
     );
     let calls = fake.calls.lock().expect("lock").clone();
@@ -175,11 +208,17 @@ fn install_upgrades_only_the_security_fixes_and_reads_the_database_back() {
     assert!(
         calls.contains(&vec![
             "apk".to_string(),
-            "upgrade".to_string(),
-            "libcrypto3".to_string(),
-            "musl".to_string()
+            "add".to_string(),
+            "--".to_string(),
+            "libcrypto3=3.3.2-r0".to_string(),
+            "musl=1.2.5-r1".to_string()
         ]),
-        "{calls:?}"
+        "the approved versions exactly: {calls:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(root.path().join("etc/apk/world")).expect("world"),
+        "alpine-base\nmusl\n",
+        "the world file is put back (no name=version pins left)"
     );
     assert!(
         !calls.iter().flatten().any(|a| a == "busybox"),
@@ -207,4 +246,61 @@ fn without_secdb_nothing_is_a_security_update_and_the_report_says_why() {
         .and_then(|o| o.message.clone())
         .unwrap_or_default();
     assert!(message.contains("no Alpine secdb"), "{message}");
+}
+
+#[test]
+fn block_keeps_out_a_target_whose_install_would_bring_in_a_rejected_package() {
+    use nodepatch::api::{
+        ComplianceLevel, OperatingSystem, PatchBaselineSpec, RejectedPatchesAction,
+    };
+    let root = alpine_root(true);
+    let spec = PatchBaselineSpec {
+        operating_system: OperatingSystem::Alpine,
+        default: false,
+        description: None,
+        global_filters: Vec::new(),
+        approval_rules: Vec::new(),
+        approved_patches: vec!["libcrypto3".into(), "musl".into()],
+        approved_patches_compliance_level: ComplianceLevel::Critical,
+        approved_patches_enable_non_security: true,
+        rejected_patches: vec!["zlib*".into()],
+        rejected_patches_action: RejectedPatchesAction::Block,
+        sources: Vec::new(),
+    };
+    let baseline = BaselineChoice::Resolved(Box::new(
+        nodepatch::baseline::ResolvedBaseline::resolve("block", &spec).expect("baseline"),
+    ));
+    let (status, calls) = operate_with(root.path(), Operation::Install, &baseline);
+    let message = status
+        .operation
+        .as_ref()
+        .and_then(|o| o.message.clone())
+        .unwrap_or_default();
+    let musl = status
+        .patches
+        .iter()
+        .find(|p| p.name == "musl")
+        .expect("musl reported");
+    assert_eq!(musl.state, PatchState::Failed, "{message}");
+    assert!(
+        message.contains("would also install rejected zlib"),
+        "{message}"
+    );
+    assert!(
+        calls.contains(&vec![
+            "apk".to_string(),
+            "add".to_string(),
+            "--".to_string(),
+            "libcrypto3=3.3.2-r0".to_string()
+        ]),
+        "{calls:?}"
+    );
+    assert!(
+        !calls
+            .iter()
+            .any(|c| c.len() > 2 && c[2] == "--" && c.iter().any(|a| a.starts_with("musl="))),
+        "musl's install never ran: {calls:?}"
+    );
+    let db = std::fs::read_to_string(root.path().join("lib/apk/db/installed")).expect("db");
+    assert!(db.contains("P:musl\nV:1.2.5-r0\n"), "{db}");
 }

@@ -10,6 +10,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use anyhow::Context as _;
 use jiff::Timestamp;
@@ -23,13 +24,13 @@ use super::backend::contract::NodeAgent;
 use super::backend::{Backend, BackendSettings};
 use super::hook::Hooks;
 use super::host::HostRoot;
-use super::host::command::{HostCommand, HostExecutor};
+use super::host::command::{HostCommand, HostExecutor, StoppingExecutor};
 use super::host::exec::HostExec;
 use super::operation::{
     BaselineChoice, OperationRequest, bound_message, run_operation, run_preview, with_report_health,
 };
 use super::os::{boot_id, detect_os};
-use super::resume::{Resume, interrupted_install, resume};
+use super::resume::{Resume, interrupted_install, interrupted_install_failed, resume};
 use super::state::{INSTALL_STARTED_PATH, LastOperation, REBOOT_REQUESTED_PATH, RunMarker};
 use crate::api::conditions::{ConditionStatus, READY, new_condition, set_condition};
 use crate::api::{
@@ -422,7 +423,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     );
     if let Resume::ReportInterrupted { started_at } = resumed {
         tracing::warn!(started = %started_at, "the install of this run was interrupted; repairing and reporting Failed");
-        let repair = repair_package_database(&root, executor.clone(), &backends);
+        let repair = recover_interrupted_install(&root, executor.clone(), &backends);
         interrupted_note = Some(format!(
             "the install started at {started_at} was interrupted (agent restarted mid-install); {repair}"
         ));
@@ -547,12 +548,7 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
         executor: executor.clone(),
         root: root.clone(),
     };
-    let agent = Arc::new(agent);
-    let mut status = tokio::task::spawn_blocking(move || {
-        run_operation(&agent, &request, &baseline, &Timestamp::now)
-    })
-    .await
-    .context("agent operation panicked")?;
+    let (mut status, terminated) = run_operation_through_sigterm(agent, request, baseline).await?;
     if installing && let Err(e) = RunMarker::clear(&root, INSTALL_STARTED_PATH) {
         tracing::warn!("cannot clear the install marker: {e}");
     }
@@ -576,8 +572,23 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
             op.message = Some(bound_message(message));
         }
     }
-    // The confirming scan of an install that failed (or was interrupted) keeps the run's
-    // verdict for this node: Failed.
+    // An interrupted install whose transaction completed anyway (it runs outside the agent's
+    // pod) and left the node Compliant is what was asked for: recorded and reported as done.
+    let scan_succeeded = status
+        .operation
+        .as_ref()
+        .is_some_and(|op| op.phase == OperationPhase::Succeeded);
+    if interrupted_note.is_some() && !interrupted_install_failed(status.compliance, scan_succeeded)
+    {
+        earlier_install_failed = false;
+        let mut record = interrupted_install(&run, current_boot(), Timestamp::now());
+        record.succeeded = true;
+        if let Err(e) = record.save(&root) {
+            tracing::warn!("cannot record the completed install: {e}");
+        }
+    }
+    // The confirming scan of an install that failed (or was interrupted and left the node short
+    // of its baseline) keeps the run's verdict for this node: Failed.
     if earlier_install_failed && let Some(op) = status.operation.as_mut() {
         let reason = if interrupted_note.is_some() {
             "InstallInterrupted"
@@ -607,6 +618,12 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     if args.exit_after_report {
         return Ok(());
     }
+    if terminated {
+        tracing::info!(
+            "stopping after SIGTERM: the transaction finished and the report is written"
+        );
+        return Ok(());
+    }
     if install_run {
         let waiter = RebootWaiter {
             client: client.clone(),
@@ -623,9 +640,83 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<()> {
     idle(false).await
 }
 
+/// The package managers' locks an interrupted install's transaction may still hold (dpkg's,
+/// and rpm's under both of its database locations).
+pub const TRANSACTION_LOCKS: [&str; 4] = [
+    "/var/lib/dpkg/lock-frontend",
+    "/var/lib/dpkg/lock",
+    "/var/lib/rpm/.rpm.lock",
+    "/usr/lib/sysimage/rpm/.rpm.lock",
+];
+
+/// Run one operation on a blocking thread, through SIGTERM: a SIGTERM (or SIGINT) meanwhile,
+/// the pod being deleted, lets the package transaction under way finish, starts no new one
+/// ([`StoppingExecutor`]: the rest of the install fails with "the agent is stopping"), and
+/// returns the report once the operation is done, with `true` to say the agent was told to
+/// stop (the caller writes the report and exits). The pod's terminationGracePeriodSeconds must
+/// cover one transaction (docs/agent.md); one that outlasts it survives the pod anyway (it runs
+/// outside the pod's cgroup) and the next agent waits for it.
+pub async fn run_operation_through_sigterm(
+    agent: NodeAgent,
+    request: OperationRequest,
+    baseline: BaselineChoice,
+) -> anyhow::Result<(NodePatchReportStatus, bool)> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let stop = Arc::new(AtomicBool::new(false));
+    let agent = NodeAgent {
+        executor: Arc::new(StoppingExecutor::new(agent.executor, stop.clone())),
+        root: agent.root,
+    };
+    let mut term = signal(SignalKind::terminate()).context("installing SIGTERM handler")?;
+    let mut interrupt = signal(SignalKind::interrupt()).context("installing SIGINT handler")?;
+    let mut operation = tokio::task::spawn_blocking(move || {
+        run_operation(&agent, &request, &baseline, &Timestamp::now)
+    });
+    loop {
+        tokio::select! {
+            result = &mut operation => {
+                let status = result.context("agent operation panicked")?;
+                return Ok((status, stop.load(Ordering::SeqCst)));
+            }
+            _ = term.recv() => {
+                tracing::warn!("SIGTERM: finishing the package transaction under way, starting no other");
+                stop.store(true, Ordering::SeqCst);
+            }
+            _ = interrupt.recv() => {
+                tracing::warn!("SIGINT: finishing the package transaction under way, starting no other");
+                stop.store(true, Ordering::SeqCst);
+            }
+        }
+    }
+}
+
+/// After an agent died mid-install: wait (at most the apt install timeout) for the transaction
+/// it started, which outlives it, to release the package manager's lock, then repair what is
+/// left half-done through the node's backend ([`repair_package_database`]); returns what
+/// happened, for the report.
+pub fn recover_interrupted_install(
+    root: &HostRoot,
+    executor: Arc<dyn HostExecutor>,
+    backends: &BackendSettings,
+) -> String {
+    let wait = backends.apt.install_timeout;
+    let waited = match root.wait_until_unlocked(&TRANSACTION_LOCKS, wait) {
+        Ok(true) => String::new(),
+        Ok(false) => format!(
+            "the package manager was still locked after {}s; ",
+            wait.as_secs()
+        ),
+        Err(e) => format!("cannot check the package manager's lock: {e}; "),
+    };
+    format!(
+        "{waited}{}",
+        repair_package_database(root, executor, backends)
+    )
+}
+
 /// Repair what an interrupted install left behind (apt: `dpkg --configure -a`), through the
 /// node's backend; returns what happened, for the report.
-fn repair_package_database(
+pub fn repair_package_database(
     root: &HostRoot,
     executor: Arc<dyn HostExecutor>,
     backends: &BackendSettings,

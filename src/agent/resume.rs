@@ -10,7 +10,7 @@
 use jiff::Timestamp;
 
 use super::state::{LastOperation, RunMarker};
-use crate::api::Operation;
+use crate::api::{Compliance, Operation};
 use crate::baseline::model::PackageRef;
 
 /// What the agent does instead of, or as, the operation it was started for.
@@ -72,6 +72,14 @@ pub fn interrupted_install(run: &str, boot_id: String, now: Timestamp) -> LastOp
         succeeded: false,
         failed: Vec::new(),
     }
+}
+
+/// After an interrupted install was repaired, whether the confirming scan leaves the node
+/// Failed for the run. The transaction the dead agent started runs outside its pod and may
+/// well have completed: a scan that succeeded and found the node Compliant means the install
+/// did what it was for, so it is not reported Failed; anything short of that is.
+pub fn interrupted_install_failed(scan_compliance: Compliance, scan_succeeded: bool) -> bool {
+    !(scan_succeeded && scan_compliance == Compliance::Compliant)
 }
 
 #[cfg(test)]
@@ -212,5 +220,13 @@ mod tests {
                 install_failed: true,
             }
         );
+    }
+
+    #[test]
+    fn an_interrupted_install_that_left_the_node_compliant_is_not_failed() {
+        assert!(!interrupted_install_failed(Compliance::Compliant, true));
+        assert!(interrupted_install_failed(Compliance::NonCompliant, true));
+        assert!(interrupted_install_failed(Compliance::Unknown, true));
+        assert!(interrupted_install_failed(Compliance::Compliant, false));
     }
 }

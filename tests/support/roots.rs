@@ -94,6 +94,8 @@ pub struct TestPackage {
     pub version: &'static str,
     pub arch: &'static str,
     pub depends: Option<&'static str>,
+    /// `Breaks:` field (an upgrade apt can only make by removing the broken package).
+    pub breaks: Option<&'static str>,
     pub priority: &'static str,
     pub section: &'static str,
     /// Shell body of the postinst script (run on configure).
@@ -111,6 +113,7 @@ impl TestPackage {
             version,
             arch: "all",
             depends: None,
+            breaks: None,
             priority: "optional",
             section: "admin",
             postinst: None,
@@ -311,6 +314,9 @@ fn build_deb(work: &Path, pool: &Path, package: &TestPackage) {
     );
     if let Some(depends) = package.depends {
         control.push_str(&format!("Depends: {depends}\n"));
+    }
+    if let Some(breaks) = package.breaks {
+        control.push_str(&format!("Breaks: {breaks}\n"));
     }
     control.push_str(&format!(
         "Description: nodepatch test package {}\n",

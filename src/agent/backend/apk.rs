@@ -12,8 +12,12 @@
 //!   `Security` with those CVEs when a fix lies between the installed and the candidate
 //!   version; the installed version gets a `Security` candidate too when it already contains
 //!   fixes, so applied fixes count as Installed. Without a secdb nothing is a security update.
-//! - Install: `apk upgrade name…` (apk installs the newest version; the result is read back and
-//!   a target counts as installed when that version or a newer one is installed).
+//! - Install: `apk add -- name=version…`, the approved versions exactly (the result is read back
+//!   and a target counts as installed when that version or a newer one is installed). `apk add`
+//!   records each `name=version` in `/etc/apk/world`, which would pin the package there for
+//!   good, so the world file is put back as it was after the run. Under
+//!   `rejectedPatchesAction: Block` the install's `apk add --simulate` must bring in no rejected
+//!   package: a target whose own simulation does is Failed and left out.
 //! - Reboot: the running kernel (`6.6.31-0-lts`) against the installed kernel package of its
 //!   flavour (`linux-lts` `6.6.31-r0`).
 //!
@@ -27,13 +31,13 @@ use std::time::Duration;
 use jiff::Timestamp;
 use serde::Deserialize;
 
-use super::command::{CommandStep, OutputDialect, reason_for, require_success};
+use super::command::{CommandStep, OutputDialect, reason_for, rejected_among, require_success};
 use super::contract::{
-    BackendError, InstallReport, InstallRequest, NodeAgent, NodePackages, RebootState,
-    TargetOutcome,
+    BackendError, InstallReport, InstallRequest, InstallTarget, NodeAgent, NodePackages,
+    RebootState, TargetOutcome,
 };
 use crate::agent::host::HostRoot;
-use crate::agent::host::command::HostCommand;
+use crate::agent::host::command::{CommandOutput, HostCommand};
 use crate::agent::os::DetectedOs;
 use crate::agent::state::{FirstSeen, version_key};
 use crate::baseline::model::{Candidate, InstalledPackage};
@@ -41,6 +45,8 @@ use crate::baseline::version::apk::{compare, validate};
 
 /// apk's database of installed packages.
 pub const INSTALLED_DB_PATH: &str = "/lib/apk/db/installed";
+/// apk's world file: the packages (and constraints) the admin asked for.
+pub const WORLD_PATH: &str = "/etc/apk/world";
 /// Where the agent looks for Alpine secdb files.
 pub const SECDB_DIR: &str = "/var/lib/nodepatch/secdb";
 
@@ -374,7 +380,50 @@ pub fn is_valid_apk_name(name: &str) -> bool {
             .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'+' | b'.' | b'-'))
 }
 
-/// `apk upgrade name…`, then read the database back.
+/// The packages `apk add --simulate` says it would install or upgrade:
+/// `(1/2) Upgrading musl (1.2.5-r0 -> 1.2.5-r1)`, `(2/2) Installing zlib (1.3.1-r1)`.
+pub fn simulated_packages(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| {
+            let rest = line.trim().strip_prefix('(')?.split_once(") ")?.1;
+            let mut words = rest.split_whitespace();
+            let action = words.next()?;
+            matches!(
+                action,
+                "Installing" | "Upgrading" | "Downgrading" | "Replacing"
+            )
+            .then(|| words.next().map(str::to_string))
+            .flatten()
+        })
+        .collect()
+}
+
+/// `apk add --simulate -- spec…`.
+fn simulate_command(specs: &[String]) -> HostCommand {
+    let mut argv = vec![
+        "apk".to_string(),
+        "add".into(),
+        "--simulate".into(),
+        "--".into(),
+    ];
+    argv.extend(specs.iter().cloned());
+    HostCommand::new(argv).timeout(Duration::from_secs(600))
+}
+
+/// The rejected packages an `apk add` of `specs` would bring in.
+fn rejected_in_simulation(
+    agent: &NodeAgent,
+    specs: &[String],
+    patterns: &[String],
+) -> Result<Vec<String>, BackendError> {
+    let output = agent.executor.run(&simulate_command(specs))?;
+    Ok(rejected_among(
+        &simulated_packages(&output.stdout),
+        patterns,
+    ))
+}
+
+/// `apk add -- name=version…` (the world file put back afterwards), then read the database back.
 pub fn install(
     agent: &NodeAgent,
     request: &InstallRequest<'_>,
@@ -392,15 +441,62 @@ pub fn install(
     if request.targets.is_empty() {
         return Ok(report);
     }
-    let mut argv = vec!["apk".to_string(), "upgrade".to_string()];
-    argv.extend(request.targets.iter().map(|t| t.name.clone()));
-    let command = HostCommand::new(argv).timeout(Duration::from_secs(3600));
-    let output = agent.executor.run(&command)?;
-    report.runs.push(format!(
-        "{} → {}",
-        command.display(),
-        output.describe_status()
-    ));
+    let spec = |t: &InstallTarget| format!("{}={}", t.name, t.version);
+    let mut pending: Vec<&InstallTarget> = request.targets.iter().collect();
+    let mut refused: HashMap<String, String> = HashMap::new();
+    let patterns = request.blocked_patterns;
+    let specs_of = |targets: &[&InstallTarget]| targets.iter().map(|t| spec(t)).collect::<Vec<_>>();
+    if !patterns.is_empty()
+        && !rejected_in_simulation(agent, &specs_of(&pending), patterns)?.is_empty()
+    {
+        for t in pending.clone() {
+            let rejected = rejected_in_simulation(agent, &[spec(t)], patterns)?;
+            if !rejected.is_empty() {
+                refused.insert(
+                    t.name.clone(),
+                    format!(
+                        "installing it would also install rejected {} (rejectedPatchesAction Block)",
+                        rejected.join(", ")
+                    ),
+                );
+                pending.retain(|p| p.name != t.name);
+            }
+        }
+        let left = rejected_in_simulation(agent, &specs_of(&pending), patterns)?;
+        if !left.is_empty() {
+            for t in pending.drain(..) {
+                refused.insert(
+                    t.name.clone(),
+                    format!(
+                        "installed together the approved packages would install rejected {} (rejectedPatchesAction Block)",
+                        left.join(", ")
+                    ),
+                );
+            }
+        }
+    }
+    let mut output = CommandOutput::default();
+    if !pending.is_empty() {
+        let world = agent.root.read_optional(WORLD_PATH)?;
+        let mut argv = vec!["apk".to_string(), "add".to_string(), "--".to_string()];
+        argv.extend(specs_of(&pending));
+        let command = HostCommand::new(argv)
+            .timeout(Duration::from_secs(3600))
+            .as_transaction();
+        let result = agent.executor.run(&command);
+        // `name=version` in the world file would hold the package at that version forever.
+        if let Some(world) = world
+            && agent.root.read_optional(WORLD_PATH)?.as_ref() != Some(&world)
+        {
+            agent.root.write_atomic(WORLD_PATH, &world)?;
+        }
+        output = result?;
+        report.runs.push(format!(
+            "{} → {}",
+            command.display(),
+            output.describe_status()
+        ));
+    }
     let after = read_installed(&agent.root)?;
     report.outcomes = request
         .targets
@@ -413,7 +509,12 @@ pub fn install(
                 target: t.clone(),
                 installed,
                 skipped: false,
-                reason: (!installed).then(|| reason_for(&t.name, &output, OutputDialect::Rpm)),
+                reason: (!installed).then(|| {
+                    refused
+                        .get(&t.name)
+                        .cloned()
+                        .unwrap_or_else(|| reason_for(&t.name, &output, OutputDialect::Rpm))
+                }),
             }
         })
         .collect();
@@ -511,5 +612,11 @@ mod tests {
         assert!(!reboot_state(&installed, "6.6.32-0-lts").required);
         assert!(!reboot_state(&installed, "6.6.31-0-virt").required);
         assert!(!reboot_state(&installed, "").required);
+    }
+
+    #[test]
+    fn the_simulation_names_what_apk_would_install() {
+        let text = "(1/3) Upgrading musl (1.2.5-r0 -> 1.2.5-r1)\n(2/3) Installing zlib (1.3.1-r1)\n(3/3) Purging old (1)\nOK: 10 MiB in 20 packages\n";
+        assert_eq!(simulated_packages(text), vec!["musl", "zlib"]);
     }
 }

@@ -178,6 +178,21 @@ pub fn reason_for(name: &str, output: &CommandOutput, dialect: OutputDialect) ->
     }
 }
 
+/// The names among `names` (packages a dry run says a transaction would install or upgrade)
+/// that a rejectedPatches entry matches, by package name (`*` the wildcard, as the baseline's
+/// grammar has it): under `rejectedPatchesAction: Block` such a transaction must not run.
+pub fn rejected_among(names: &[String], patterns: &[String]) -> Vec<String> {
+    names
+        .iter()
+        .filter(|name| {
+            patterns
+                .iter()
+                .any(|p| crate::baseline::wildcard::wildcard_match(p, name, false))
+        })
+        .cloned()
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

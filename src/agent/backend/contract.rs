@@ -92,6 +92,15 @@ pub enum BackendError {
     /// An Alpine secdb document could not be parsed.
     #[error("secdb: {0}")]
     ApkSecdbMalformed(#[source] serde_json::Error),
+    /// `rejectedPatchesAction: Block` cannot be enforced with this rejectedPatches entry; the
+    /// install is refused before any command runs (never run with the entry left out).
+    #[error("rejectedPatchesAction Block: cannot enforce rejected pattern {pattern:?}: {reason}")]
+    BlockUnenforceable {
+        /// The rejectedPatches entry.
+        pattern: String,
+        /// Why.
+        reason: String,
+    },
     /// A target is not a name and version the package manager would take as such; refused
     /// before any command runs.
     #[error(
@@ -128,6 +137,7 @@ impl BackendError {
             BackendError::ApkDatabaseMalformed(_) => "ApkDatabaseMalformed",
             BackendError::ApkSecdbMalformed(_) => "ApkSecdbMalformed",
             BackendError::InvalidInstallTarget { .. } => "InvalidInstallTarget",
+            BackendError::BlockUnenforceable { .. } => "BlockUnenforceable",
         }
     }
 }

@@ -138,7 +138,8 @@ impl Backend {
     pub fn prepare_install(self, agent: &NodeAgent) -> Result<Option<String>, BackendError> {
         match self {
             Backend::Apt(commands) => apt::prepare_install(agent, &commands),
-            Backend::Dnf | Backend::Zypper | Backend::Apk => Ok(None),
+            Backend::Dnf | Backend::Zypper => rpm::database_note(agent.executor.as_ref()),
+            Backend::Apk => Ok(None),
         }
     }
 

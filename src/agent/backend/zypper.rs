@@ -25,7 +25,7 @@ use std::time::Duration;
 use jiff::Timestamp;
 use quick_xml::events::Event;
 
-use super::command::{CommandStep, OutputDialect, command_failed, reason_for};
+use super::command::{CommandStep, OutputDialect, command_failed, reason_for, rejected_among};
 use super::contract::{
     BackendError, InstallReport, InstallRequest, NodeAgent, NodePackages, TargetOutcome,
 };
@@ -211,6 +211,65 @@ pub fn list_patches_command() -> HostCommand {
     .timeout(Duration::from_secs(600))
 }
 
+/// `zypper --non-interactive --no-refresh install --dry-run --auto-agree-with-licenses --
+/// arg…`: the solver's answer without changing anything (under Block, what would be installed).
+pub fn dry_run_command(arguments: &[String]) -> HostCommand {
+    let mut argv: Vec<String> = [
+        "zypper",
+        "--non-interactive",
+        "--no-refresh",
+        "install",
+        "--dry-run",
+        "--auto-agree-with-licenses",
+        "--",
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect();
+    argv.extend(arguments.iter().cloned());
+    HostCommand::new(argv).timeout(Duration::from_secs(600))
+}
+
+/// The packages zypper's summary says it would install, upgrade, downgrade or reinstall
+/// (`The following 2 packages are going to be upgraded:` and the indented names after it;
+/// patches, patterns and products are not packages).
+pub fn summary_packages(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut in_list = false;
+    for line in text.lines() {
+        if line.starts_with("The following ") {
+            in_list = line.contains("going to be")
+                && !line.contains("REMOVED")
+                && !["patch", "pattern", "product", "source"]
+                    .iter()
+                    .any(|kind| line.contains(&format!(" {kind}")));
+            continue;
+        }
+        if in_list && line.starts_with(' ') {
+            names.extend(line.split_whitespace().map(str::to_string));
+        } else {
+            in_list = false;
+        }
+    }
+    names
+}
+
+/// Under `rejectedPatchesAction: Block`: the rejected packages a `zypper install` of
+/// `arguments` would bring in (its dry run), or an error when zypper cannot say.
+fn rejected_in_dry_run(
+    agent: &NodeAgent,
+    arguments: &[String],
+    patterns: &[String],
+) -> Result<Vec<String>, BackendError> {
+    let command = dry_run_command(arguments);
+    let output = agent.executor.run(&command)?;
+    match output.exit_code {
+        Some(EXIT_ZYPP_LOCKED) => Err(locked(&command, &output)),
+        // The solver had no answer for these: the real run will say why.
+        _ => Ok(rejected_among(&summary_packages(&output.stdout), patterns)),
+    }
+}
+
 /// `zypper --non-interactive --no-refresh install --auto-agree-with-licenses -- arg…`.
 pub fn install_command(arguments: &[String]) -> HostCommand {
     let mut argv: Vec<String> = [
@@ -225,7 +284,9 @@ pub fn install_command(arguments: &[String]) -> HostCommand {
     .map(|s| s.to_string())
     .collect();
     argv.extend(arguments.iter().cloned());
-    HostCommand::new(argv).timeout(Duration::from_secs(3600))
+    HostCommand::new(argv)
+        .timeout(Duration::from_secs(3600))
+        .as_transaction()
 }
 
 fn locked(command: &HostCommand, output: &CommandOutput) -> BackendError {
@@ -483,10 +544,49 @@ pub fn install(
             .filter(|a| patch_arguments.contains(a))
             .collect()
     };
-    let pending: Vec<usize> = (0..request.targets.len())
+    let mut pending: Vec<usize> = (0..request.targets.len())
         .filter(|i| !skipped.contains_key(i))
         .collect();
     let mut reasons: HashMap<usize, String> = HashMap::new();
+    // rejectedPatchesAction Block: zypper has no per-command exclude, so the solver's dry run
+    // says what a transaction would bring in; a target whose own dry run pulls in a rejected
+    // package is Failed and left out, and the rest run only when their dry run is clean.
+    if !request.blocked_patterns.is_empty() && !pending.is_empty() {
+        let batch_of = |indexes: &[usize]| {
+            let mut batch: Vec<String> = patch_arguments.clone();
+            batch.extend(indexes.iter().map(|&i| arguments[i].clone()));
+            batch
+        };
+        if !rejected_in_dry_run(agent, &batch_of(&pending), request.blocked_patterns)?.is_empty() {
+            for i in pending.clone() {
+                let mut single = patch_of(i);
+                single.push(arguments[i].clone());
+                let rejected = rejected_in_dry_run(agent, &single, request.blocked_patterns)?;
+                if !rejected.is_empty() {
+                    reasons.insert(
+                        i,
+                        format!(
+                            "installing it would also install rejected {} (rejectedPatchesAction Block)",
+                            rejected.join(", ")
+                        ),
+                    );
+                    pending.retain(|p| *p != i);
+                }
+            }
+            let left = rejected_in_dry_run(agent, &batch_of(&pending), request.blocked_patterns)?;
+            if !left.is_empty() {
+                for i in pending.drain(..) {
+                    reasons.insert(
+                        i,
+                        format!(
+                            "installed together the approved packages would install rejected {} (rejectedPatchesAction Block)",
+                            left.join(", ")
+                        ),
+                    );
+                }
+            }
+        }
+    }
     if !pending.is_empty() {
         let mut batch: Vec<String> = patch_arguments.clone();
         batch.extend(pending.iter().map(|&i| arguments[i].clone()));
@@ -527,15 +627,30 @@ pub fn install(
         }
     }
     let after = read_inventory(agent.executor.as_ref())?;
+    // The repair check (duplicate rpmdb entries, `rpm -V`) of what the transaction touched.
+    let names: Vec<&str> = request
+        .targets
+        .iter()
+        .filter(|t| is_satisfied(&after, &t.name, t.arch.as_deref(), &t.version))
+        .map(|t| t.name.as_str())
+        .collect();
+    let problems = super::rpm::transaction_problems(
+        agent.executor.as_ref(),
+        &after,
+        &names,
+        &mut report.runs,
+    )?;
     report.outcomes = request
         .targets
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let installed = is_satisfied(&after, &t.name, t.arch.as_deref(), &t.version);
+            let problem = problems.get(&t.name);
+            let installed =
+                is_satisfied(&after, &t.name, t.arch.as_deref(), &t.version) && problem.is_none();
             let reason = (!installed).then(|| {
-                skipped
-                    .get(&i)
+                problem
+                    .or_else(|| skipped.get(&i))
                     .or_else(|| reasons.get(&i))
                     .cloned()
                     .unwrap_or_else(|| "not installed".to_string())
@@ -751,5 +866,18 @@ mod tests {
         ));
         assert!(!is_valid_patch_name("-x"));
         assert!(!is_valid_patch_name("a b"));
+    }
+
+    #[test]
+    fn the_dry_run_summary_names_the_packages_to_install() {
+        let text = "Loading repository data...\nResolving package dependencies...\n\nThe following 2 packages are going to be upgraded:\n  np-crit np-lib\n\nThe following NEW package is going to be installed:\n  np-extra\n\nThe following NEW patch is going to be installed:\n  NPSA-2024:0001\n\nThe following package is going to be REMOVED:\n  np-old\n\n2 packages to upgrade, 1 new.\n";
+        assert_eq!(
+            summary_packages(text),
+            vec!["np-crit", "np-lib", "np-extra"]
+        );
+        assert_eq!(
+            rejected_among(&summary_packages(text), &["np-l*".to_string()]),
+            vec!["np-lib"]
+        );
     }
 }

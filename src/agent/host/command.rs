@@ -1,12 +1,20 @@
 //! One host command and what it produced, the [`HostExecutor`] trait the executors implement,
 //! and running an argv: our environment only, a timeout that kills the process group, and
 //! output captured within a bound (head and tail kept).
+//!
+//! A command outlives the agent if the agent dies: the child leads its own session (`setsid`,
+//! so a signal to the agent's process group misses it) and writes its stdout and stderr into
+//! unlinked files, not pipes (a pipe whose reader died ends apt and dpkg with `SIGPIPE` at their
+//! next line of output). The executors add what the host needs on top (a systemd scope, or a
+//! host cgroup, for package transactions: see [`super::exec`]).
 
-use std::collections::VecDeque;
-use std::io::Read;
+use std::fs::File;
+use std::io::{Read, Seek, SeekFrom};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use super::HostError;
@@ -25,6 +33,11 @@ pub struct HostCommand {
     pub timeout: Duration,
     /// Bytes kept of each of stdout and stderr (half from the start, half from the end).
     pub max_output_bytes: usize,
+    /// A package transaction (apt-get install, dpkg --configure, dnf, zypper, apk add, …): it
+    /// must finish even when the agent's pod is deleted, so the production executor runs it
+    /// outside the pod's cgroup, and an agent that is stopping starts none
+    /// ([`StoppingExecutor`]).
+    pub transaction: bool,
 }
 
 impl HostCommand {
@@ -35,7 +48,14 @@ impl HostCommand {
             env: Vec::new(),
             timeout: Duration::from_secs(600),
             max_output_bytes: 1024 * 1024,
+            transaction: false,
         }
+    }
+
+    /// Mark the command as a package transaction (see [`HostCommand::transaction`]).
+    pub fn as_transaction(mut self) -> HostCommand {
+        self.transaction = true;
+        self
     }
 
     /// Add an environment variable.
@@ -133,98 +153,95 @@ pub trait HostExecutor: Send + Sync {
     fn describe(&self) -> String;
 }
 
-/// Keeps the first and last `half` bytes of a stream, counting what it dropped.
-pub(super) struct BoundedCapture {
-    half: usize,
-    head: Vec<u8>,
-    tail: VecDeque<u8>,
-    dropped: u64,
+/// Wraps an executor so that, once `stop` is set (the agent got SIGTERM), no new package
+/// transaction starts: the one running finishes (the executor waits for it), the next one is
+/// refused with [`HostError::Stopping`], and the agent writes its report and exits. Reads
+/// (`dpkg-query`, `rpm -qa`, …) still run so the report says what the node has.
+pub struct StoppingExecutor {
+    inner: Arc<dyn HostExecutor>,
+    stop: Arc<AtomicBool>,
 }
 
-impl BoundedCapture {
-    pub(super) fn new(max: usize) -> BoundedCapture {
-        BoundedCapture {
-            half: max / 2,
-            head: Vec::new(),
-            tail: VecDeque::new(),
-            dropped: 0,
-        }
-    }
-
-    pub(super) fn push(&mut self, mut bytes: &[u8]) {
-        let to_head = (self.half - self.head.len()).min(bytes.len());
-        self.head.extend_from_slice(&bytes[..to_head]);
-        bytes = &bytes[to_head..];
-        self.tail.extend(bytes);
-        while self.tail.len() > self.half {
-            self.tail.pop_front();
-            self.dropped += 1;
-        }
-    }
-
-    pub(super) fn finish(self) -> (String, bool) {
-        let mut bytes = self.head;
-        if self.dropped > 0 {
-            bytes.extend_from_slice(format!("\n[… {} bytes dropped …]\n", self.dropped).as_bytes());
-        }
-        bytes.extend(self.tail);
-        (
-            String::from_utf8_lossy(&bytes).into_owned(),
-            self.dropped > 0,
-        )
+impl StoppingExecutor {
+    /// `inner`, refusing transactions once `stop` is set.
+    pub fn new(inner: Arc<dyn HostExecutor>, stop: Arc<AtomicBool>) -> StoppingExecutor {
+        StoppingExecutor { inner, stop }
     }
 }
 
-/// A stream being captured by a reader thread; shared so that the output can be taken even when
-/// a daemon started by the command keeps the pipe open after the command itself exited.
-type SharedCapture = Arc<Mutex<(BoundedCapture, bool)>>;
+impl HostExecutor for StoppingExecutor {
+    fn run(&self, command: &HostCommand) -> Result<CommandOutput, HostError> {
+        if command.transaction && self.stop.load(Ordering::SeqCst) {
+            return Err(HostError::Stopping {
+                command: command.display(),
+            });
+        }
+        self.inner.run(command)
+    }
 
-fn capture_stream(mut reader: impl Read + Send + 'static, max: usize) -> SharedCapture {
-    let shared: SharedCapture = Arc::new(Mutex::new((BoundedCapture::new(max), false)));
-    let writer = Arc::clone(&shared);
-    std::thread::spawn(move || {
-        let mut buf = [0u8; 16 * 1024];
-        loop {
-            match reader.read(&mut buf) {
-                Ok(0) => break,
-                Ok(n) => {
-                    if let Ok(mut guard) = writer.lock() {
-                        guard.0.push(&buf[..n]);
-                    }
-                }
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(_) => break,
-            }
-        }
-        if let Ok(mut guard) = writer.lock() {
-            guard.1 = true;
-        }
-    });
-    shared
+    fn describe(&self) -> String {
+        self.inner.describe()
+    }
 }
 
-/// Wait (bounded) for a capture to reach end of file, then take what it holds.
-fn take_capture(shared: Option<SharedCapture>, wait_until: Instant) -> (String, bool) {
-    let Some(shared) = shared else {
-        return (String::new(), false);
+/// An unlinked file in the agent's temporary directory for one output stream of a command: the
+/// command keeps writing to it when the agent is gone, and nothing is left behind.
+fn output_file() -> Result<File, HostError> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let path: PathBuf = std::env::temp_dir().join(format!(
+        ".nodepatch-output-{}-{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let io = |source| HostError::Io {
+        path: path.display().to_string(),
+        source,
     };
-    loop {
-        let finished = shared.lock().map(|g| g.1).unwrap_or(true);
-        if finished || Instant::now() >= wait_until {
-            break;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create_new(true)
+        .open(&path)
+        .map_err(io)?;
+    std::fs::remove_file(&path).map_err(io)?;
+    Ok(file)
+}
+
+/// What a command wrote into `file`: all of it when it is at most `max` bytes, else the first
+/// and last `max / 2` bytes with a note of how many were dropped in between.
+pub(super) fn read_captured(file: &mut File, max: usize) -> (String, bool) {
+    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+    let half = (max / 2) as u64;
+    let mut read_range = |from: u64, count: u64| -> Vec<u8> {
+        let mut bytes = Vec::new();
+        if file.seek(SeekFrom::Start(from)).is_ok() {
+            let _ = file.by_ref().take(count).read_to_end(&mut bytes);
         }
-        std::thread::sleep(Duration::from_millis(10));
+        bytes
+    };
+    if len <= max as u64 {
+        let bytes = read_range(0, len);
+        return (String::from_utf8_lossy(&bytes).into_owned(), false);
     }
-    match shared.lock() {
-        Ok(mut guard) => std::mem::replace(&mut guard.0, BoundedCapture::new(0)).finish(),
-        Err(_) => (String::new(), true),
-    }
+    let mut bytes = read_range(0, half);
+    let dropped = len - 2 * half;
+    bytes.extend_from_slice(format!("\n[… {dropped} bytes dropped …]\n").as_bytes());
+    bytes.extend(read_range(len - half, half));
+    (String::from_utf8_lossy(&bytes).into_owned(), true)
 }
 
 /// Run `argv` (the executor's full argv) with the command's environment, timeout and bounds.
-/// The child leads its own process group so a timeout kills apt *and* the dpkg it started.
+/// The child leads its own session and process group: a timeout kills apt *and* the dpkg it
+/// started, while a signal to the agent's own group (or the agent's death) leaves it running
+/// to completion, writing into files instead of pipes (see the module docs).
 pub(super) fn run_argv(argv: &[String], command: &HostCommand) -> Result<CommandOutput, HostError> {
     let started = Instant::now();
+    let mut stdout = output_file()?;
+    let mut stderr = output_file()?;
+    let io = |source| HostError::Io {
+        path: "command output file".to_string(),
+        source,
+    };
     let mut process = Command::new(&argv[0]);
     process
         .args(&argv[1..])
@@ -233,21 +250,22 @@ pub(super) fn run_argv(argv: &[String], command: &HostCommand) -> Result<Command
         .env("LC_ALL", "C")
         .envs(command.env.iter().map(|(k, v)| (k, v)))
         .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
+        .stdout(stdout.try_clone().map_err(io)?)
+        .stderr(stderr.try_clone().map_err(io)?);
+    // SAFETY: setsid(2) is async-signal-safe and touches no memory of the parent; it cannot fail
+    // in a freshly forked child, which is never a process group leader.
+    unsafe {
+        process.pre_exec(|| {
+            libc::setsid();
+            Ok(())
+        });
+    }
     let mut child = process.spawn().map_err(|source| HostError::Spawn {
         program: argv[0].clone(),
         source,
     })?;
-    let stdout = child
-        .stdout
-        .take()
-        .map(|s| capture_stream(s, command.max_output_bytes));
-    let stderr = child
-        .stderr
-        .take()
-        .map(|s| capture_stream(s, command.max_output_bytes));
+    // Drop our copies of the child's ends: the Command holds them until it is dropped.
+    drop(process);
     let pgid = child.id() as i32;
     let deadline = started + command.timeout;
     let mut timed_out = false;
@@ -261,7 +279,7 @@ pub(super) fn run_argv(argv: &[String], command: &HostCommand) -> Result<Command
             timed_out = true;
             kill_group(pgid, libc::SIGTERM);
             // Give apt/dpkg a moment to stop cleanly before the hard kill.
-            let grace = Instant::now() + Duration::from_secs(5);
+            let grace = Instant::now() + KILL_GRACE;
             while Instant::now() < grace {
                 if let Ok(Some(_)) = child.try_wait() {
                     break;
@@ -273,10 +291,10 @@ pub(super) fn run_argv(argv: &[String], command: &HostCommand) -> Result<Command
         }
         std::thread::sleep(Duration::from_millis(20));
     };
-    // A daemon started by a maintainer script may inherit the pipes; do not wait for it.
-    let drain_until = Instant::now() + Duration::from_secs(2);
-    let (stdout, stdout_cut) = take_capture(stdout, drain_until);
-    let (stderr, stderr_cut) = take_capture(stderr, drain_until);
+    // A daemon started by a maintainer script may keep the files open; what is in them now is
+    // the command's output.
+    let (stdout, stdout_cut) = read_captured(&mut stdout, command.max_output_bytes);
+    let (stderr, stderr_cut) = read_captured(&mut stderr, command.max_output_bytes);
     Ok(CommandOutput {
         exit_code: status.and_then(|s| s.code()),
         signal: status.and_then(|s| s.signal()),
@@ -287,6 +305,9 @@ pub(super) fn run_argv(argv: &[String], command: &HostCommand) -> Result<Command
         duration: started.elapsed(),
     })
 }
+
+/// How long a timed-out command gets between SIGTERM and SIGKILL.
+pub const KILL_GRACE: Duration = Duration::from_secs(5);
 
 fn kill_group(pgid: i32, signal: i32) {
     // SAFETY: kill(2) with a negative pid signals the process group we created for the child;

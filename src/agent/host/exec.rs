@@ -4,6 +4,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::HostError;
 use super::HostRoot;
@@ -13,18 +14,87 @@ use crate::agent::os_release::OsRelease;
 /// Production executor: the host's own programs in the host's namespaces, via
 /// `nsenter -t 1 -m -u -i -n -p -- argv` (needs `hostPID: true`, a privileged pod, and
 /// `nsenter` from util-linux in the agent image).
-#[derive(Clone, Debug, Default)]
-pub struct NsenterExecutor;
+///
+/// A package transaction ([`HostCommand::transaction`]) must survive the agent's pod: the
+/// container runtime kills every process of the pod's cgroup when the pod is deleted, and
+/// `nsenter` does not leave that cgroup. So a transaction runs
+/// - where the host runs systemd (its root has `/run/systemd/system`): in a transient scope of
+///   the host's systemd, `systemd-run --scope --collect --quiet --unit=nodepatch-tx-<pid>-<n>
+///   -- argv`: `systemd-run` moves itself into the new scope (under `system.slice`) and then
+///   execs argv, so apt and the dpkg it starts are outside the pod's cgroup, and the scope ends
+///   (and is collected) when they exit;
+/// - without systemd: in the host's root cgroup, entering PID 1's cgroup namespace too
+///   (`nsenter … -C`) and running a fixed `sh` script that writes its own PID into the
+///   writable `cgroup.procs` of the root of every mounted hierarchy (cgroup v2:
+///   `/sys/fs/cgroup/cgroup.procs`; v1: `/sys/fs/cgroup/<controller>/cgroup.procs`) and then
+///   execs argv (passed as the script's arguments, never interpolated).
+///
+/// In both cases the child also leads its own session and writes its output into files
+/// ([`run_argv`]), so neither a signal to the agent's process group nor the agent's death ends
+/// it; a timeout still kills it (the session's process group).
+#[derive(Clone, Debug)]
+pub struct NsenterExecutor {
+    host_root: PathBuf,
+}
+
+/// The `sh` script of the no-systemd fallback: join the root cgroup of each hierarchy, then
+/// exec the arguments.
+pub const ROOT_CGROUP_SCRIPT: &str = "for f in /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/*/cgroup.procs; do [ -w \"$f\" ] && echo $$ > \"$f\"; done 2>/dev/null; exec \"$@\"";
+
+impl NsenterExecutor {
+    /// The host's namespaces; `host_root` is where the host's `/` is mounted in the agent (to
+    /// see whether the host runs systemd).
+    pub fn new(host_root: impl Into<PathBuf>) -> NsenterExecutor {
+        NsenterExecutor {
+            host_root: host_root.into(),
+        }
+    }
+
+    /// True when the host runs systemd (`/run/systemd/system` exists, as `sd_booted(3)` checks).
+    fn host_runs_systemd(&self) -> bool {
+        HostRoot::new(&self.host_root)
+            .resolve("/run/systemd/system")
+            .is_ok_and(|path| path.is_dir())
+    }
+
+    /// The argv actually run for `command`.
+    pub fn host_argv(&self, command: &HostCommand) -> Vec<String> {
+        let strings = |items: &[&str]| items.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let mut argv = strings(&["nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p"]);
+        if !command.transaction {
+            argv.push("--".into());
+        } else if self.host_runs_systemd() {
+            static NEXT: AtomicU64 = AtomicU64::new(0);
+            argv.extend(strings(&[
+                "--",
+                "systemd-run",
+                "--scope",
+                "--collect",
+                "--quiet",
+            ]));
+            argv.push(format!(
+                "--unit=nodepatch-tx-{}-{}-{}",
+                std::process::id(),
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map(|d| d.as_secs())
+                    .unwrap_or_default(),
+                NEXT.fetch_add(1, Ordering::Relaxed)
+            ));
+            argv.push("--".into());
+        } else {
+            argv.extend(strings(&["-C", "--", "/bin/sh", "-c", ROOT_CGROUP_SCRIPT]));
+            argv.push("nodepatch-transaction".into());
+        }
+        argv.extend(command.argv.iter().cloned());
+        argv
+    }
+}
 
 impl HostExecutor for NsenterExecutor {
     fn run(&self, command: &HostCommand) -> Result<CommandOutput, HostError> {
         command.check()?;
-        let mut argv: Vec<String> = ["nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p", "--"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        argv.extend(command.argv.iter().cloned());
-        run_argv(&argv, command)
+        run_argv(&self.host_argv(command), command)
     }
 
     fn describe(&self) -> String {
@@ -32,7 +102,10 @@ impl HostExecutor for NsenterExecutor {
     }
 }
 
-/// Test executor: the root's own programs via `chroot <root> argv` (needs root).
+/// Test executor: the root's own programs via `chroot <root> argv` (needs root). Its commands
+/// get the same session and output-file detachment as every command ([`run_argv`]), which is
+/// what keeps a transaction alive on a host without systemd besides the cgroup move (tests run
+/// on this machine, whose cgroups they leave alone).
 #[derive(Clone, Debug)]
 pub struct ChrootExecutor {
     root: PathBuf,
@@ -214,7 +287,7 @@ impl HostExec {
     /// The executor for `root`.
     pub fn executor(self, root: &Path) -> Arc<dyn HostExecutor> {
         match self {
-            HostExec::Nsenter => Arc::new(NsenterExecutor),
+            HostExec::Nsenter => Arc::new(NsenterExecutor::new(root)),
             HostExec::Chroot => Arc::new(ChrootExecutor::new(root)),
             HostExec::Installroot => Arc::new(InstallrootExecutor::new(root)),
         }

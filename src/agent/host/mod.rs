@@ -77,6 +77,13 @@ pub enum HostError {
         #[source]
         source: std::io::Error,
     },
+    /// A package transaction was not started because the agent is stopping (SIGTERM): the one
+    /// running finished, no new one starts.
+    #[error("not started `{command}`: the agent is stopping (SIGTERM)")]
+    Stopping {
+        /// The command, for messages.
+        command: String,
+    },
     /// A command was refused before it ran (empty argv, argument starting a shell, …).
     #[error("refused command {argv:?}: {reason}")]
     InvalidCommand {
@@ -96,6 +103,7 @@ impl HostError {
             HostError::TooLarge { .. } => "HostFileTooLarge",
             HostError::Spawn { .. } => "HostCommandSpawn",
             HostError::InvalidCommand { .. } => "HostCommandInvalid",
+            HostError::Stopping { .. } => "AgentStopping",
         }
     }
 
@@ -272,6 +280,62 @@ impl HostRoot {
             Ok(s) => s,
             Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
         })
+    }
+
+    /// True when some process holds a POSIX record lock (`fcntl`, as dpkg and rpm take them)
+    /// on the host file `host_path`; false when it is unlocked or does not exist.
+    pub fn is_locked(&self, host_path: impl AsRef<Path>) -> Result<bool, HostError> {
+        let host_path = host_path.as_ref();
+        let path = self.resolve(host_path)?;
+        let io = |source| HostError::Io {
+            path: host_path.display().to_string(),
+            source,
+        };
+        let file = match std::fs::File::open(&path) {
+            Ok(file) => file,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(io(e)),
+        };
+        // SAFETY: an all-zero `flock` is a valid value of the plain C struct.
+        let mut lock: libc::flock = unsafe { std::mem::zeroed() };
+        lock.l_type = libc::F_WRLCK as libc::c_short;
+        lock.l_whence = libc::SEEK_SET as libc::c_short;
+        // SAFETY: F_GETLK reads and writes only the `flock` we pass, on a descriptor we own.
+        let rc = unsafe {
+            libc::fcntl(
+                std::os::fd::AsRawFd::as_raw_fd(&file),
+                libc::F_GETLK,
+                &mut lock,
+            )
+        };
+        if rc != 0 {
+            return Err(io(std::io::Error::last_os_error()));
+        }
+        Ok(lock.l_type != libc::F_UNLCK as libc::c_short)
+    }
+
+    /// Wait until none of `host_paths` is locked ([`HostRoot::is_locked`]), at most `timeout`;
+    /// true when they all are free. A transaction started by an earlier agent (that survived
+    /// its pod) is still running while its package manager holds the lock.
+    pub fn wait_until_unlocked(
+        &self,
+        host_paths: &[&str],
+        timeout: std::time::Duration,
+    ) -> Result<bool, HostError> {
+        let deadline = std::time::Instant::now() + timeout;
+        loop {
+            let mut locked = false;
+            for path in host_paths {
+                locked |= self.is_locked(path)?;
+            }
+            if !locked {
+                return Ok(true);
+            }
+            if std::time::Instant::now() >= deadline {
+                return Ok(false);
+            }
+            std::thread::sleep(std::time::Duration::from_millis(200));
+        }
     }
 
     /// Read a file of the host, `None` when it does not exist.

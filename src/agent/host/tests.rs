@@ -1,6 +1,6 @@
 use std::time::Duration;
 
-use super::command::{BoundedCapture, HostCommand, HostExecutor, run_argv};
+use super::command::{HostCommand, HostExecutor, read_captured, run_argv};
 use super::exec::{ChrootExecutor, InstallrootExecutor};
 use super::*;
 use std::os::unix::fs::symlink;
@@ -93,12 +93,70 @@ fn write_atomic_creates_directories_inside_the_root() {
 
 #[test]
 fn command_output_is_bounded_head_and_tail() {
-    let mut capture = BoundedCapture::new(10);
-    capture.push(b"0123456789abcdefghij");
-    let (text, cut) = capture.finish();
+    let mut file = tempfile::tempfile().expect("tempfile");
+    std::io::Write::write_all(&mut file, b"0123456789abcdefghij").expect("write");
+    let (text, cut) = read_captured(&mut file, 10);
     assert!(cut);
     assert!(text.starts_with("01234"));
+    assert!(text.contains("10 bytes dropped"), "{text}");
     assert!(text.ends_with("fghij"));
+    let (text, cut) = read_captured(&mut file, 20);
+    assert!(!cut);
+    assert_eq!(text, "0123456789abcdefghij");
+}
+
+#[test]
+fn a_command_leads_its_own_session_and_writes_no_pipe() {
+    // Field 6 of /proc/<pid>/stat is the session ID; stdout must be a file (a pipe would end
+    // the command with SIGPIPE once a killed agent stops reading it).
+    let command = HostCommand::new([
+        "sh",
+        "-c",
+        "echo $$; cut -d' ' -f6 /proc/$$/stat; readlink /proc/$$/fd/1",
+    ]);
+    let out = run_argv(&command.argv, &command).expect("run");
+    assert!(out.success(), "{out:?}");
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], lines[1], "not a session leader: {}", out.stdout);
+    assert!(
+        !lines[2].starts_with("pipe:") && lines[2].contains(".nodepatch-output-"),
+        "stdout is {}",
+        lines[2]
+    );
+}
+
+#[test]
+fn a_stopping_agent_starts_no_transaction_but_still_reads() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    /// This machine's programs, directly (no chroot, so no root needed).
+    struct Direct;
+    impl HostExecutor for Direct {
+        fn run(&self, command: &HostCommand) -> Result<super::command::CommandOutput, HostError> {
+            run_argv(&command.argv, command)
+        }
+        fn describe(&self) -> String {
+            "direct".into()
+        }
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let exec = super::command::StoppingExecutor::new(Arc::new(Direct), stop.clone());
+    let transaction = HostCommand::new(["true"]).as_transaction();
+    assert!(
+        exec.run(&transaction)
+            .expect("runs before the stop")
+            .success()
+    );
+    stop.store(true, Ordering::SeqCst);
+    assert!(matches!(
+        exec.run(&transaction),
+        Err(HostError::Stopping { .. })
+    ));
+    assert!(
+        exec.run(&HostCommand::new(["true"]))
+            .expect("a read")
+            .success()
+    );
 }
 
 #[test]
@@ -196,4 +254,119 @@ fn empty_argv_is_refused() {
         ChrootExecutor::new("/nonexistent").run(&command),
         Err(HostError::InvalidCommand { .. })
     ));
+}
+
+#[test]
+fn nsenter_runs_transactions_in_a_systemd_scope_or_the_root_cgroup() {
+    use super::exec::{NsenterExecutor, ROOT_CGROUP_SCRIPT};
+    let (dir, _) = root_with(&[]);
+    let exec = NsenterExecutor::new(dir.path());
+    let ns = ["nsenter", "-t", "1", "-m", "-u", "-i", "-n", "-p"];
+    let read = HostCommand::new(["dpkg-query", "-W"]);
+    let mut expected: Vec<String> = ns.iter().map(|s| s.to_string()).collect();
+    expected.extend(["--", "dpkg-query", "-W"].map(String::from));
+    assert_eq!(exec.host_argv(&read), expected, "reads run as they are");
+
+    let install = HostCommand::new(["apt-get", "install", "-y", "--", "np-x=1"]).as_transaction();
+    // No systemd on this host root: the root cgroup, entered by a fixed script.
+    let argv = exec.host_argv(&install);
+    let mut expected: Vec<String> = ns.iter().map(|s| s.to_string()).collect();
+    expected.extend(
+        [
+            "-C",
+            "--",
+            "/bin/sh",
+            "-c",
+            ROOT_CGROUP_SCRIPT,
+            "nodepatch-transaction",
+        ]
+        .map(String::from),
+    );
+    expected.extend(install.argv.iter().cloned());
+    assert_eq!(argv, expected);
+
+    // With systemd: a transient scope with a unique unit name.
+    std::fs::create_dir_all(dir.path().join("run/systemd/system")).expect("mkdir");
+    let argv = exec.host_argv(&install);
+    assert_eq!(
+        &argv[..13],
+        &[
+            "nsenter",
+            "-t",
+            "1",
+            "-m",
+            "-u",
+            "-i",
+            "-n",
+            "-p",
+            "--",
+            "systemd-run",
+            "--scope",
+            "--collect",
+            "--quiet"
+        ]
+    );
+    assert!(argv[13].starts_with("--unit=nodepatch-tx-"), "{argv:?}");
+    assert_ne!(
+        argv[13],
+        exec.host_argv(&install)[13],
+        "unit names are unique"
+    );
+    assert_eq!(argv[14], "--");
+    assert_eq!(&argv[15..], install.argv.as_slice());
+}
+
+#[test]
+fn a_record_lock_held_by_another_process_is_seen_and_waited_for() {
+    let (dir, root) = root_with(&["/var/lib/dpkg/lock-frontend"]);
+    assert!(
+        !root
+            .is_locked("/var/lib/dpkg/lock-frontend")
+            .expect("check")
+    );
+    assert!(
+        !root
+            .is_locked("/var/lib/dpkg/absent")
+            .expect("absent is unlocked")
+    );
+    // dpkg and rpm take fcntl record locks, which a process does not conflict with itself
+    // on: hold one in a forked child.
+    let path = dir.path().join("var/lib/dpkg/lock-frontend");
+    let file = std::fs::OpenOptions::new()
+        .write(true)
+        .open(&path)
+        .expect("open");
+    // SAFETY: fork in a test; the child only calls async-signal-safe functions (fcntl, sleep,
+    // _exit).
+    let child = unsafe { libc::fork() };
+    if child == 0 {
+        // SAFETY: see above.
+        unsafe {
+            let mut lock: libc::flock = std::mem::zeroed();
+            lock.l_type = libc::F_WRLCK as libc::c_short;
+            lock.l_whence = libc::SEEK_SET as libc::c_short;
+            libc::fcntl(std::os::fd::AsRawFd::as_raw_fd(&file), libc::F_SETLK, &lock);
+            libc::sleep(1);
+            libc::_exit(0);
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(
+        root.is_locked("/var/lib/dpkg/lock-frontend")
+            .expect("check")
+    );
+    assert!(
+        !root
+            .wait_until_unlocked(&["/var/lib/dpkg/lock-frontend"], Duration::from_millis(100))
+            .expect("wait")
+    );
+    assert!(
+        root.wait_until_unlocked(&["/var/lib/dpkg/lock-frontend"], Duration::from_secs(10))
+            .expect("wait"),
+        "the lock is free once its holder exits"
+    );
+    // SAFETY: reaping our own child.
+    unsafe {
+        libc::waitpid(child, std::ptr::null_mut(), 0);
+    }
 }

@@ -25,6 +25,10 @@ use crate::baseline::version::deb::{DebVersion, compare as compare_deb};
 /// install under `rejectedPatchesAction: Block`.
 pub const BLOCK_PREFERENCES_PATH: &str = "/run/nodepatch/rejected.pref";
 
+/// dpkg's locks (fcntl record locks): apt holds the frontend lock for a whole run, dpkg the
+/// database lock while it works.
+pub const DPKG_LOCKS: [&str; 2] = ["/var/lib/dpkg/lock-frontend", "/var/lib/dpkg/lock"];
+
 /// Errors of host changes.
 #[derive(Debug, thiserror::Error)]
 pub enum InstallError {
@@ -118,17 +122,21 @@ impl AptCommands {
             "-a",
         ]))
         .timeout(self.repair_timeout)
+        .as_transaction()
     }
 
-    /// `apt-get install` of exact versions, only upgrading what is installed, keeping locally
-    /// modified conffiles, waiting for the dpkg lock; `options` are further `-o` pairs (the
-    /// rejections' preferences file under Block, the private files of alternative sources).
+    /// `apt-get install` of exact versions, only upgrading what is installed, never removing a
+    /// package (`--no-remove`: an upgrade that Breaks or Conflicts with an installed package,
+    /// a container runtime say, fails instead of removing it), keeping locally modified
+    /// conffiles, waiting for the dpkg lock; `options` are further `-o` pairs (the rejections'
+    /// preferences file under Block, the private files of alternative sources).
     pub fn install_command(&self, arguments: &[String], options: &[String]) -> HostCommand {
         let mut argv: Vec<String> = [
             "apt-get",
             "install",
             "-y",
             "--only-upgrade",
+            "--no-remove",
             "--no-install-recommends",
         ]
         .iter()
@@ -144,7 +152,7 @@ impl AptCommands {
         // `--` ends apt's options: nothing after it can be read as one.
         argv.push("--".into());
         argv.extend(arguments.iter().cloned());
-        let mut command = apt_env(HostCommand::new(argv));
+        let mut command = apt_env(HostCommand::new(argv)).as_transaction();
         command.timeout = self.install_timeout;
         command
     }
@@ -301,9 +309,22 @@ pub fn refresh_lists(
 /// Check for an interrupted dpkg (`dpkg --audit`) and repair it (`dpkg --configure -a`) before
 /// anything else touches the package database.
 pub fn repair_interrupted_dpkg(
+    root: &HostRoot,
     executor: &dyn HostExecutor,
     commands: &AptCommands,
 ) -> Result<RepairOutcome, InstallError> {
+    // A transaction still running (an earlier agent's, which outlived its pod) looks
+    // interrupted to `dpkg --audit` and makes `dpkg --configure -a` fail on the lock: wait for
+    // it as apt waits for the lock (DPkg::Lock::Timeout).
+    if !root.wait_until_unlocked(
+        &DPKG_LOCKS,
+        Duration::from_secs(commands.lock_timeout_secs.into()),
+    )? {
+        tracing::warn!(
+            "dpkg is still locked after {}s; checking it anyway",
+            commands.lock_timeout_secs
+        );
+    }
     let audit_command = commands.audit_command();
     let audit = executor.run(&audit_command)?;
     let report = format!("{}{}", audit.stdout, audit.stderr);
@@ -387,6 +408,39 @@ pub fn failing_packages(text: &str) -> Vec<String> {
             && let Some((name, _)) = rest.split_once('\'')
         {
             push(name);
+        }
+    }
+    names
+}
+
+/// apt's message when `--no-remove` stops a solution that removes packages.
+pub const REMOVE_DISABLED: &str = "E: Packages need to be removed but remove is disabled.";
+
+/// The packages apt says it would remove (`The following packages will be REMOVED:` and the
+/// indented names after it), arch qualifiers and `*` (purge) marks removed.
+pub fn removed_packages(text: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut in_list = false;
+    for line in text.lines() {
+        if line.starts_with("The following packages will be REMOVED:") {
+            in_list = true;
+            continue;
+        }
+        if in_list {
+            if !line.starts_with(' ') {
+                in_list = false;
+                continue;
+            }
+            for word in line.split_whitespace() {
+                let name = word
+                    .trim_end_matches('*')
+                    .split(':')
+                    .next()
+                    .unwrap_or_default();
+                if is_valid_package_name(name) && !names.iter().any(|n| n == name) {
+                    names.push(name.to_string());
+                }
+            }
         }
     }
     names
@@ -500,10 +554,26 @@ fn install_with_retries(
     // time; this bound only guards against a package manager that keeps changing its mind.
     let max_runs = targets.len() * 2 + 2;
     let mut runs = 0;
+    // All apt runs of one install share `install_timeout` (each gets what is left of it), so
+    // the install's worst case does not grow with the retries; see docs/agent.md.
+    let deadline = std::time::Instant::now() + commands.install_timeout;
     while !pending.is_empty() {
         if runs == max_runs {
             for t in pending.drain(..) {
                 failed.insert(t, format!("not installed after {max_runs} apt runs"));
+            }
+            break;
+        }
+        let left = deadline.saturating_duration_since(std::time::Instant::now());
+        if left.is_zero() {
+            for t in pending.drain(..) {
+                failed.insert(
+                    t,
+                    format!(
+                        "not installed: the install's {}s budget (all apt runs) was used up",
+                        commands.install_timeout.as_secs()
+                    ),
+                );
             }
             break;
         }
@@ -514,9 +584,9 @@ fn install_with_retries(
             pending.clone()
         };
         let arguments: Vec<String> = batch.iter().map(|t| t.apt_argument(native_arch)).collect();
-        let command = commands.install_command(&arguments, options);
+        let command = commands.install_command(&arguments, options).timeout(left);
         let output = executor.run(&command)?;
-        let dpkg = load_database(root)?;
+        let mut dpkg = load_database(root)?;
         let not_done: Vec<InstallTarget> = batch
             .iter()
             .filter(|t| !t.is_satisfied(&dpkg))
@@ -534,10 +604,55 @@ fn install_with_retries(
             continue;
         }
         if output.timed_out {
+            // The timeout killed apt and the dpkg it ran, maybe in the middle of an unpack:
+            // let dpkg finish or roll back what it can before anything else touches the
+            // database, and say so in every reason.
+            let repair = executor.run(&commands.repair_command())?;
+            let line = format!("dpkg --configure -a → {}", repair.describe_status());
+            report.runs.push(line.clone());
+            dpkg = load_database(root)?;
+            let audit = if dpkg.needs_repair() {
+                "dpkg still reports half-done packages"
+            } else {
+                "dpkg's database is consistent"
+            };
             for t in not_done {
                 pending.retain(|p| p != &t);
-                failed.insert(t, format!("apt-get install {}", output.describe_status()));
+                if t.is_satisfied(&dpkg) {
+                    continue;
+                }
+                failed.insert(
+                    t,
+                    format!(
+                        "apt-get install {}; ran {line} afterwards ({audit})",
+                        output.describe_status()
+                    ),
+                );
             }
+            continue;
+        }
+        let removals =
+            if output.stdout.contains(REMOVE_DISABLED) || output.stderr.contains(REMOVE_DISABLED) {
+                removed_packages(&format!("{}\n{}", output.stdout, output.stderr))
+            } else {
+                Vec::new()
+            };
+        if !removals.is_empty() && batch.len() == 1 {
+            // apt's solution for this one package removes others: never (--no-remove).
+            let t = batch[0].clone();
+            pending.retain(|p| p != &t);
+            failed.insert(
+                t,
+                format!(
+                    "apt-get would remove {} to install it; an install never removes packages (--no-remove): {REMOVE_DISABLED}",
+                    removals.join(", ")
+                ),
+            );
+            continue;
+        }
+        if !removals.is_empty() {
+            // Which of the batch needs the removal is not said: find out one at a time.
+            one_at_a_time = true;
             continue;
         }
         let named = failing_packages(&format!("{}\n{}", output.stdout, output.stderr));
@@ -631,6 +746,7 @@ mod tests {
                 "install",
                 "-y",
                 "--only-upgrade",
+                "--no-remove",
                 "--no-install-recommends",
                 "-o",
                 "DPkg::Lock::Timeout=300",

@@ -325,7 +325,7 @@ pub fn prepare_install(
     agent: &NodeAgent,
     commands: &AptCommands,
 ) -> Result<Option<String>, BackendError> {
-    match install::repair_interrupted_dpkg(agent.executor.as_ref(), commands) {
+    match install::repair_interrupted_dpkg(&agent.root, agent.executor.as_ref(), commands) {
         Ok(outcome) => {
             if let install::RepairOutcome::Failed { .. } = outcome {
                 tracing::warn!("dpkg repair failed; installing anyway");

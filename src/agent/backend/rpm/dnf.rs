@@ -101,7 +101,9 @@ pub fn install_command(options: &[String], nevras: &[String], excludes: &[String
     // `--` ends dnf's options: nothing after it can be read as one.
     argv.push("--".into());
     argv.extend(nevras.iter().cloned());
-    HostCommand::new(argv).timeout(INSTALL_TIMEOUT)
+    HostCommand::new(argv)
+        .timeout(INSTALL_TIMEOUT)
+        .as_transaction()
 }
 
 /// Refresh the metadata cache (`options`: see [`refresh_command`]).
@@ -275,21 +277,24 @@ pub fn read_node(
     })
 }
 
-/// Patterns safe to hand to `--exclude`: package-name globs.
-pub fn exclude_patterns(blocked: &[String]) -> Vec<String> {
-    blocked
-        .iter()
-        .filter(|p| {
-            p.as_bytes()
-                .first()
-                .is_some_and(|b| b.is_ascii_alphanumeric() || *b == b'*')
-                && p.bytes().all(|b| {
-                    b.is_ascii_alphanumeric()
-                        || matches!(b, b'.' | b'_' | b'+' | b'-' | b'*' | b':')
-                })
-        })
-        .cloned()
-        .collect()
+/// The rejectedPatches handed to dnf as `--exclude=` under Block, every one of them: a
+/// pattern is an argv element (no shell), so rpm's version characters `~` and `^` and any
+/// other printable character go as they are. One that cannot be an option's value (empty,
+/// leading `-`, whitespace or a control character) fails the install before anything runs:
+/// Block is never enforced with a pattern left out.
+pub fn exclude_patterns(blocked: &[String]) -> Result<Vec<String>, BackendError> {
+    for pattern in blocked {
+        let bad = pattern.is_empty()
+            || pattern.starts_with('-')
+            || pattern.chars().any(|c| c.is_whitespace() || c.is_control());
+        if bad {
+            return Err(BackendError::BlockUnenforceable {
+                pattern: pattern.clone(),
+                reason: "dnf --exclude cannot take it (empty, leading `-`, whitespace or a control character)".into(),
+            });
+        }
+    }
+    Ok(blocked.to_vec())
 }
 
 /// Install `targets` with the host's dnf (`options`: the alternative sources' `--setopt`s, or
@@ -308,7 +313,7 @@ pub fn install(
     if request.targets.is_empty() {
         return Ok(report);
     }
-    let excludes = exclude_patterns(request.blocked_patterns);
+    let excludes = exclude_patterns(request.blocked_patterns)?;
     let executor = agent.executor.as_ref();
     let mut reasons: HashMap<usize, String> = HashMap::new();
     let run = |indexes: &[usize],
@@ -363,12 +368,22 @@ pub fn install(
         }
     }
     let after = read_inventory(executor)?;
+    // The repair check: what a transaction that was killed (or failed midway) left behind is
+    // not an installed package.
+    let names: Vec<&str> = request
+        .targets
+        .iter()
+        .filter(|t| done(&after, t))
+        .map(|t| t.name.as_str())
+        .collect();
+    let problems = super::transaction_problems(executor, &after, &names, &mut report.runs)?;
     report.outcomes = request
         .targets
         .iter()
         .enumerate()
         .map(|(i, t)| {
-            let installed = done(&after, t);
+            let problem = problems.get(&t.name).cloned();
+            let installed = done(&after, t) && problem.is_none();
             TargetOutcome {
                 target: t.clone(),
                 installed,
@@ -376,7 +391,7 @@ pub fn install(
                 reason: if installed {
                     None
                 } else {
-                    reasons.get(&i).cloned()
+                    problem.or_else(|| reasons.get(&i).cloned())
                 },
             }
         })
@@ -498,7 +513,12 @@ mod tests {
         let command = install_command(
             &[],
             &["np-sec-1.1-1.noarch".into()],
-            &exclude_patterns(&["np-bad*".into(), "-rf".into(), "a b".into()]),
+            &exclude_patterns(&[
+                "np-bad*".into(),
+                "np-x-1.0~rc1*".into(),
+                "np-y-2^git*".into(),
+            ])
+            .expect("patterns"),
         );
         assert_eq!(
             command.argv,
@@ -507,10 +527,26 @@ mod tests {
                 "-y",
                 "--skip-broken",
                 "--exclude=np-bad*",
+                "--exclude=np-x-1.0~rc1*",
+                "--exclude=np-y-2^git*",
                 "upgrade",
                 "--",
                 "np-sec-1.1-1.noarch"
             ]
         );
+    }
+
+    #[test]
+    fn block_patterns_are_all_excluded_or_the_install_fails() {
+        assert_eq!(
+            exclude_patterns(&["_np*".into(), "np@x".into()]).expect("kept"),
+            vec!["_np*".to_string(), "np@x".to_string()],
+            "nothing is dropped"
+        );
+        for bad in ["-rf", "a b", "", "x\ty"] {
+            let error = exclude_patterns(&["np-ok".into(), bad.into()]).expect_err(bad);
+            assert_eq!(error.category(), "BlockUnenforceable");
+            assert!(error.to_string().contains(&format!("{bad:?}")), "{error}");
+        }
     }
 }

@@ -188,6 +188,128 @@ pub fn nevra(target: &InstallTarget) -> Result<String, BackendError> {
     }
 }
 
+/// Packages rpm keeps several versions of by design (dnf's `installonlypkgs`, zypper's
+/// multiversion): kernels.
+fn is_install_only(name: &str) -> bool {
+    name == "kernel" || name.starts_with("kernel-") || name == "installonlypkg"
+}
+
+/// rpmdb entries a killed transaction leaves behind: the same name and arch installed twice
+/// (the new header was added, the old one never erased), kernels aside. One line per package:
+/// `name.arch (evr, evr)`.
+pub fn duplicate_entries(installed: &[RpmPackage]) -> Vec<String> {
+    let mut by_key: HashMap<(&str, &str), Vec<String>> = HashMap::new();
+    for p in installed.iter().filter(|p| !is_install_only(&p.name)) {
+        by_key.entry((&p.name, &p.arch)).or_default().push(p.evr());
+    }
+    let mut out: Vec<String> = by_key
+        .into_iter()
+        .filter(|(_, evrs)| evrs.len() > 1)
+        .map(|((name, arch), evrs)| format!("{name}.{arch} ({})", evrs.join(", ")))
+        .collect();
+    out.sort();
+    out
+}
+
+/// `rpm -V --nomtime --nouser --nogroup --nomode -- name`: what rpm's database says the
+/// package's files are, against the files.
+pub fn verify_command(name: &str) -> HostCommand {
+    HostCommand::new([
+        "rpm",
+        "-V",
+        "--nomtime",
+        "--nouser",
+        "--nogroup",
+        "--nomode",
+        "--",
+        name,
+    ])
+    .timeout(std::time::Duration::from_secs(300))
+}
+
+/// The problems in `rpm -V` output that mean a half-done transaction: missing files and files
+/// whose size or digest differ, configuration files (`c`, edited locally on purpose) aside.
+pub fn verify_problems(text: &str) -> Vec<String> {
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split_whitespace();
+            let flags = fields.next()?;
+            let rest: Vec<&str> = fields.collect();
+            let (kind, path) = match rest.as_slice() {
+                [kind, path] if kind.len() == 1 => (Some(*kind), *path),
+                [path] => (None, *path),
+                _ => return None,
+            };
+            if kind == Some("c") {
+                return None;
+            }
+            if flags == "missing" {
+                return Some(format!("{path} is missing"));
+            }
+            let attrs = flags.as_bytes();
+            (attrs.len() == 9 && (attrs[0] == b'S' || attrs[2] == b'5'))
+                .then(|| format!("{path} differs from the rpm database ({flags})"))
+        })
+        .collect()
+}
+
+/// The repair check after a transaction: for each installed target (names), duplicate rpmdb
+/// entries and `rpm -V` problems. A target with a problem is not counted as installed; the
+/// map gives the reason. `runs` gets one line per check that found something.
+pub fn transaction_problems(
+    executor: &dyn HostExecutor,
+    installed: &[RpmPackage],
+    names: &[&str],
+    runs: &mut Vec<String>,
+) -> Result<HashMap<String, String>, BackendError> {
+    let mut problems: HashMap<String, String> = HashMap::new();
+    let duplicates = duplicate_entries(installed);
+    if !duplicates.is_empty() {
+        runs.push(format!(
+            "rpmdb duplicate entries: {}",
+            duplicates.join(", ")
+        ));
+    }
+    for name in names {
+        let prefix = format!("{name}.");
+        if let Some(d) = duplicates.iter().find(|d| d.starts_with(&prefix)) {
+            problems.insert(
+                name.to_string(),
+                format!("the rpm database holds it twice after the transaction: {d}"),
+            );
+            continue;
+        }
+        let command = verify_command(name);
+        let output = executor.run(&command)?;
+        let found = verify_problems(&output.stdout);
+        if !found.is_empty() {
+            let shown: Vec<&str> = found.iter().take(3).map(String::as_str).collect();
+            runs.push(format!("{} → {}", command.display(), shown.join("; ")));
+            problems.insert(
+                name.to_string(),
+                format!(
+                    "`rpm -V {name}` after the transaction: {}{}",
+                    shown.join("; "),
+                    if found.len() > 3 { "; …" } else { "" }
+                ),
+            );
+        }
+    }
+    Ok(problems)
+}
+
+/// Before an install: a note when the rpm database holds duplicate entries (an earlier killed
+/// transaction), `None` when it is clean.
+pub fn database_note(executor: &dyn HostExecutor) -> Result<Option<String>, BackendError> {
+    let duplicates = duplicate_entries(&read_inventory(executor)?);
+    Ok((!duplicates.is_empty()).then(|| {
+        format!(
+            "the rpm database holds duplicate entries (an interrupted transaction; `dnf remove --duplicates` or `zypper verify` cleans them up): {}",
+            duplicates.join(", ")
+        )
+    }))
+}
+
 /// Architectures that install on every architecture.
 fn arch_independent(arch: &str) -> bool {
     arch == "noarch"
@@ -543,5 +665,56 @@ mod tests {
         assert!(is_satisfied(&installed, "np-sec", Some("x86_64"), "1.10-1"));
         assert!(!is_satisfied(&installed, "np-sec", None, "1.10-2"));
         assert!(!is_satisfied(&installed, "np-other", None, "1-1"));
+    }
+
+    #[test]
+    fn a_killed_transaction_shows_as_duplicates_and_verify_problems() {
+        let p = |name: &str, version: &str| RpmPackage {
+            name: name.into(),
+            epoch: "0".into(),
+            version: version.into(),
+            release: "1".into(),
+            arch: "noarch".into(),
+            install_time: 0,
+            source_rpm: None,
+        };
+        let installed = vec![
+            p("np-crit", "1.0"),
+            p("np-crit", "1.1"),
+            p("np-imp", "1.1"),
+            p("kernel-core", "5.14"),
+            p("kernel-core", "5.15"),
+        ];
+        assert_eq!(
+            duplicate_entries(&installed),
+            vec!["np-crit.noarch (1.0-1, 1.1-1)".to_string()],
+            "kernels are installed side by side on purpose"
+        );
+        let verify = "missing     /usr/share/doc/np-imp/VERSION\nS.5......  c /etc/np-imp.conf\n..5......    /usr/bin/np-imp\n.......T.    /usr/lib/np\n";
+        assert_eq!(
+            verify_problems(verify),
+            vec![
+                "/usr/share/doc/np-imp/VERSION is missing".to_string(),
+                "/usr/bin/np-imp differs from the rpm database (..5......)".to_string()
+            ]
+        );
+        let mut runs = Vec::new();
+        let executor = crate::agent::host::scripted::ScriptedExecutor::new().on(
+            &["rpm", "-V"],
+            crate::agent::host::command::CommandOutput {
+                exit_code: Some(1),
+                stdout: "missing     /usr/bin/np-imp\n".into(),
+                ..Default::default()
+            },
+        );
+        let problems =
+            transaction_problems(&executor, &installed, &["np-crit", "np-imp"], &mut runs)
+                .expect("check");
+        assert!(problems["np-crit"].contains("twice"), "{problems:?}");
+        assert!(
+            problems["np-imp"].contains("/usr/bin/np-imp is missing"),
+            "{problems:?}"
+        );
+        assert_eq!(runs.len(), 2, "{runs:?}");
     }
 }
