@@ -198,9 +198,10 @@ pub struct RolloutSpec {
     #[serde(default = "default_soak_time")]
     #[schemars(length(min = 2, max = 32), pattern(DURATION_PATTERN))]
     pub soak_time: String,
-    /// A node not done within this time (from entering the run) is Failed. Default 2h. For a
-    /// policy with `install`, it must cover the agent's worst case for one node's install
-    /// (the hooks' timeouts + refresh 10m + transaction 1h + repair 15m + scans 5m), else the
+    /// A node not done within this time (from entering the run) is Failed. Default 2h30m. For
+    /// a policy with `install`, it must cover the agent's worst case for one node's install
+    /// (the hooks' timeouts + 1h52m: refresh 10m, lock wait 5m, audit 2m, two repairs of 15m,
+    /// transactions 1h, scans 5m), else the
     /// policy is not Ready (reason InvalidRollout) and its install runs fail at start. A node
     /// whose agent is still installing at the timeout is Failed but keeps its agent until
     /// the transaction ends.
@@ -219,7 +220,7 @@ fn default_soak_time() -> String {
     "0s".to_string()
 }
 fn default_node_timeout() -> String {
-    "2h".to_string()
+    "2h30m".to_string()
 }
 
 impl Default for RolloutSpec {

@@ -16,19 +16,35 @@ use crate::schedule::duration::{format_duration, parse_duration};
 /// Timeout of refreshing the package lists (`apt-get update`, `dnf makecache`, `zypper
 /// refresh`, `apk update`).
 pub const REFRESH_TIMEOUT: SignedDuration = SignedDuration::from_mins(10);
-/// Timeout of one package transaction (`apt-get install`, `dnf upgrade`, `zypper patch`, `apk
-/// add`).
+/// How long the agent waits for another package manager's lock (apt's `DPkg::Lock::Timeout`,
+/// and before a repair).
+pub const LOCK_WAIT: SignedDuration = SignedDuration::from_mins(5);
+/// Timeout of checking the package database before an install (`dpkg --audit`).
+pub const AUDIT_TIMEOUT: SignedDuration = SignedDuration::from_mins(2);
+/// The time all package transactions of one install share (`apt-get install`, `dnf upgrade`,
+/// `zypper install`, `apk add`, their one-at-a-time retries included).
 pub const INSTALL_TIMEOUT: SignedDuration = SignedDuration::from_mins(60);
-/// Timeout of the repair after an interrupted or failed transaction (`dpkg --configure -a`,
-/// the rpm database checks).
+/// Timeout of one repair of what an interrupted or failed transaction left (`dpkg --configure
+/// -a`); an install may need one before its transaction and one after a timeout.
 pub const REPAIR_TIMEOUT: SignedDuration = SignedDuration::from_mins(15);
 /// What the agent's two scans of an install (before, and the confirming one after) and its
 /// report writes may take together.
 pub const SCAN_ALLOWANCE: SignedDuration = SignedDuration::from_mins(5);
 
+/// The run DaemonSet's `terminationGracePeriodSeconds`: a SIGTERM'd agent lets its
+/// transactions and the repair after a timeout finish, then writes its report.
+pub const TERMINATION_GRACE: SignedDuration =
+    SignedDuration::from_secs(INSTALL_TIMEOUT.as_secs() + REPAIR_TIMEOUT.as_secs() + 60);
+
+/// `d` as a std duration (the agent's command timeouts).
+pub fn std_duration(d: SignedDuration) -> std::time::Duration {
+    d.unsigned_abs()
+}
+
 /// The longest the agent may spend on one node's install with these hooks: the pre-install
-/// hook, refresh, transaction, repair, the post-install hook and the scans. A hook without a
-/// parseable timeout counts with the longest one admission allows (1h).
+/// hook, refresh, preparation (lock wait, audit, a repair), the transactions, a repair after
+/// a timeout, the post-install hook and the scans. A hook without a parseable timeout counts
+/// with the longest one admission allows (1h).
 pub fn install_worst_case(hooks: Option<&InstallHooks>) -> SignedDuration {
     let hook = |h: Option<&crate::api::HookSpec>| match h {
         None => SignedDuration::ZERO,
@@ -38,7 +54,14 @@ pub fn install_worst_case(hooks: Option<&InstallHooks>) -> SignedDuration {
         None => (SignedDuration::ZERO, SignedDuration::ZERO),
         Some(h) => (hook(h.pre_install.as_ref()), hook(h.post_install.as_ref())),
     };
-    pre + REFRESH_TIMEOUT + INSTALL_TIMEOUT + REPAIR_TIMEOUT + post + SCAN_ALLOWANCE
+    pre + REFRESH_TIMEOUT
+        + LOCK_WAIT
+        + AUDIT_TIMEOUT
+        + REPAIR_TIMEOUT
+        + INSTALL_TIMEOUT
+        + REPAIR_TIMEOUT
+        + post
+        + SCAN_ALLOWANCE
 }
 
 /// Why a policy's `nodeTimeout` cannot be used for installs.
@@ -76,11 +99,13 @@ pub fn check_node_timeout(
         node_timeout: node_timeout.to_string(),
         worst_case: format_duration(worst),
         parts: format!(
-            "pre-install hook {}, refresh {}, transaction {}, repair {}, post-install hook {}, scans {}",
+            "pre-install hook {}, refresh {}, lock wait {}, audit {}, two repairs of {}, transactions {}, post-install hook {}, scans {}",
             hook(hooks.and_then(|h| h.pre_install.as_ref())),
             format_duration(REFRESH_TIMEOUT),
-            format_duration(INSTALL_TIMEOUT),
+            format_duration(LOCK_WAIT),
+            format_duration(AUDIT_TIMEOUT),
             format_duration(REPAIR_TIMEOUT),
+            format_duration(INSTALL_TIMEOUT),
             hook(hooks.and_then(|h| h.post_install.as_ref())),
             format_duration(SCAN_ALLOWANCE),
         ),
@@ -107,7 +132,7 @@ mod tests {
     #[test]
     fn the_default_node_timeout_covers_an_install_with_default_hooks() {
         let default = crate::api::RolloutSpec::default().node_timeout;
-        assert_eq!(default, "2h");
+        assert_eq!(default, "2h30m");
         check_node_timeout(&default, None).expect("no hooks");
         check_node_timeout(&default, Some(&hooks(Some("10m"), Some("10m"))))
             .expect("default hooks");
@@ -121,20 +146,20 @@ mod tests {
             text.starts_with("spec.rollout.nodeTimeout: 1h is shorter"),
             "{text}"
         );
-        assert!(text.contains("1h50m"), "{text}");
+        assert!(text.contains("2h12m"), "{text}");
         assert!(text.contains("pre-install hook 20m"), "{text}");
         assert!(text.contains("post-install hook none"), "{text}");
         assert_eq!(
             install_worst_case(Some(&hooks(Some("20m"), None))),
-            SignedDuration::from_mins(110)
+            SignedDuration::from_mins(132)
         );
     }
 
     #[test]
     fn a_long_hook_needs_a_longer_node_timeout() {
         let h = hooks(Some("1h"), Some("1h"));
-        assert!(check_node_timeout("2h", Some(&h)).is_err());
-        check_node_timeout("3h30m", Some(&h)).expect("covers 3h30m");
+        assert!(check_node_timeout("2h30m", Some(&h)).is_err());
+        check_node_timeout("3h52m", Some(&h)).expect("covers 3h52m");
     }
 
     #[test]

@@ -325,7 +325,9 @@ pub fn reboot_state(installed: &[ApkPackage], running_kernel: &str) -> RebootSta
 
 /// `apk update`.
 pub fn refresh(agent: &NodeAgent) -> Result<(), BackendError> {
-    let command = HostCommand::new(["apk", "update"]).timeout(Duration::from_secs(600));
+    let command = HostCommand::new(["apk", "update"]).timeout(
+        crate::rollout::budget::std_duration(crate::rollout::budget::REFRESH_TIMEOUT),
+    );
     let output = agent.executor.run(&command)?;
     require_success(&command, output, CommandStep::ApkRefresh)?;
     Ok(())
@@ -481,7 +483,9 @@ pub fn install(
         let mut argv = vec!["apk".to_string(), "add".to_string(), "--".to_string()];
         argv.extend(specs_of(&pending));
         let command = HostCommand::new(argv)
-            .timeout(Duration::from_secs(3600))
+            .timeout(crate::rollout::budget::std_duration(
+                crate::rollout::budget::INSTALL_TIMEOUT,
+            ))
             .as_transaction();
         let result = agent.executor.run(&command);
         // `name=version` in the world file would hold the package at that version forever.

@@ -195,7 +195,9 @@ pub fn parse_list_patches(xml: &str) -> Result<Vec<ZypperPatch>, BackendError> {
 
 /// `zypper --non-interactive refresh`.
 pub fn refresh_command() -> HostCommand {
-    HostCommand::new(["zypper", "--non-interactive", "refresh"]).timeout(Duration::from_secs(600))
+    HostCommand::new(["zypper", "--non-interactive", "refresh"]).timeout(
+        crate::rollout::budget::std_duration(crate::rollout::budget::REFRESH_TIMEOUT),
+    )
 }
 
 /// `zypper --non-interactive --no-refresh --xmlout list-patches --all`.
@@ -285,7 +287,9 @@ pub fn install_command(arguments: &[String]) -> HostCommand {
     .collect();
     argv.extend(arguments.iter().cloned());
     HostCommand::new(argv)
-        .timeout(Duration::from_secs(3600))
+        .timeout(crate::rollout::budget::std_duration(
+            crate::rollout::budget::INSTALL_TIMEOUT,
+        ))
         .as_transaction()
 }
 
@@ -588,9 +592,11 @@ pub fn install(
         }
     }
     if !pending.is_empty() {
+        let deadline = std::time::Instant::now()
+            + crate::rollout::budget::std_duration(crate::rollout::budget::INSTALL_TIMEOUT);
         let mut batch: Vec<String> = patch_arguments.clone();
         batch.extend(pending.iter().map(|&i| arguments[i].clone()));
-        let output = run_install(agent, &batch, &mut report)?;
+        let output = run_install(agent, &batch, &mut report, deadline)?;
         let installed = read_inventory(agent.executor.as_ref())?;
         let not_done: Vec<usize> = pending
             .iter()
@@ -611,7 +617,7 @@ pub fn install(
             for i in not_done {
                 let mut single = patch_of(i);
                 single.push(arguments[i].clone());
-                let output = run_install(agent, &single, &mut report)?;
+                let output = run_install(agent, &single, &mut report, deadline)?;
                 reasons.insert(
                     i,
                     reason_for(&request.targets[i].name, &output, OutputDialect::Rpm),
@@ -671,8 +677,13 @@ fn run_install(
     agent: &NodeAgent,
     arguments: &[String],
     report: &mut InstallReport,
+    deadline: std::time::Instant,
 ) -> Result<CommandOutput, BackendError> {
-    let command = install_command(arguments);
+    // The batch and its one-at-a-time retries share INSTALL_TIMEOUT (each gets what is left).
+    let left = deadline
+        .saturating_duration_since(std::time::Instant::now())
+        .max(Duration::from_secs(1));
+    let command = install_command(arguments).timeout(left);
     let mut attempts = 0;
     loop {
         attempts += 1;
@@ -694,6 +705,10 @@ fn run_install(
 
 #[cfg(test)]
 mod tests {
+    fn far() -> std::time::Instant {
+        std::time::Instant::now() + std::time::Duration::from_secs(3600)
+    }
+
     use super::*;
 
     /// Recorded from `zypper --root <fixture> --non-interactive --xmlout list-patches --all`
@@ -823,7 +838,8 @@ mod tests {
             "ZypperLocked"
         );
         let mut report = InstallReport::default();
-        let err = run_install(&agent, &["np-sec=1.1-1".into()], &mut report).expect_err("locked");
+        let err =
+            run_install(&agent, &["np-sec=1.1-1".into()], &mut report, far()).expect_err("locked");
         assert!(err.to_string().contains("pid 4242"), "{err}");
 
         let (agent, _) = scripted_agent(&[(&["zypper"], EXIT_INF_SEC_UPDATE_NEEDED)]);
@@ -831,12 +847,12 @@ mod tests {
 
         let (agent, _) = scripted_agent(&[(&["zypper"], EXIT_INF_REBOOT_NEEDED)]);
         let mut report = InstallReport::default();
-        run_install(&agent, &["np-sec=1.1-1".into()], &mut report).expect("102");
+        run_install(&agent, &["np-sec=1.1-1".into()], &mut report, far()).expect("102");
         assert!(report.reboot_required);
 
         let (agent, scripted) = scripted_agent(&[(&["zypper"], EXIT_INF_RESTART_NEEDED)]);
         let mut report = InstallReport::default();
-        run_install(&agent, &["np-sec=1.1-1".into()], &mut report).expect("103");
+        run_install(&agent, &["np-sec=1.1-1".into()], &mut report, far()).expect("103");
         assert_eq!(
             scripted.calls().len(),
             2,

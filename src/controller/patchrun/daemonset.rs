@@ -304,7 +304,8 @@ pub fn run_daemonset(run: &PatchRun, settings: &AgentSettings) -> serde_json::Va
         "tolerations": tolerations,
         "hostPID": true,
         "serviceAccountName": settings.service_account,
-        "terminationGracePeriodSeconds": 60,
+        // A deleted agent lets its package transaction finish (docs/agent.md).
+        "terminationGracePeriodSeconds": crate::rollout::budget::TERMINATION_GRACE.as_secs(),
         "containers": [{
             "name": "agent",
             "image": settings.image,

@@ -10,6 +10,7 @@
 //! not keep the others from being installed; when no culprit can be named, the remaining
 //! packages are installed one at a time.
 
+use crate::rollout::budget;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -82,10 +83,10 @@ pub struct AptCommands {
 impl Default for AptCommands {
     fn default() -> Self {
         AptCommands {
-            lock_timeout_secs: 300,
-            refresh_timeout: Duration::from_secs(600),
-            install_timeout: Duration::from_secs(3600),
-            repair_timeout: Duration::from_secs(1800),
+            lock_timeout_secs: budget::LOCK_WAIT.as_secs() as u32,
+            refresh_timeout: budget::std_duration(budget::REFRESH_TIMEOUT),
+            install_timeout: budget::std_duration(budget::INSTALL_TIMEOUT),
+            repair_timeout: budget::std_duration(budget::REPAIR_TIMEOUT),
         }
     }
 }
@@ -109,7 +110,8 @@ impl AptCommands {
 
     /// `dpkg --audit`: lists packages an interrupted or failed run left half-done.
     pub fn audit_command(&self) -> HostCommand {
-        apt_env(HostCommand::new(["dpkg", "--audit"])).timeout(Duration::from_secs(120))
+        apt_env(HostCommand::new(["dpkg", "--audit"]))
+            .timeout(budget::std_duration(budget::AUDIT_TIMEOUT))
     }
 
     /// `dpkg --configure -a` with the same conffile policy as installs.

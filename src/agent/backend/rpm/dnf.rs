@@ -48,9 +48,11 @@ pub const REPOQUERY_FORMAT: &str =
     "%{name}\\t%{epoch}\\t%{version}\\t%{release}\\t%{arch}\\t%{repoid}\\n";
 
 /// Timeout of `dnf makecache`.
-pub const REFRESH_TIMEOUT: Duration = Duration::from_secs(600);
+pub const REFRESH_TIMEOUT: Duration =
+    Duration::from_secs(crate::rollout::budget::REFRESH_TIMEOUT.as_secs() as u64);
 /// Timeout of one `dnf upgrade`.
-pub const INSTALL_TIMEOUT: Duration = Duration::from_secs(3600);
+pub const INSTALL_TIMEOUT: Duration =
+    Duration::from_secs(crate::rollout::budget::INSTALL_TIMEOUT.as_secs() as u64);
 
 /// A host error, saying that dnf itself is missing when it is.
 fn host_error(e: HostError) -> BackendError {
@@ -316,12 +318,17 @@ pub fn install(
     let excludes = exclude_patterns(request.blocked_patterns)?;
     let executor = agent.executor.as_ref();
     let mut reasons: HashMap<usize, String> = HashMap::new();
+    // The batch and its one-at-a-time retries share INSTALL_TIMEOUT (each gets what is left).
+    let deadline = std::time::Instant::now() + INSTALL_TIMEOUT;
     let run = |indexes: &[usize],
                report: &mut InstallReport,
                reasons: &mut HashMap<usize, String>|
      -> Result<(Vec<usize>, bool), BackendError> {
         let batch: Vec<String> = indexes.iter().map(|&i| specs[i].clone()).collect();
-        let command = install_command(options, &batch, &excludes);
+        let left = deadline
+            .saturating_duration_since(std::time::Instant::now())
+            .max(Duration::from_secs(1));
+        let command = install_command(options, &batch, &excludes).timeout(left);
         let output = executor.run(&command).map_err(host_error)?;
         let after: Vec<RpmPackage> = read_inventory(executor)?;
         let not_done: Vec<usize> = indexes
