@@ -511,3 +511,29 @@ fn agent_refuses_missing_and_malformed_arguments() {
         &["--host-exec", "ssh"],
     );
 }
+
+#[test]
+fn scan_of_a_directory_root_runs_the_roots_own_package_manager_not_this_machines() {
+    // Before, `--refresh` without `--host-exec` ran `nsenter -t 1 … apt-get update` on the
+    // machine running the scan. The fixture root has no apt-get: the chroot says so, and the
+    // scan falls back to the lists it has.
+    let root = debian_root();
+    let mut argv = args(&[
+        "scan",
+        "--refresh",
+        "--output",
+        "json",
+        "--read-only",
+        "--host-root",
+    ]);
+    argv.push(root.path().as_os_str());
+    let out = nodepatch(&argv);
+    let status: NodePatchReportStatus = serde_json::from_slice(&out.stdout).expect("status");
+    let msg = message(&status);
+    assert!(
+        msg.contains("chroot: failed to run command 'apt-get'"),
+        "{msg}"
+    );
+    assert!(!msg.contains("nsenter"), "{msg}");
+    assert_eq!(status.compliance, Compliance::NonCompliant, "{msg}");
+}

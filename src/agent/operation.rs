@@ -990,6 +990,73 @@ mod tests {
     use super::*;
     use crate::api::conditions::{RECONCILING, STALLED};
 
+    #[test]
+    fn a_report_is_cut_to_its_size_cap_and_counts_what_it_left_out() {
+        // Cut to 257 characters, 20 CVEs each: ~6 KiB per patch, 500 of them over the cap.
+        let long = "x".repeat(1000);
+        let patch = |i: usize| -> crate::api::PatchStatus {
+            serde_json::from_value(serde_json::json!({
+                "name": format!("p{i}-{long}"),
+                "installedVersion": long,
+                "availableVersion": "2",
+                "state": "Missing",
+                "cves": vec![long.clone(); 20],
+                "advisory": long,
+            }))
+            .expect("patch")
+        };
+        let status = NodePatchReportStatus {
+            os: Some(crate::api::OsInfo {
+                pretty_name: long.clone(),
+                ..Default::default()
+            }),
+            patches: (0..500).map(patch).collect(),
+            security_non_compliant: 600,
+            patches_omitted: 100,
+            truncated: true,
+            ..Default::default()
+        };
+        let bounded = bound_report(status);
+        let size = serde_json::to_vec(&bounded).expect("json").len();
+        assert!(size <= MAX_REPORT_BYTES, "{size} bytes");
+        assert!(!bounded.patches.is_empty(), "some patches still listed");
+        assert!(bounded.patches.len() < 500);
+        assert_eq!(
+            bounded.patches_omitted as usize,
+            100 + 500 - bounded.patches.len(),
+            "the verdict's 100 plus what the size cap dropped"
+        );
+        assert!(bounded.truncated);
+        let first = &bounded.patches[0];
+        assert_eq!(
+            first.name.chars().count(),
+            MAX_REPORT_STRING_CHARS + 1,
+            "cut, with …"
+        );
+        assert!(
+            first.name.starts_with("p0-"),
+            "the most important patches stay"
+        );
+        assert!(
+            first
+                .cves
+                .iter()
+                .all(|c| c.chars().count() <= MAX_REPORT_STRING_CHARS + 1)
+        );
+        let os = bounded.os.as_ref().expect("os");
+        assert!(os.pretty_name.chars().count() <= MAX_REPORT_STRING_CHARS + 1);
+        // A small report is left as it is.
+        let small = NodePatchReportStatus {
+            patches: vec![
+                serde_json::from_value(serde_json::json!({"name": "openssl", "state": "Missing"}))
+                    .expect("patch"),
+            ],
+            other_non_compliant: 1,
+            ..Default::default()
+        };
+        assert_eq!(bound_report(small.clone()), small);
+    }
+
     fn report(phase: OperationPhase, ready: Option<bool>) -> NodePatchReportStatus {
         let mut status = NodePatchReportStatus {
             operation: Some(OperationStatus {

@@ -319,13 +319,9 @@ impl HostRoot {
         }
     }
 
-    /// Read a file of the host as text (invalid UTF-8 replaced).
+    /// Read a file of the host as text (invalid UTF-8 replaced, see [`repair_utf8`]).
     pub fn read_to_string(&self, host_path: impl AsRef<Path>) -> Result<String, HostError> {
-        let bytes = self.read(host_path)?;
-        Ok(match String::from_utf8(bytes) {
-            Ok(s) => s,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        })
+        Ok(repair_utf8(self.read(host_path)?))
     }
 
     /// Read a file of the host, `None` when it does not exist.
@@ -441,6 +437,28 @@ impl HostRoot {
             }),
         }
     }
+}
+
+/// Host bytes as text, each invalid UTF-8 sequence replaced by `?`: never longer than the input
+/// (`String::from_utf8_lossy` writes three bytes for each, which could triple a bounded file in
+/// memory), and without a copy when the bytes are valid.
+pub fn repair_utf8(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => repair_utf8_slice(e.as_bytes()),
+    }
+}
+
+/// [`repair_utf8`] for borrowed bytes (always a copy).
+pub fn repair_utf8_slice(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            text.push('?');
+        }
+    }
+    text
 }
 
 /// A host directory's entries ([`HostRoot::list_dir_entries`]).

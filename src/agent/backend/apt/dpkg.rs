@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use super::deb822::{Deb822Error, Paragraph, carriage_return_line, paragraphs};
-use crate::agent::host::{HostError, HostRoot};
+use crate::agent::host::{HostError, HostRoot, repair_utf8};
 use crate::baseline::version::VersionError;
 use crate::baseline::version::deb::DebVersion;
 
@@ -63,9 +63,9 @@ pub enum DpkgError {
         package: String,
         /// `Version` or `Config-Version`.
         field: &'static str,
-        /// What is wrong.
+        /// What is wrong (boxed: keeps the error small).
         #[source]
-        source: VersionError,
+        source: Box<VersionError>,
     },
     /// The file has a carriage return (CRLF line ends): dpkg writes LF only.
     #[error(
@@ -358,7 +358,7 @@ fn record_from(paragraph: &Paragraph<'_>, path: &str) -> Result<DpkgPackage, Dpk
                 line: paragraph.line,
                 package: name.to_string(),
                 field,
-                source,
+                source: Box::new(source),
             })
     };
     if !version.is_empty() {
@@ -449,7 +449,7 @@ pub fn load_database(root: &HostRoot) -> Result<DpkgDatabase, DpkgError> {
     let status_bytes = root
         .read_optional(STATUS_PATH)?
         .ok_or(DpkgError::StatusMissing)?;
-    let status = parse_status(&String::from_utf8_lossy(&status_bytes), STATUS_PATH)?;
+    let status = parse_status(&repair_utf8(status_bytes), STATUS_PATH)?;
     // Journal files are named by a decimal number; dpkg applies them in numeric order and
     // ignores anything else (such as its temporary file `tmp.i`).
     let mut journal: Vec<(u64, String)> = root
@@ -463,7 +463,7 @@ pub fn load_database(root: &HostRoot) -> Result<DpkgDatabase, DpkgError> {
     for (_, name) in journal {
         let path = format!("{UPDATES_DIR}/{name}");
         let bytes = root.read(&path)?;
-        updates.push(parse_status(&String::from_utf8_lossy(&bytes), &path)?);
+        updates.push(parse_status(&repair_utf8(bytes), &path)?);
     }
     let foreign_archs = root
         .read_optional(ARCH_PATH)?

@@ -19,7 +19,9 @@ use super::deb822::{
     Deb822Error, carriage_return_line, leading_field, paragraphs, parse_paragraph,
 };
 use super::dpkg::{DpkgDatabase, normalize_arch, parse_source_field};
-use crate::agent::host::{HostBytes, HostError, HostRoot, MAX_DECOMPRESSED_BYTES};
+use crate::agent::host::{
+    HostBytes, HostError, HostRoot, MAX_DECOMPRESSED_BYTES, repair_utf8, repair_utf8_slice,
+};
 
 /// Directory where apt keeps downloaded lists.
 pub const LISTS_DIR: &str = "/var/lib/apt/lists";
@@ -423,7 +425,10 @@ impl ListText {
     /// The text; invalid UTF-8 in a mapped file is replaced (a copy, for that file only).
     pub fn text(&self) -> Cow<'_, str> {
         match self {
-            ListText::Mapped(bytes) => String::from_utf8_lossy(bytes),
+            ListText::Mapped(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => Cow::Borrowed(text),
+                Err(_) => Cow::Owned(repair_utf8_slice(bytes)),
+            },
             ListText::Owned(text) => Cow::Borrowed(text),
         }
     }
@@ -447,35 +452,49 @@ pub fn read_list_file_in(
         return Ok(ListText::Mapped(root.map(&path)?));
     }
     let bytes = root.read(&path)?;
-    let limit = MAX_DECOMPRESSED_BYTES;
-    let capacity = bytes.len().saturating_mul(4).min(limit as usize);
+    decompress_list(&bytes, ext, &path, MAX_DECOMPRESSED_BYTES).map(ListText::Owned)
+}
+
+/// Decompress the bytes of the lists file `path` by its extension (`.lz4`, `.gz`; several gzip
+/// members are read like one) into text of at most `limit` bytes (invalid UTF-8 replaced, never
+/// growing the text).
+pub fn decompress_list(
+    bytes: &[u8],
+    ext: &str,
+    path: &str,
+    limit: u64,
+) -> Result<String, ListsError> {
+    let capacity = bytes
+        .len()
+        .saturating_mul(4)
+        .min(usize::try_from(limit).unwrap_or(usize::MAX));
     let mut out = Vec::with_capacity(capacity);
     // One byte past the limit tells "exactly at the limit" from "larger".
     let decompressed = match ext {
-        ".lz4" => lz4_flex::frame::FrameDecoder::new(bytes.as_slice())
-            .take(limit + 1)
+        ".lz4" => lz4_flex::frame::FrameDecoder::new(bytes)
+            .take(limit.saturating_add(1))
             .read_to_end(&mut out),
-        ".gz" => flate2::read::MultiGzDecoder::new(bytes.as_slice())
-            .take(limit + 1)
+        ".gz" => flate2::read::MultiGzDecoder::new(bytes)
+            .take(limit.saturating_add(1))
             .read_to_end(&mut out),
         other => {
             return Err(ListsError::UnsupportedCompression {
-                path,
+                path: path.to_string(),
                 extension: other.to_string(),
             });
         }
     };
     decompressed.map_err(|source| ListsError::Decompress {
-        path: path.clone(),
+        path: path.to_string(),
         source,
     })?;
     if out.len() as u64 > limit {
-        return Err(ListsError::TooLarge { path, limit });
+        return Err(ListsError::TooLarge {
+            path: path.to_string(),
+            limit,
+        });
     }
-    Ok(ListText::Owned(match String::from_utf8(out) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    }))
+    Ok(repair_utf8(out))
 }
 
 /// One version of a package offered by the lists.
