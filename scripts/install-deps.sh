@@ -22,6 +22,19 @@ if command -v rustup >/dev/null; then
   done
 fi
 
+# The fuzz step of `make test` (scripts/fuzz.sh): the nightly toolchain and cargo-fuzz, built
+# once into ~/.cargo/bin.
+if command -v rustup >/dev/null; then
+  if ! rustup toolchain list | grep -q '^nightly'; then
+    echo "install-deps.sh: adding the nightly toolchain (fuzzing)"
+    rustup toolchain install nightly --profile minimal
+  fi
+  if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "install-deps.sh: installing cargo-fuzz"
+    cargo install cargo-fuzz --locked
+  fi
+fi
+
 missing=()
 for p in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")

@@ -29,3 +29,5 @@ done < <(scripts/build-static.sh)
 cargo fmt --all -- --check
 cargo clippy --all-targets -- -D warnings
 cargo test --all-targets
+# Every fuzz target for a bounded time (FUZZ_SECONDS each); a crash fails the suite.
+scripts/fuzz.sh

@@ -8,10 +8,12 @@ use std::collections::HashMap;
 use libfuzzer_sys::fuzz_target;
 use nodepatch::agent::backend::apt::deb822::{leading_field, paragraphs};
 use nodepatch::agent::backend::apt::lists::{
-    AvailableByPackage, PackagesIndex, candidate_version, collect_from_packages_text,
-    parse_release, strip_clearsign,
+    AptLists, AvailableByPackage, PackagesIndex, collect_from_packages_text, parse_release,
+    strip_clearsign,
 };
 use nodepatch::agent::backend::apt::parse_dependencies;
+use nodepatch::agent::backend::apt::preferences::AptPolicy;
+use nodepatch::agent::backend::apt::upgrades::candidate_version;
 use nodepatch::baseline::version::deb::compare;
 
 fuzz_target!(|data: &[u8]| {
@@ -37,11 +39,12 @@ fuzz_target!(|data: &[u8]| {
         file_name: "fuzz_Packages".into(),
         component: "main".into(),
         release: Some(0),
+        arch: "amd64".into(),
     };
     if collect_from_packages_text(
         packages_text,
         "fuzz",
-        &index,
+        (0, &index),
         &wanted,
         &archs,
         "amd64",
@@ -51,6 +54,12 @@ fuzz_target!(|data: &[u8]| {
     {
         return;
     }
+    let lists = AptLists {
+        releases,
+        indexes: vec![index],
+        ..AptLists::default()
+    };
+    let policy = AptPolicy::defaults(&lists, "amd64");
     for versions in available.values() {
         for v in versions {
             let _ = parse_dependencies(&v.depends);
@@ -59,7 +68,7 @@ fuzz_target!(|data: &[u8]| {
             .first()
             .map(|v| v.version.clone())
             .unwrap_or_default();
-        if let Some(candidate) = candidate_version(&installed, versions, &releases) {
+        if let Some(candidate) = candidate_version(&installed, versions, &lists, &policy) {
             assert!(
                 compare(&candidate.version, &installed).is_gt(),
                 "a candidate is newer than installed"

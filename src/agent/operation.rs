@@ -201,8 +201,82 @@ impl ReportDraft {
     }
 }
 
-/// Run one operation and return the node's report status (see the module docs).
+/// Longest string copied from the host into a report field (a package name, version,
+/// repository, advisory, CVE, the OS's names), in characters.
+pub const MAX_REPORT_STRING_CHARS: usize = 256;
+
+/// Largest report status, serialized as JSON (512 KiB): etcd refuses objects above 1.5 MiB,
+/// and the object also carries its metadata and managed fields. Patches are left out from the
+/// end of the list (least important last) until the status fits, and counted in
+/// `patchesOmitted`.
+pub const MAX_REPORT_BYTES: usize = 512 * 1024;
+
+/// Run one operation and return the node's report status (see the module docs), bounded:
+/// strings cut to [`MAX_REPORT_STRING_CHARS`], the whole under [`MAX_REPORT_BYTES`].
 pub fn run_operation(
+    agent: &NodeAgent,
+    request: &OperationRequest,
+    baseline: &BaselineChoice,
+    clock: Clock<'_>,
+) -> NodePatchReportStatus {
+    bound_report(run_operation_unbounded(agent, request, baseline, clock))
+}
+
+fn cut_string(value: &mut String) {
+    if let Some((cut, _)) = value.char_indices().nth(MAX_REPORT_STRING_CHARS) {
+        value.truncate(cut);
+        value.push('…');
+    }
+}
+
+fn cut_optional(value: &mut Option<String>) {
+    if let Some(v) = value {
+        cut_string(v);
+    }
+}
+
+/// Bound a report status: host strings cut, patches left out (and counted in
+/// `patchesOmitted`) until the JSON fits [`MAX_REPORT_BYTES`].
+pub fn bound_report(mut status: NodePatchReportStatus) -> NodePatchReportStatus {
+    if let Some(os) = &mut status.os {
+        cut_string(&mut os.pretty_name);
+        cut_string(&mut os.id);
+        cut_string(&mut os.version_id);
+        cut_string(&mut os.kernel);
+    }
+    cut_optional(&mut status.boot_id);
+    for patch in &mut status.patches {
+        cut_string(&mut patch.name);
+        cut_optional(&mut patch.arch);
+        cut_optional(&mut patch.installed_version);
+        cut_optional(&mut patch.available_version);
+        cut_optional(&mut patch.classification);
+        cut_optional(&mut patch.severity);
+        cut_optional(&mut patch.advisory);
+        patch.cves.iter_mut().for_each(cut_string);
+    }
+    let sizes: Vec<usize> = status.patches.iter().map(|p| json_len(p) + 1).collect();
+    let mut total = json_len(&status);
+    let mut dropped = 0u32;
+    while total > MAX_REPORT_BYTES && !status.patches.is_empty() {
+        status.patches.pop();
+        total -= sizes[status.patches.len()];
+        dropped += 1;
+    }
+    if dropped > 0 {
+        status.patches_omitted = status.patches_omitted.saturating_add(dropped);
+        status.truncated = true;
+    }
+    status
+}
+
+/// The serialized JSON size of a report part (serializing these types cannot fail; a failure
+/// counts as 0).
+fn json_len<T: serde::Serialize>(value: &T) -> usize {
+    serde_json::to_vec(value).map_or(0, |v| v.len())
+}
+
+fn run_operation_unbounded(
     agent: &NodeAgent,
     request: &OperationRequest,
     baseline: &BaselineChoice,
@@ -915,6 +989,73 @@ fn install_packages(
 mod tests {
     use super::*;
     use crate::api::conditions::{RECONCILING, STALLED};
+
+    #[test]
+    fn a_report_is_cut_to_its_size_cap_and_counts_what_it_left_out() {
+        // Cut to 257 characters, 20 CVEs each: ~6 KiB per patch, 500 of them over the cap.
+        let long = "x".repeat(1000);
+        let patch = |i: usize| -> crate::api::PatchStatus {
+            serde_json::from_value(serde_json::json!({
+                "name": format!("p{i}-{long}"),
+                "installedVersion": long,
+                "availableVersion": "2",
+                "state": "Missing",
+                "cves": vec![long.clone(); 20],
+                "advisory": long,
+            }))
+            .expect("patch")
+        };
+        let status = NodePatchReportStatus {
+            os: Some(crate::api::OsInfo {
+                pretty_name: long.clone(),
+                ..Default::default()
+            }),
+            patches: (0..500).map(patch).collect(),
+            security_non_compliant: 600,
+            patches_omitted: 100,
+            truncated: true,
+            ..Default::default()
+        };
+        let bounded = bound_report(status);
+        let size = serde_json::to_vec(&bounded).expect("json").len();
+        assert!(size <= MAX_REPORT_BYTES, "{size} bytes");
+        assert!(!bounded.patches.is_empty(), "some patches still listed");
+        assert!(bounded.patches.len() < 500);
+        assert_eq!(
+            bounded.patches_omitted as usize,
+            100 + 500 - bounded.patches.len(),
+            "the verdict's 100 plus what the size cap dropped"
+        );
+        assert!(bounded.truncated);
+        let first = &bounded.patches[0];
+        assert_eq!(
+            first.name.chars().count(),
+            MAX_REPORT_STRING_CHARS + 1,
+            "cut, with …"
+        );
+        assert!(
+            first.name.starts_with("p0-"),
+            "the most important patches stay"
+        );
+        assert!(
+            first
+                .cves
+                .iter()
+                .all(|c| c.chars().count() <= MAX_REPORT_STRING_CHARS + 1)
+        );
+        let os = bounded.os.as_ref().expect("os");
+        assert!(os.pretty_name.chars().count() <= MAX_REPORT_STRING_CHARS + 1);
+        // A small report is left as it is.
+        let small = NodePatchReportStatus {
+            patches: vec![
+                serde_json::from_value(serde_json::json!({"name": "openssl", "state": "Missing"}))
+                    .expect("patch"),
+            ],
+            other_non_compliant: 1,
+            ..Default::default()
+        };
+        assert_eq!(bound_report(small.clone()), small);
+    }
 
     fn report(phase: OperationPhase, ready: Option<bool>) -> NodePatchReportStatus {
         let mut status = NodePatchReportStatus {

@@ -4,6 +4,13 @@
 
 use std::collections::BTreeMap;
 
+/// Longest os-release value kept, in characters (os-release values are short names and
+/// versions; a longer one is cut so it cannot bloat the node's report).
+pub const MAX_VALUE_CHARS: usize = 256;
+
+/// Most os-release lines read (the file has a dozen or two).
+pub const MAX_LINES: usize = 1024;
+
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct OsRelease {
     fields: BTreeMap<String, String>,
@@ -12,10 +19,11 @@ pub struct OsRelease {
 impl OsRelease {
     /// Parse os-release text: `KEY=value` lines, values optionally in single or double quotes
     /// with backslash escapes in double quotes; comments and malformed lines are ignored, as
-    /// systemd does.
+    /// systemd does. Values are cut to [`MAX_VALUE_CHARS`] and lines after [`MAX_LINES`]
+    /// ignored.
     pub fn parse(text: &str) -> OsRelease {
         let mut fields = BTreeMap::new();
-        for line in text.lines() {
+        for line in text.lines().take(MAX_LINES) {
             let line = line.trim();
             if line.is_empty() || line.starts_with('#') {
                 continue;
@@ -27,7 +35,11 @@ impl OsRelease {
             if key.is_empty() || !key.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_') {
                 continue;
             }
-            fields.insert(key.to_string(), unquote(raw.trim()));
+            let mut value = unquote(raw.trim());
+            if let Some((cut, _)) = value.char_indices().nth(MAX_VALUE_CHARS) {
+                value.truncate(cut);
+            }
+            fields.insert(key.to_string(), value);
         }
         OsRelease { fields }
     }
@@ -74,4 +86,19 @@ fn unquote(raw: &str) -> String {
         return out;
     }
     raw.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn huge_values_are_cut_and_quotes_stripped() {
+        let huge = "é".repeat(3 << 20);
+        let release = OsRelease::parse(&format!("ID=debian\nPRETTY_NAME=\"{huge}\"\n"));
+        assert_eq!(release.id(), "debian");
+        let pretty = release.get("PRETTY_NAME").expect("PRETTY_NAME");
+        assert_eq!(pretty.chars().count(), MAX_VALUE_CHARS);
+        assert!(pretty.chars().all(|c| c == 'é'));
+    }
 }

@@ -175,6 +175,10 @@ pub struct NodePatchReportStatus {
     /// True when more non-compliant patches exist than are listed.
     #[serde(default)]
     pub truncated: bool,
+    /// How many non-compliant patches are not listed in patches (the 500-entry limit, or the
+    /// report's size cap of 512 KiB); omitted when all are listed.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub patches_omitted: u32,
     /// Last successful scan.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_scan_time: Option<Time>,

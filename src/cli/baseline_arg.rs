@@ -3,9 +3,9 @@
 //! document of a multi-document stream) or a bare spec. Validation (name grammar, filters,
 //! dates) happens here, before anything runs.
 
-use std::io::Read as _;
 use std::path::Path;
 
+use super::input::{InputError, read_input};
 use crate::api::PatchBaselineSpec;
 use crate::baseline::{
     BaselineError, PREDEFINED_PREFIX, ResolvedBaseline, predefined_baseline, predefined_baselines,
@@ -14,14 +14,14 @@ use crate::baseline::{
 /// Why a `--baseline` argument cannot be used. Every message starts with `--baseline <arg>:`.
 #[derive(Debug, thiserror::Error)]
 pub enum BaselineArgError {
-    /// The file could not be read.
+    /// The file could not be read, or was refused (not a regular file, too large).
     #[error("--baseline {path}: {source}")]
     Read {
         /// The file.
         path: String,
-        /// The I/O error.
+        /// Why.
         #[source]
-        source: std::io::Error,
+        source: InputError,
     },
     /// The file is not a PatchBaseline manifest or spec; `field` is where (`.` for the whole
     /// document).
@@ -63,18 +63,10 @@ impl BaselineArgError {
 }
 
 fn read_text(arg: &str, path: &Path) -> Result<String, BaselineArgError> {
-    let read_error = |source| BaselineArgError::Read {
+    read_input(path).map_err(|source| BaselineArgError::Read {
         path: arg.to_owned(),
         source,
-    };
-    if arg == "-" {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(read_error)?;
-        return Ok(text);
-    }
-    std::fs::read_to_string(path).map_err(read_error)
+    })
 }
 
 /// Load and validate a `--baseline` argument (see the module docs).

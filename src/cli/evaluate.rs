@@ -5,7 +5,6 @@
 //! This is the only place in the evaluation path that reads the clock (the default for `--now`).
 
 use std::fmt::Write as _;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -13,6 +12,7 @@ use jiff::Timestamp;
 use serde::de::DeserializeOwned;
 
 use super::baseline_arg::{BaselineArgError, load_baseline_arg};
+use super::input::{InputError, read_input};
 use crate::baseline::model::parse_release_time;
 use crate::baseline::{Evaluation, EvaluationError, EvaluationInput, evaluate};
 
@@ -53,14 +53,14 @@ pub enum OutputFormat {
 /// Why `nodepatch evaluate` could not answer.
 #[derive(Debug, thiserror::Error)]
 pub enum EvaluateCliError {
-    /// A file could not be read.
+    /// A file could not be read, or was refused (not a regular file, too large).
     #[error("reading {path}: {source}")]
     Read {
         /// The file.
         path: String,
-        /// The I/O error.
+        /// Why.
         #[source]
-        source: std::io::Error,
+        source: InputError,
     },
     /// A document does not parse; `field` is where (`.` for the whole document).
     #[error("{what} {path}: at {field}: {message}")]
@@ -104,7 +104,8 @@ impl EvaluateCliError {
     /// Exit status: 2 for invalid input, 1 for I/O failures.
     pub fn exit_code(&self) -> u8 {
         match self {
-            EvaluateCliError::Read { .. } | EvaluateCliError::Output(_) => 1,
+            EvaluateCliError::Read { source, .. } if !source.is_refused() => 1,
+            EvaluateCliError::Output(_) => 1,
             _ => 2,
         }
     }
@@ -165,18 +166,10 @@ pub fn render(args: &EvaluateArgs, now: Timestamp) -> Result<String, EvaluateCli
 }
 
 fn read_text(path: &Path) -> Result<String, EvaluateCliError> {
-    let read_error = |source| EvaluateCliError::Read {
+    read_input(path).map_err(|source| EvaluateCliError::Read {
         path: path.display().to_string(),
         source,
-    };
-    if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(read_error)?;
-        return Ok(text);
-    }
-    std::fs::read_to_string(path).map_err(read_error)
+    })
 }
 
 /// Deserialize a YAML (or JSON, a subset of YAML) document, reporting the path of a bad field

@@ -2,6 +2,7 @@
 
 pub mod baseline_arg;
 pub mod evaluate;
+pub mod input;
 pub mod scan;
 pub mod windows;
 pub(crate) mod yaml;

@@ -5,9 +5,9 @@
 //! read in-process. rpm-family, SUSE and Alpine nodes are queried with the host's own `rpm`,
 //! `dnf`, `zypper` or `apk` (read-only queries from their caches). `--refresh` refreshes the
 //! metadata first (`apt-get update`, `dnf makecache`, `zypper refresh`, `apk update`). Host
-//! commands run through nsenter (the machine's own root), chroot (`--host-exec chroot`, a Debian
-//! root with its own apt), or this machine's package manager pointed at the root
-//! (`--host-exec installroot`, rpm-family fixture roots).
+//! commands run through nsenter (the default for the machine's own `/`), chroot (the default
+//! for any other directory: the root's own package manager), or this machine's package manager
+//! pointed at the root (`--host-exec installroot`, rpm-family fixture roots).
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -43,10 +43,12 @@ pub struct ScanArgs {
     #[arg(long)]
     pub refresh: bool,
     /// How host commands run (apt roots: only with --refresh; rpm, zypper and apk roots are
-    /// always queried with their package manager). For a root other than this machine's `/`,
-    /// use `chroot` (Debian roots) or `installroot` (rpm-family roots).
-    #[arg(long, value_enum, default_value_t = HostExec::Nsenter)]
-    pub host_exec: HostExec,
+    /// always queried with their package manager). Default: the executor matching the root,
+    /// `nsenter` for this machine's `/` and `chroot` for any other directory (its own package
+    /// manager, never this machine's); `installroot` for rpm-family fixture roots that have no
+    /// package manager of their own.
+    #[arg(long, value_enum)]
+    pub host_exec: Option<HostExec>,
     /// Do not write the first-seen record under the host root.
     #[arg(long)]
     pub read_only: bool,
@@ -83,8 +85,11 @@ pub fn run(args: &ScanArgs) -> ExitCode {
         );
         return ExitCode::from(2);
     }
+    let host_exec = args
+        .host_exec
+        .unwrap_or_else(|| default_host_exec(root.path()));
     let agent = NodeAgent {
-        executor: args.host_exec.executor(root.path()),
+        executor: host_exec.executor(root.path()),
         root,
     };
     let request = OperationRequest {
@@ -115,6 +120,18 @@ pub fn run(args: &ScanArgs) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+/// The executor matching a root: `nsenter` (the host's namespaces) only when the root is this
+/// machine's own `/`, else `chroot` into it, so a scan of a directory never queries the package
+/// manager of the machine it runs on.
+pub fn default_host_exec(root: &std::path::Path) -> HostExec {
+    let is_own_root = std::fs::canonicalize(root).is_ok_and(|p| p == std::path::Path::new("/"));
+    if is_own_root {
+        HostExec::Nsenter
+    } else {
+        HostExec::Chroot
     }
 }
 
@@ -229,4 +246,23 @@ pub fn render_table(status: &NodePatchReportStatus) -> String {
         let _ = writeln!(out, "{}", line.join("  ").trim_end());
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_directory_root_defaults_to_chroot_and_only_slash_to_nsenter() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert_eq!(default_host_exec(dir.path()), HostExec::Chroot);
+        assert_eq!(
+            default_host_exec(std::path::Path::new("/")),
+            HostExec::Nsenter
+        );
+        assert_eq!(
+            default_host_exec(std::path::Path::new("/usr/..")),
+            HostExec::Nsenter
+        );
+    }
 }

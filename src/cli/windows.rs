@@ -4,7 +4,6 @@
 //! This is the only place in the schedule path that reads the clock (the default for `--from`).
 
 use std::fmt::Write as _;
-use std::io::Read as _;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -12,6 +11,7 @@ use jiff::tz::TimeZone;
 use jiff::{SignedDuration, Timestamp};
 use serde::{Deserialize, Serialize};
 
+use super::input::{InputError, read_input};
 use crate::schedule::{
     CutoffBehavior, DurationError, Exclusion, SEARCH_HORIZON_YEARS, Schedule, ScheduleError,
     Window, WindowDefinition, WindowDefinitionError, format_duration, parse_duration,
@@ -126,14 +126,14 @@ pub enum WindowsError {
     /// `spec.cutoffBehavior` is not ContinueTask or CancelTask.
     #[error("spec.cutoffBehavior: '{0}' — expected ContinueTask or CancelTask")]
     CutoffBehavior(String),
-    /// The manifest file could not be read.
+    /// The manifest file could not be read, or was refused (not a regular file, too large).
     #[error("reading {path}: {source}")]
     ReadManifest {
         /// The file.
         path: String,
-        /// The I/O failure.
+        /// Why.
         #[source]
-        source: std::io::Error,
+        source: InputError,
     },
     /// The manifest is not a MaintenanceWindow YAML document.
     #[error("{path}: not a MaintenanceWindow manifest: {source}")]
@@ -177,7 +177,8 @@ impl WindowsError {
     /// Exit status: 2 for invalid input (like a usage error), 1 when reading or writing failed.
     pub fn exit_code(&self) -> u8 {
         match self {
-            WindowsError::ReadManifest { .. } | WindowsError::Json(_) => 1,
+            WindowsError::ReadManifest { source, .. } if !source.is_refused() => 1,
+            WindowsError::Json(_) => 1,
             _ => 2,
         }
     }
@@ -204,7 +205,17 @@ pub fn run(args: &WindowsArgs) -> ExitCode {
             }
         }
         Err(error) => {
-            eprintln!("nodepatch windows: {error}");
+            // A field error of a manifest names the field; say which file too.
+            let names_file = matches!(
+                error,
+                WindowsError::ReadManifest { .. }
+                    | WindowsError::ParseManifest { .. }
+                    | WindowsError::WrongKind { .. }
+            );
+            match args.file.as_deref().filter(|_| !names_file) {
+                Some(path) => eprintln!("nodepatch windows: {}: {error}", path.display()),
+                None => eprintln!("nodepatch windows: {error}"),
+            }
             ExitCode::from(error.exit_code())
         }
     }
@@ -330,19 +341,10 @@ struct ManifestExclusion {
 }
 
 fn read_manifest(path: &Path) -> Result<String, WindowsError> {
-    let read_error = |source| WindowsError::ReadManifest {
+    read_input(path).map_err(|source| WindowsError::ReadManifest {
         path: path.display().to_string(),
         source,
-    };
-    if path == Path::new("-") {
-        let mut text = String::new();
-        std::io::stdin()
-            .read_to_string(&mut text)
-            .map_err(read_error)?;
-        Ok(text)
-    } else {
-        std::fs::read_to_string(path).map_err(read_error)
-    }
+    })
 }
 
 fn definition_from_manifest(

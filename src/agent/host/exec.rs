@@ -158,35 +158,61 @@ impl HostExecutor for ChrootExecutor {
 #[derive(Clone, Debug)]
 pub struct InstallrootExecutor {
     root: PathBuf,
+    /// The private `HOME`, made on first use and removed when the last clone is dropped.
+    home: Arc<std::sync::OnceLock<PrivateHome>>,
+}
+
+/// A directory made with `mkdtemp` (mode 0700, unpredictable name), so no other user can plant
+/// macros or race its creation; removed on drop.
+#[derive(Debug)]
+struct PrivateHome(PathBuf);
+
+impl PrivateHome {
+    fn create() -> std::io::Result<PrivateHome> {
+        use std::os::unix::ffi::OsStrExt as _;
+        let template = std::env::temp_dir().join("nodepatch-installroot-XXXXXX");
+        let mut bytes = template.as_os_str().as_bytes().to_vec();
+        bytes.push(0);
+        // SAFETY: `bytes` is a NUL-terminated, writable template ending in XXXXXX.
+        let made = unsafe { libc::mkdtemp(bytes.as_mut_ptr().cast()) };
+        if made.is_null() {
+            return Err(std::io::Error::last_os_error());
+        }
+        bytes.pop();
+        let path = PathBuf::from(std::ffi::OsStr::from_bytes(&bytes));
+        std::fs::write(path.join(".rpmmacros"), "%_dbpath /var/lib/rpm\n")?;
+        Ok(PrivateHome(path))
+    }
+}
+
+impl Drop for PrivateHome {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 impl InstallrootExecutor {
     /// Run package managers against `root`.
     pub fn new(root: impl Into<PathBuf>) -> InstallrootExecutor {
-        InstallrootExecutor { root: root.into() }
+        InstallrootExecutor {
+            root: root.into(),
+            home: Arc::default(),
+        }
     }
 
-    /// The directory used as `HOME`, holding the `.rpmmacros` that sets the database path.
-    fn macro_home(&self) -> Result<PathBuf, HostError> {
-        let home = std::env::temp_dir().join(format!(
-            "nodepatch-installroot-{}-{}",
-            // SAFETY: geteuid has no preconditions.
-            unsafe { libc::geteuid() },
-            std::process::id()
-        ));
-        let macros = home.join(".rpmmacros");
-        let content = "%_dbpath /var/lib/rpm\n";
-        if std::fs::read_to_string(&macros).ok().as_deref() != Some(content) {
-            let io = |source| HostError::Io {
-                path: macros.display().to_string(),
-                source,
-            };
-            std::fs::create_dir_all(&home).map_err(io)?;
-            let tmp = home.join(format!(".rpmmacros.{:?}", std::thread::current().id()));
-            std::fs::write(&tmp, content).map_err(io)?;
-            std::fs::rename(&tmp, &macros).map_err(io)?;
+    /// The directory used as `HOME`: private to this executor (see [`PrivateHome`]), holding
+    /// the `.rpmmacros` that sets the database path.
+    pub fn macro_home(&self) -> Result<PathBuf, HostError> {
+        if let Some(home) = self.home.get() {
+            return Ok(home.0.clone());
         }
-        Ok(home)
+        let made = PrivateHome::create().map_err(|source| HostError::Io {
+            path: std::env::temp_dir().display().to_string(),
+            source,
+        })?;
+        // A concurrent first use may have won; its directory is used and ours dropped.
+        let _ = self.home.set(made);
+        Ok(self.home.get().map(|h| h.0.clone()).unwrap_or_default())
     }
 
     /// `--releasever` for dnf: the major of the root's os-release `VERSION_ID` (dnf would read it

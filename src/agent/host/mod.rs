@@ -38,9 +38,14 @@ use std::path::{Component, Path, PathBuf};
 /// Most symlinks followed while resolving one path (Linux's limit), so a loop ends with an error.
 const MAX_SYMLINK_FOLLOWS: usize = 40;
 
-/// Largest file [`HostRoot::read`] returns; package indexes are tens of MiB, anything larger is
-/// not a file we mean to read.
-pub const MAX_HOST_FILE_BYTES: u64 = 512 * 1024 * 1024;
+/// Largest host file the agent reads or maps (128 MiB). The biggest package index we know of
+/// (Ubuntu's universe `Packages`, uncompressed) is well under half of this; the agent's memory
+/// limit (512 MiB in the chart) must hold one such file plus its decompressed text
+/// ([`MAX_DECOMPRESSED_BYTES`]) with room to spare.
+pub const MAX_HOST_FILE_BYTES: u64 = 128 * 1024 * 1024;
+
+/// Largest text a compressed host file may decompress to (128 MiB): a gzip bomb stops here.
+pub const MAX_DECOMPRESSED_BYTES: u64 = 128 * 1024 * 1024;
 
 /// Errors of host access.
 #[derive(Debug, thiserror::Error)]
@@ -67,6 +72,15 @@ pub enum HostError {
         path: String,
         /// The limit.
         limit: u64,
+    },
+    /// A path the agent reads as a file is a FIFO, device, socket or directory: reading it could
+    /// block forever or never end.
+    #[error("{path}: not a regular file (a {kind})")]
+    NotRegular {
+        /// Host path.
+        path: String,
+        /// What it is instead.
+        kind: &'static str,
     },
     /// A command could not be started.
     #[error("cannot start `{program}`: {source}")]
@@ -101,6 +115,7 @@ impl HostError {
             HostError::Io { .. } => "HostIo",
             HostError::SymlinkLoop { .. } => "HostSymlinkLoop",
             HostError::TooLarge { .. } => "HostFileTooLarge",
+            HostError::NotRegular { .. } => "HostFileNotRegular",
             HostError::Spawn { .. } => "HostCommandSpawn",
             HostError::InvalidCommand { .. } => "HostCommandInvalid",
             HostError::Stopping { .. } => "AgentStopping",
@@ -208,23 +223,68 @@ impl HostRoot {
         path
     }
 
-    /// Read a whole file of the host (bounded by [`MAX_HOST_FILE_BYTES`]).
-    pub fn read(&self, host_path: impl AsRef<Path>) -> Result<Vec<u8>, HostError> {
+    /// Open a host file for reading, refusing anything but a regular file: the open itself does
+    /// not block (`O_NONBLOCK`, so a FIFO cannot hang the agent) and the opened file is checked
+    /// (`fstat`), so a file swapped between check and open is caught. Returns the file and its
+    /// size.
+    pub fn open_regular(
+        &self,
+        host_path: impl AsRef<Path>,
+    ) -> Result<(std::fs::File, u64), HostError> {
+        use std::os::unix::fs::{FileTypeExt as _, OpenOptionsExt as _};
         let host_path = host_path.as_ref();
         let path = self.resolve(host_path)?;
         let display = || host_path.display().to_string();
-        let file = std::fs::File::open(&path).map_err(|source| HostError::Io {
+        let file = std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK | libc::O_NOCTTY)
+            .open(&path)
+            .map_err(|source| HostError::Io {
+                path: display(),
+                source,
+            })?;
+        let meta = file.metadata().map_err(|source| HostError::Io {
             path: display(),
             source,
         })?;
+        let kind = meta.file_type();
+        if !kind.is_file() {
+            let kind = if kind.is_dir() {
+                "directory"
+            } else if kind.is_fifo() {
+                "FIFO"
+            } else if kind.is_socket() {
+                "socket"
+            } else if kind.is_char_device() {
+                "character device"
+            } else if kind.is_block_device() {
+                "block device"
+            } else {
+                "special file"
+            };
+            return Err(HostError::NotRegular {
+                path: display(),
+                kind,
+            });
+        }
+        Ok((file, meta.len()))
+    }
+
+    /// Read a whole regular file of the host (bounded by [`MAX_HOST_FILE_BYTES`]).
+    pub fn read(&self, host_path: impl AsRef<Path>) -> Result<Vec<u8>, HostError> {
+        let host_path = host_path.as_ref();
+        let display = || host_path.display().to_string();
+        let (file, len) = self.open_regular(host_path)?;
+        if len > MAX_HOST_FILE_BYTES {
+            return Err(HostError::TooLarge {
+                path: display(),
+                limit: MAX_HOST_FILE_BYTES,
+            });
+        }
         // Package indexes are tens of MiB: size the buffer once instead of growing it.
-        let expected = file
-            .metadata()
-            .map(|m| m.len().min(MAX_HOST_FILE_BYTES))
-            .unwrap_or(0);
-        let mut bytes =
-            Vec::with_capacity(usize::try_from(expected).unwrap_or(0).saturating_add(1));
-        // Read one byte past the limit to tell "exactly at the limit" from "larger".
+        let mut bytes = Vec::with_capacity(usize::try_from(len).unwrap_or(0).saturating_add(1));
+        // Read one byte past the limit to tell "exactly at the limit" from "larger" (a file
+        // growing while it is read).
         file.take(MAX_HOST_FILE_BYTES + 1)
             .read_to_end(&mut bytes)
             .map_err(|source| HostError::Io {
@@ -249,13 +309,7 @@ impl HostRoot {
     /// mapped inode intact). A file truncated in place under the mapping would fault the reader.
     pub fn map(&self, host_path: impl AsRef<Path>) -> Result<HostBytes, HostError> {
         let host_path = host_path.as_ref();
-        let path = self.resolve(host_path)?;
-        let io = |source| HostError::Io {
-            path: host_path.display().to_string(),
-            source,
-        };
-        let file = std::fs::File::open(&path).map_err(io)?;
-        let len = file.metadata().map_err(io)?.len();
+        let (file, len) = self.open_regular(host_path)?;
         if len > MAX_HOST_FILE_BYTES {
             return Err(HostError::TooLarge {
                 path: host_path.display().to_string(),
@@ -273,13 +327,9 @@ impl HostRoot {
         }
     }
 
-    /// Read a file of the host as text (invalid UTF-8 replaced).
+    /// Read a file of the host as text (invalid UTF-8 replaced, see [`repair_utf8`]).
     pub fn read_to_string(&self, host_path: impl AsRef<Path>) -> Result<String, HostError> {
-        let bytes = self.read(host_path)?;
-        Ok(match String::from_utf8(bytes) {
-            Ok(s) => s,
-            Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-        })
+        Ok(repair_utf8(self.read(host_path)?))
     }
 
     /// True when some process holds a POSIX record lock (`fcntl`, as dpkg and rpm take them)
@@ -352,13 +402,31 @@ impl HostRoot {
         self.resolve(host_path).is_ok_and(|p| p.exists())
     }
 
-    /// Names of the entries of a host directory, sorted; empty when it does not exist.
+    /// Names of the entries of a host directory, sorted; empty when it does not exist. Names
+    /// that are not UTF-8 are left out with a warning (no file the agent reads has one; see
+    /// [`HostRoot::list_dir_entries`] to report them).
     pub fn list_dir(&self, host_path: impl AsRef<Path>) -> Result<Vec<String>, HostError> {
+        let listing = self.list_dir_entries(&host_path)?;
+        for name in &listing.not_utf8 {
+            tracing::warn!(
+                dir = %host_path.as_ref().display(),
+                name = %name,
+                "skipping a directory entry whose name is not UTF-8"
+            );
+        }
+        Ok(listing.names)
+    }
+
+    /// The entries of a host directory: UTF-8 names sorted, and the others (shown lossily)
+    /// apart. Empty when the directory does not exist.
+    pub fn list_dir_entries(&self, host_path: impl AsRef<Path>) -> Result<DirListing, HostError> {
         let host_path = host_path.as_ref();
         let path = self.resolve(host_path)?;
         let entries = match std::fs::read_dir(&path) {
             Ok(entries) => entries,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(DirListing::default());
+            }
             Err(source) => {
                 return Err(HostError::Io {
                     path: host_path.display().to_string(),
@@ -366,16 +434,22 @@ impl HostRoot {
                 });
             }
         };
-        let mut names = Vec::new();
+        let mut listing = DirListing::default();
         for entry in entries {
             let entry = entry.map_err(|source| HostError::Io {
                 path: host_path.display().to_string(),
                 source,
             })?;
-            names.push(String::from_utf8_lossy(entry.file_name().as_bytes()).into_owned());
+            match entry.file_name().into_string() {
+                Ok(name) => listing.names.push(name),
+                Err(raw) => listing
+                    .not_utf8
+                    .push(String::from_utf8_lossy(raw.as_bytes()).into_owned()),
+            }
         }
-        names.sort();
-        Ok(names)
+        listing.names.sort();
+        listing.not_utf8.sort();
+        Ok(listing)
     }
 
     /// Replace a host file atomically (write a sibling temporary file, then rename), creating
@@ -427,6 +501,38 @@ impl HostRoot {
             }),
         }
     }
+}
+
+/// Host bytes as text, each invalid UTF-8 sequence replaced by `?`: never longer than the input
+/// (`String::from_utf8_lossy` writes three bytes for each, which could triple a bounded file in
+/// memory), and without a copy when the bytes are valid.
+pub fn repair_utf8(bytes: Vec<u8>) -> String {
+    match String::from_utf8(bytes) {
+        Ok(text) => text,
+        Err(e) => repair_utf8_slice(e.as_bytes()),
+    }
+}
+
+/// [`repair_utf8`] for borrowed bytes (always a copy).
+pub fn repair_utf8_slice(bytes: &[u8]) -> String {
+    let mut text = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        text.push_str(chunk.valid());
+        if !chunk.invalid().is_empty() {
+            text.push('?');
+        }
+    }
+    text
+}
+
+/// A host directory's entries ([`HostRoot::list_dir_entries`]).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DirListing {
+    /// UTF-8 names, sorted.
+    pub names: Vec<String>,
+    /// Names that are not UTF-8, lossily converted for messages (no path can be built from
+    /// them), sorted.
+    pub not_utf8: Vec<String>,
 }
 
 /// Bytes of a host file: mapped, or read into memory.

@@ -370,3 +370,34 @@ fn a_record_lock_held_by_another_process_is_seen_and_waited_for() {
         libc::waitpid(child, std::ptr::null_mut(), 0);
     }
 }
+
+#[test]
+fn installroot_home_is_a_private_directory_per_executor_removed_on_drop() {
+    use std::os::unix::fs::PermissionsExt as _;
+    let a = InstallrootExecutor::new("/nonexistent-root");
+    let b = InstallrootExecutor::new("/nonexistent-root");
+    let home_a = a.macro_home().expect("home a");
+    assert_eq!(
+        home_a,
+        a.clone().macro_home().expect("again"),
+        "one home per executor"
+    );
+    let home_b = b.macro_home().expect("home b");
+    assert_ne!(home_a, home_b, "not a predictable per-process path");
+    let mode = std::fs::metadata(&home_a)
+        .expect("stat")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o700, "only its owner can enter it");
+    assert_eq!(
+        std::fs::read_to_string(home_a.join(".rpmmacros")).expect("macros"),
+        "%_dbpath /var/lib/rpm\n"
+    );
+    let clone = a.clone();
+    drop(a);
+    assert!(home_a.exists(), "a clone still uses it");
+    drop(clone);
+    assert!(!home_a.exists(), "removed with the last clone");
+    drop(b);
+    assert!(!home_b.exists(), "removed with its executor");
+}

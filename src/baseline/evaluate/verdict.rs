@@ -277,7 +277,7 @@ pub(super) fn judge(
         ));
     }
 
-    let (patches, truncated) = reported_patches(family, candidates, non_compliant);
+    let (patches, omitted) = reported_patches(family, candidates, non_compliant);
     let status = NodePatchReportStatus {
         baseline: Some(baseline.baseline_ref()),
         compliance: if by_severity.total() > 0 {
@@ -292,7 +292,8 @@ pub(super) fn judge(
         other_non_compliant: other_nc,
         reboot_required,
         patches,
-        truncated,
+        truncated: omitted > 0,
+        patches_omitted: u32::try_from(omitted).unwrap_or(u32::MAX),
         ..NodePatchReportStatus::default()
     };
     Evaluation {
@@ -392,14 +393,14 @@ fn package_state(
 }
 
 /// The `patches` of the report: the non-compliant patches most severe first (then by name, for
-/// stability), at most [`MAX_REPORTED_PATCHES`]; and whether some were cut.
+/// stability), at most [`MAX_REPORTED_PATCHES`]; and how many were cut.
 fn reported_patches(
     family: crate::api::PackageFamily,
     candidates: &[Candidate],
     mut non_compliant: Vec<NonCompliantPatch<'_>>,
-) -> (Vec<PatchStatus>, bool) {
+) -> (Vec<PatchStatus>, usize) {
     non_compliant.sort_unstable_by(|a, b| b.4.cmp(&a.4).then_with(|| a.0.cmp(&b.0)));
-    let truncated = non_compliant.len() > MAX_REPORTED_PATCHES;
+    let omitted = non_compliant.len().saturating_sub(MAX_REPORTED_PATCHES);
     non_compliant.truncate(MAX_REPORTED_PATCHES);
     let patches = non_compliant
         .into_iter()
@@ -430,7 +431,7 @@ fn reported_patches(
             },
         )
         .collect();
-    (patches, truncated)
+    (patches, omitted)
 }
 
 /// Append the verdicts of one package's candidates, ordered by version (then by content, so

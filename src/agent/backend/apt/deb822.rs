@@ -43,6 +43,14 @@ impl Deb822Error {
     }
 }
 
+/// 1-based line of the first carriage return in `text`, if any. dpkg and apt write LF-only
+/// files; a CRLF file would parse as one huge paragraph (`\r\n\r\n` is no blank line) and
+/// hide every record after the first, so readers refuse it.
+pub fn carriage_return_line(text: &str) -> Option<usize> {
+    let at = memchr::memchr(b'\r', text.as_bytes())?;
+    Some(1 + memchr::memchr_iter(b'\n', &text.as_bytes()[..at]).count())
+}
+
 /// One paragraph: its fields in file order. Values are the raw text after `Name:` (first line
 /// trimmed, continuation lines kept with their newlines).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

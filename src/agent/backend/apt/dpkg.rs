@@ -4,8 +4,10 @@
 
 use std::collections::BTreeMap;
 
-use super::deb822::{Deb822Error, Paragraph, paragraphs};
-use crate::agent::host::{HostError, HostRoot};
+use super::deb822::{Deb822Error, Paragraph, carriage_return_line, paragraphs};
+use crate::agent::host::{HostError, HostRoot, repair_utf8};
+use crate::baseline::version::VersionError;
+use crate::baseline::version::deb::DebVersion;
 
 /// Path of dpkg's status database on the host.
 pub const STATUS_PATH: &str = "/var/lib/dpkg/status";
@@ -49,6 +51,32 @@ pub enum DpkgError {
         /// The value.
         status: String,
     },
+    /// A version dpkg itself would refuse to load (`Version:` or `Config-Version:`): it cannot
+    /// be ordered against candidates, so no verdict can be trusted.
+    #[error("{path} line {line}: package {package}: {field}: {source}")]
+    InvalidVersion {
+        /// Host path of the file.
+        path: String,
+        /// Line of the record.
+        line: usize,
+        /// The package.
+        package: String,
+        /// `Version` or `Config-Version`.
+        field: &'static str,
+        /// What is wrong (boxed: keeps the error small).
+        #[source]
+        source: Box<VersionError>,
+    },
+    /// The file has a carriage return (CRLF line ends): dpkg writes LF only.
+    #[error(
+        "{path} line {line}: carriage return (CR) in dpkg's database; dpkg writes LF-only lines"
+    )]
+    CarriageReturn {
+        /// Host path of the file.
+        path: String,
+        /// Line of the first CR.
+        line: usize,
+    },
     /// The database has no installed packages at all (dpkg itself is always installed).
     #[error(
         "dpkg status database {STATUS_PATH} lists no installed package of a machine architecture (dpkg itself always is one)"
@@ -66,7 +94,9 @@ impl DpkgError {
             DpkgError::StatusMissing => "DpkgStatusMissing",
             DpkgError::Malformed { .. }
             | DpkgError::MissingField { .. }
-            | DpkgError::InvalidStatus { .. } => "DpkgStatusCorrupt",
+            | DpkgError::InvalidStatus { .. }
+            | DpkgError::InvalidVersion { .. }
+            | DpkgError::CarriageReturn { .. } => "DpkgStatusCorrupt",
             DpkgError::Empty => "DpkgStatusEmpty",
             DpkgError::Host(e) => e.category(),
         }
@@ -320,6 +350,24 @@ fn record_from(paragraph: &Paragraph<'_>, path: &str) -> Result<DpkgPackage, Dpk
     {
         return Err(missing("Version"));
     }
+    let check_version = |field: &'static str, value: &str| {
+        DebVersion::parse(value)
+            .map(|_| ())
+            .map_err(|source| DpkgError::InvalidVersion {
+                path: path.to_string(),
+                line: paragraph.line,
+                package: name.to_string(),
+                field,
+                source: Box::new(source),
+            })
+    };
+    if !version.is_empty() {
+        check_version("Version", version)?;
+    }
+    let config_version = paragraph.get("Config-Version").filter(|v| !v.is_empty());
+    if let Some(v) = config_version {
+        check_version("Config-Version", v)?;
+    }
     let (source_name, source_version) =
         parse_source_field(paragraph.get("Source").unwrap_or_default(), name, version);
     Ok(DpkgPackage {
@@ -335,15 +383,18 @@ fn record_from(paragraph: &Paragraph<'_>, path: &str) -> Result<DpkgPackage, Dpk
         source_version,
         priority: paragraph.get("Priority").map(str::to_string),
         section: paragraph.get("Section").map(str::to_string),
-        config_version: paragraph
-            .get("Config-Version")
-            .filter(|v| !v.is_empty())
-            .map(str::to_string),
+        config_version: config_version.map(str::to_string),
     })
 }
 
 /// Parse the text of a status file (or of one journal record) into package records.
 pub fn parse_status(text: &str, path: &str) -> Result<Vec<DpkgPackage>, DpkgError> {
+    if let Some(line) = carriage_return_line(text) {
+        return Err(DpkgError::CarriageReturn {
+            path: path.to_string(),
+            line,
+        });
+    }
     let mut records = Vec::new();
     for paragraph in paragraphs(text) {
         let paragraph = paragraph.map_err(|source| DpkgError::Malformed {
@@ -398,7 +449,7 @@ pub fn load_database(root: &HostRoot) -> Result<DpkgDatabase, DpkgError> {
     let status_bytes = root
         .read_optional(STATUS_PATH)?
         .ok_or(DpkgError::StatusMissing)?;
-    let status = parse_status(&String::from_utf8_lossy(&status_bytes), STATUS_PATH)?;
+    let status = parse_status(&repair_utf8(status_bytes), STATUS_PATH)?;
     // Journal files are named by a decimal number; dpkg applies them in numeric order and
     // ignores anything else (such as its temporary file `tmp.i`).
     let mut journal: Vec<(u64, String)> = root
@@ -412,7 +463,7 @@ pub fn load_database(root: &HostRoot) -> Result<DpkgDatabase, DpkgError> {
     for (_, name) in journal {
         let path = format!("{UPDATES_DIR}/{name}");
         let bytes = root.read(&path)?;
-        updates.push(parse_status(&String::from_utf8_lossy(&bytes), &path)?);
+        updates.push(parse_status(&repair_utf8(bytes), &path)?);
     }
     let foreign_archs = root
         .read_optional(ARCH_PATH)?
@@ -555,6 +606,45 @@ Architecture: all
             merge_database(no_arch, Vec::new(), Vec::new()),
             Err(DpkgError::Empty)
         ));
+    }
+
+    #[test]
+    fn versions_dpkg_rejects_and_crlf_are_errors_naming_the_line() {
+        // Before: `A:3.0` ordered above every candidate and hid the update.
+        let err = parse_status(
+            "Package: dpkg\nStatus: install ok installed\nArchitecture: amd64\nVersion: 1.21\n\nPackage: openssl\nStatus: install ok installed\nVersion: A:3.0\n",
+            STATUS_PATH,
+        )
+        .expect_err("bad version");
+        assert!(
+            matches!(&err, DpkgError::InvalidVersion { line: 6, field: "Version", package, .. } if package == "openssl"),
+            "{err}"
+        );
+        assert_eq!(err.category(), "DpkgStatusCorrupt");
+        let err = parse_status(
+            "Package: a\nStatus: install ok half-configured\nVersion: 2\nConfig-Version: 1 x\n",
+            STATUS_PATH,
+        )
+        .expect_err("bad config version");
+        assert!(
+            matches!(
+                err,
+                DpkgError::InvalidVersion {
+                    field: "Config-Version",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = parse_status(
+            "Package: a\nStatus: install ok installed\nVersion: 1\r\n",
+            STATUS_PATH,
+        )
+        .expect_err("crlf");
+        assert!(
+            matches!(err, DpkgError::CarriageReturn { line: 3, .. }),
+            "{err}"
+        );
     }
 
     #[test]

@@ -15,9 +15,13 @@ use std::collections::{BTreeMap, HashMap};
 use std::io::Read as _;
 
 use super::aptconf::AptPolicyError;
-use super::deb822::{Deb822Error, leading_field, paragraphs, parse_paragraph};
+use super::deb822::{
+    Deb822Error, carriage_return_line, leading_field, paragraphs, parse_paragraph,
+};
 use super::dpkg::{DpkgDatabase, normalize_arch, parse_source_field};
-use crate::agent::host::{HostBytes, HostError, HostRoot};
+use crate::agent::host::{
+    HostBytes, HostError, HostRoot, MAX_DECOMPRESSED_BYTES, repair_utf8, repair_utf8_slice,
+};
 
 /// Directory where apt keeps downloaded lists.
 pub const LISTS_DIR: &str = "/var/lib/apt/lists";
@@ -51,6 +55,25 @@ pub enum ListsError {
         #[source]
         source: std::io::Error,
     },
+    /// A compressed lists file decompresses to more than [`MAX_DECOMPRESSED_BYTES`].
+    #[error("{path}: decompresses to more than {limit} bytes")]
+    TooLarge {
+        /// Host path.
+        path: String,
+        /// The limit.
+        limit: u64,
+    },
+    /// A lists file has a carriage return (CRLF line ends): apt writes LF only, and a CRLF file
+    /// would read as one paragraph.
+    #[error(
+        "{path} line {line}: carriage return (CR) in an apt lists file; apt writes LF-only lines"
+    )]
+    CarriageReturn {
+        /// Host path.
+        path: String,
+        /// Line of the first CR.
+        line: usize,
+    },
     /// A lists file is not valid deb822.
     #[error("{path}: {source}")]
     Malformed {
@@ -75,7 +98,8 @@ impl ListsError {
         match self {
             ListsError::UnsupportedCompression { .. } => "AptListsUnsupportedCompression",
             ListsError::Decompress { .. } => "AptListsCorrupt",
-            ListsError::Malformed { .. } => "AptListsCorrupt",
+            ListsError::TooLarge { .. } => "AptListsTooLarge",
+            ListsError::Malformed { .. } | ListsError::CarriageReturn { .. } => "AptListsCorrupt",
             ListsError::Host(e) => e.category(),
             ListsError::Policy(e) => e.category(),
         }
@@ -115,14 +139,59 @@ impl ReleaseInfo {
         }
     }
 
-    /// A security suite: its `Codename` or `Suite` ends with `-security` (Debian's
-    /// `bookworm-security`, whose Suite is now `oldstable-security`; Ubuntu's
-    /// `noble-security`, whose Codename is just `noble`; Ubuntu ESM's `noble-infra-security`
-    /// and `noble-apps-security`), or its Label is `Debian-Security`.
+    /// A security suite of the distribution. The Release's `Origin`/`Label` name the
+    /// distribution, and the site apt downloads it from (the host of its URI, as `apt-cache
+    /// policy` shows it) must be the distribution's own, since any third-party repository can
+    /// write `Origin: Debian` and `Label: Debian-Security` in its Release file:
+    ///
+    /// - Debian: `Origin: Debian`, `Label: Debian-Security`, from `debian.org` or a subdomain
+    ///   (`security.debian.org`, `deb.debian.org`);
+    /// - Ubuntu: `Origin: Ubuntu` and a `-security` Suite or Codename (`noble-security`), from
+    ///   `ubuntu.com` or a subdomain (`security.ubuntu.com`, `archive.ubuntu.com`,
+    ///   `ports.ubuntu.com`);
+    /// - Ubuntu ESM: `Origin: UbuntuESM`/`UbuntuESMApps` and a `-security` Suite
+    ///   (`noble-infra-security`, `noble-apps-security`), from `esm.ubuntu.com`.
+    ///
+    /// A `file:` (or `cdrom:`) source has no site: it is a directory on the node that only its
+    /// administrator writes, and counts as the distribution's (a local mirror). A mirror or proxy
+    /// under another host name is not security; [`ReleaseInfo::claims_security`] tells those
+    /// apart so the scan can say so.
     pub fn is_security(&self) -> bool {
-        self.codename.ends_with("-security")
-            || self.suite.ends_with("-security")
-            || self.label.eq_ignore_ascii_case("Debian-Security")
+        self.claims_security() && self.site_is_distribution()
+    }
+
+    /// The Release's `Origin`/`Label`/suite say "the distribution's security archive",
+    /// whoever serves it.
+    pub fn claims_security(&self) -> bool {
+        let security_suite =
+            self.codename.ends_with("-security") || self.suite.ends_with("-security");
+        match self.origin.as_str() {
+            "Debian" => self.label == "Debian-Security",
+            "Ubuntu" => security_suite,
+            origin if origin.starts_with("UbuntuESM") => security_suite,
+            _ => false,
+        }
+    }
+
+    /// The site serving this suite is the distribution's own (see [`ReleaseInfo::is_security`]).
+    fn site_is_distribution(&self) -> bool {
+        if self.site.is_empty() {
+            return true;
+        }
+        // `host:port` (apt escapes the colon in list names as `%3a`).
+        let host = self
+            .site
+            .split(':')
+            .next()
+            .unwrap_or_default()
+            .to_ascii_lowercase();
+        let under = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
+        match self.origin.as_str() {
+            "Debian" => under("debian.org"),
+            "Ubuntu" => under("ubuntu.com"),
+            origin if origin.starts_with("UbuntuESM") => host == "esm.ubuntu.com",
+            _ => false,
+        }
     }
 
     /// The suite name used as the `Repository` filter value: the codename form
@@ -236,6 +305,9 @@ pub struct AptLists {
     pub releases: Vec<ReleaseInfo>,
     /// Packages indexes of the architectures dpkg uses.
     pub indexes: Vec<PackagesIndex>,
+    /// Entries of the lists directory whose names are not UTF-8 (shown lossily): skipped,
+    /// since apt never writes such names and no path can be built from them.
+    pub skipped_names: Vec<String>,
 }
 
 const COMPRESSION_EXTENSIONS: [&str; 6] = [".lz4", ".gz", ".xz", ".zst", ".bz2", ".lzma"];
@@ -264,7 +336,8 @@ pub fn discover_lists_in(
     dir: &str,
     archs: &[String],
 ) -> Result<AptLists, ListsError> {
-    let names = root.list_dir(dir)?;
+    let listing = root.list_dir_entries(dir)?;
+    let names = listing.names;
     let mut release_files: BTreeMap<String, String> = BTreeMap::new();
     for name in &names {
         if let Some(prefix) = name.strip_suffix("_InRelease") {
@@ -282,6 +355,12 @@ pub fn discover_lists_in(
     let mut prefixes: Vec<(String, usize)> = Vec::new();
     for (prefix, file) in &release_files {
         let text = root.read_to_string(format!("{dir}/{file}"))?;
+        if let Some(line) = carriage_return_line(strip_clearsign(&text)) {
+            return Err(ListsError::CarriageReturn {
+                path: format!("{dir}/{file}"),
+                line,
+            });
+        }
         let info = parse_release(&text, prefix).map_err(|source| ListsError::Malformed {
             path: format!("{dir}/{file}"),
             source,
@@ -326,7 +405,11 @@ pub fn discover_lists_in(
             arch: arch.unwrap_or_default().to_string(),
         });
     }
-    Ok(AptLists { releases, indexes })
+    Ok(AptLists {
+        releases,
+        indexes,
+        skipped_names: listing.not_utf8,
+    })
 }
 
 /// The text of a lists file: mapped when it is stored uncompressed (no copy of tens of MiB),
@@ -342,7 +425,10 @@ impl ListText {
     /// The text; invalid UTF-8 in a mapped file is replaced (a copy, for that file only).
     pub fn text(&self) -> Cow<'_, str> {
         match self {
-            ListText::Mapped(bytes) => String::from_utf8_lossy(bytes),
+            ListText::Mapped(bytes) => match std::str::from_utf8(bytes) {
+                Ok(text) => Cow::Borrowed(text),
+                Err(_) => Cow::Owned(repair_utf8_slice(bytes)),
+            },
             ListText::Owned(text) => Cow::Borrowed(text),
         }
     }
@@ -366,25 +452,49 @@ pub fn read_list_file_in(
         return Ok(ListText::Mapped(root.map(&path)?));
     }
     let bytes = root.read(&path)?;
-    let mut out = Vec::with_capacity(bytes.len().saturating_mul(4));
+    decompress_list(&bytes, ext, &path, MAX_DECOMPRESSED_BYTES).map(ListText::Owned)
+}
+
+/// Decompress the bytes of the lists file `path` by its extension (`.lz4`, `.gz`; several gzip
+/// members are read like one) into text of at most `limit` bytes (invalid UTF-8 replaced, never
+/// growing the text).
+pub fn decompress_list(
+    bytes: &[u8],
+    ext: &str,
+    path: &str,
+    limit: u64,
+) -> Result<String, ListsError> {
+    let capacity = bytes
+        .len()
+        .saturating_mul(4)
+        .min(usize::try_from(limit).unwrap_or(usize::MAX));
+    let mut out = Vec::with_capacity(capacity);
+    // One byte past the limit tells "exactly at the limit" from "larger".
     let decompressed = match ext {
-        ".lz4" => lz4_flex::frame::FrameDecoder::new(bytes.as_slice()).read_to_end(&mut out),
-        ".gz" => flate2::read::MultiGzDecoder::new(bytes.as_slice()).read_to_end(&mut out),
+        ".lz4" => lz4_flex::frame::FrameDecoder::new(bytes)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut out),
+        ".gz" => flate2::read::MultiGzDecoder::new(bytes)
+            .take(limit.saturating_add(1))
+            .read_to_end(&mut out),
         other => {
             return Err(ListsError::UnsupportedCompression {
-                path,
+                path: path.to_string(),
                 extension: other.to_string(),
             });
         }
     };
     decompressed.map_err(|source| ListsError::Decompress {
-        path: path.clone(),
+        path: path.to_string(),
         source,
     })?;
-    Ok(ListText::Owned(match String::from_utf8(out) {
-        Ok(s) => s,
-        Err(e) => String::from_utf8_lossy(e.as_bytes()).into_owned(),
-    }))
+    if out.len() as u64 > limit {
+        return Err(ListsError::TooLarge {
+            path: path.to_string(),
+            limit,
+        });
+    }
+    Ok(repair_utf8(out))
 }
 
 /// One version of a package offered by the lists.
@@ -496,6 +606,12 @@ pub fn collect_from_packages_text(
     native_arch: &str,
     available: &mut AvailableByPackage,
 ) -> Result<(), ListsError> {
+    if let Some(line) = carriage_return_line(text) {
+        return Err(ListsError::CarriageReturn {
+            path: path.to_string(),
+            line,
+        });
+    }
     let mut cursor = paragraphs(text);
     while let Some(raw) = cursor.next_raw() {
         // apt-ftparchive, dak and reprepro all write `Package:` first; anything else gets a

@@ -355,6 +355,22 @@ pub fn read_node(
         Repositories::Dnf(_) => return Err(dnf_sources_on_apt(repositories)),
     };
     let mut notes = Vec::new();
+    if !snapshot.lists.skipped_names.is_empty() {
+        notes.push(format!(
+            "skipped lists files whose names are not UTF-8: {}",
+            snapshot.lists.skipped_names.join(", ")
+        ));
+    }
+    for release in &snapshot.lists.releases {
+        if release.claims_security() && !release.is_security() {
+            notes.push(format!(
+                "{} from {} calls itself the {} security archive, but that site is not the distribution's: its updates are not classified Security",
+                release.repository(),
+                release.site,
+                release.origin
+            ));
+        }
+    }
     if snapshot.dpkg.needs_repair() {
         let broken: Vec<String> = snapshot
             .dpkg
@@ -483,6 +499,8 @@ mod tests {
     #[test]
     fn classification_prefers_security_then_regular_suites() {
         let sec = ReleaseInfo {
+            origin: "Debian".into(),
+            label: "Debian-Security".into(),
             codename: "bookworm-security".into(),
             suite: "oldstable-security".into(),
             ..Default::default()

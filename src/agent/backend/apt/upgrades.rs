@@ -120,7 +120,11 @@ mod tests {
                 arch: "amd64".into(),
             })
             .collect();
-        AptLists { releases, indexes }
+        AptLists {
+            releases,
+            indexes,
+            ..AptLists::default()
+        }
     }
 
     fn candidate<'a>(
@@ -233,11 +237,48 @@ mod tests {
         assert_eq!(info.site, "deb.debian.org");
         assert_eq!(info.apt_rel_str(), "Debian-Security:12/oldstable-security");
         let ubuntu = ReleaseInfo {
+            origin: "Ubuntu".into(),
+            label: "Ubuntu".into(),
             suite: "noble-security".into(),
             codename: "noble".into(),
+            site: "security.ubuntu.com".into(),
             ..ReleaseInfo::default()
         };
         assert!(ubuntu.is_security());
+        // The same Release from a PPA or any other site is a claim, not the distribution's.
+        for site in [
+            "ppa.launchpadcontent.net",
+            "ubuntu.com.example.org",
+            "evilubuntu.com",
+        ] {
+            let third_party = ReleaseInfo {
+                site: site.into(),
+                ..ubuntu.clone()
+            };
+            assert!(
+                third_party.claims_security() && !third_party.is_security(),
+                "{site}"
+            );
+        }
+        let debian_elsewhere =
+            parse_release(text, "repo.example.com_debian_dists_bookworm-security").expect("parse");
+        assert!(debian_elsewhere.claims_security());
+        assert!(
+            !debian_elsewhere.is_security(),
+            "Debian-Security from repo.example.com"
+        );
+        let local_mirror =
+            parse_release(text, "_srv_mirror_debian-security_dists_bookworm-security")
+                .expect("parse");
+        assert!(
+            local_mirror.is_security(),
+            "a file: source is the administrator's"
+        );
+        let not_debian = ReleaseInfo {
+            origin: "Acme".into(),
+            ..info.clone()
+        };
+        assert!(!not_debian.is_security(), "Label without the Debian origin");
         assert_eq!(ubuntu.repository(), "noble-security");
         let updates = ReleaseInfo {
             suite: "bookworm-updates".into(),

@@ -31,7 +31,11 @@ fn lists() -> AptLists {
             arch: "amd64".into(),
         })
         .collect();
-    AptLists { releases, indexes }
+    AptLists {
+        releases,
+        indexes,
+        ..AptLists::default()
+    }
 }
 
 fn version(name: &str, v: &str, indexes: &[usize]) -> AvailableVersion {
