@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Run every fuzz target of fuzz/ for a bounded time (FUZZ_SECONDS each, default 20: seven
-# targets stay under three minutes), as `make test` does after the cargo tests. A crash fails
+# Run every fuzz target of fuzz/ for a bounded time (FUZZ_SECONDS each, default 15: seven
+# targets stay under two minutes), as `make test` does after the cargo tests. A crash fails
 # the script (libFuzzer exits non-zero and leaves the input in fuzz/artifacts/<target>/).
 #
 # Needs the nightly toolchain and cargo-fuzz (scripts/install-deps.sh installs cargo-fuzz).
@@ -10,7 +10,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/../fuzz"
 
-seconds=${FUZZ_SECONDS:-20}
+seconds=${FUZZ_SECONDS:-15}
 missing=""
 command -v rustup >/dev/null && rustup toolchain list | grep -q '^nightly' || missing="the nightly toolchain"
 cargo fuzz --version >/dev/null 2>&1 || missing="${missing:+$missing and }cargo-fuzz"
