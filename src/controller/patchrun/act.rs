@@ -69,11 +69,11 @@ pub(super) fn installs_under_way(ctx: &Context, run: &PatchRun, now: Timestamp) 
         return Vec::new();
     };
     let name = run.name_any();
-    let node_timeout = status
-        .rollout
-        .as_ref()
-        .and_then(|r| crate::schedule::duration::parse_duration(&r.node_timeout).ok())
-        .unwrap_or(k8s_openapi::jiff::SignedDuration::from_hours(2));
+    // The run's fixed nodeTimeout (the default for a run started before it was recorded).
+    let rollout = status.rollout.clone().unwrap_or_default();
+    let node_timeout = crate::schedule::duration::parse_duration(&rollout.node_timeout).unwrap_or(
+        crate::rollout::budget::install_worst_case(status.hooks.as_ref()),
+    );
     status
         .targets
         .iter()
